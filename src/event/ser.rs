@@ -1,0 +1,477 @@
+//! The nested ECS JSON form of an event: written by hand on the hot path (one buffer, no
+//! intermediate tree), read back through `serde_json::Value` for ingest and tests.
+
+use std::io::Write;
+
+use serde_json::{Map, Value};
+
+use super::{
+    Category, Cloud, CompactString, Event, EventType, Geo, Original, Outcome, Sym, SyslogMeta,
+    Timestamp,
+};
+
+/// Why an ECS JSON document could not be read back into an [`Event`].
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    /// Not JSON at all.
+    #[error("invalid JSON at line {line} column {column}: {source}")]
+    Json {
+        /// Line in the document.
+        line: usize,
+        /// Column in the line.
+        column: usize,
+        /// The parser's message.
+        source: serde_json::Error,
+    },
+    /// JSON, but not an object.
+    #[error("an ECS event must be a JSON object")]
+    NotAnObject,
+    /// A field with the wrong type or an impossible value.
+    #[error("field `{field}`: {problem}")]
+    Field {
+        /// The dotted ECS path.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+impl EcsError {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EcsError::Json { .. } => "invalid_json",
+            EcsError::NotAnObject => "not_an_object",
+            EcsError::Field { .. } => "bad_field",
+        }
+    }
+}
+
+/// Writes a JSON object, tracking whether a comma is due.
+struct Obj<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> Obj<'a> {
+    fn open(out: &'a mut Vec<u8>) -> Self {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    fn key(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, k: &str, v: Option<&str>) {
+        if let Some(v) = v {
+            self.key(k);
+            write_str(self.out, v);
+        }
+    }
+
+    fn num(&mut self, k: &str, v: Option<u64>) {
+        if let Some(v) = v {
+            self.key(k);
+            let mut b = itoa::Buffer::new();
+            self.out.extend_from_slice(b.format(v).as_bytes());
+        }
+    }
+
+    fn names(&mut self, k: &str, names: impl Iterator<Item = &'static str>) {
+        let mut names = names.peekable();
+        if names.peek().is_none() {
+            return;
+        }
+        self.key(k);
+        self.out.push(b'[');
+        for (i, n) in names.enumerate() {
+            if i > 0 {
+                self.out.push(b',');
+            }
+            write_str(self.out, n);
+        }
+        self.out.push(b']');
+    }
+
+    /// Starts a nested object under `k`; the caller closes it with `end`.
+    fn child(&mut self, k: &str) -> Obj<'_> {
+        self.key(k);
+        Obj::open(self.out)
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
+    }
+}
+
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaper is exact and fast; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Appends the ECS JSON form of `e` to `out` (one line, no trailing newline).
+pub fn write_json(e: &Event, out: &mut Vec<u8>) {
+    let mut o = Obj::open(out);
+    o.key("@timestamp");
+    o.out.push(b'"');
+    e.timestamp.write_rfc3339(o.out);
+    o.out.push(b'"');
+
+    let has_event = e.created.is_some()
+        || e.dataset.is_some()
+        || e.provider.is_some()
+        || !e.category.is_empty()
+        || !e.kind.is_empty()
+        || e.action.is_some()
+        || e.outcome.is_some()
+        || e.reason.is_some()
+        || e.original.is_some();
+    if has_event {
+        let mut ev = o.child("event");
+        if let Some(c) = e.created {
+            ev.key("created");
+            ev.out.push(b'"');
+            c.write_rfc3339(ev.out);
+            ev.out.push(b'"');
+        }
+        ev.str("dataset", e.dataset.as_deref());
+        ev.str("provider", e.provider.as_deref());
+        ev.names("category", e.category.names());
+        ev.names("type", e.kind.names());
+        ev.str("action", e.action.as_deref());
+        ev.str("outcome", e.outcome.map(Outcome::as_str));
+        ev.str("reason", e.reason.as_deref());
+        ev.str("original", e.original.as_ref().map(Original::raw));
+        ev.end();
+    }
+
+    if e.user_name.is_some() || e.user_id.is_some() || e.user_target_name.is_some() {
+        let mut u = o.child("user");
+        u.str("name", e.user_name.as_deref());
+        u.str("id", e.user_id.as_deref());
+        if let Some(t) = &e.user_target_name {
+            let mut target = u.child("target");
+            target.str("name", Some(t));
+            target.end();
+        }
+        u.end();
+    }
+    if let Some(g) = &e.group_name {
+        let mut grp = o.child("group");
+        grp.str("name", Some(g));
+        grp.end();
+    }
+
+    if e.source_ip.is_some()
+        || e.source_port.is_some()
+        || e.source_domain.is_some()
+        || e.source_geo.is_some()
+    {
+        let mut s = o.child("source");
+        if let Some(ip) = e.source_ip {
+            s.key("ip");
+            let _ = write!(s.out, "\"{ip}\"");
+        }
+        s.num("port", e.source_port.map(u64::from));
+        s.str("domain", e.source_domain.as_deref());
+        if let Some(geo) = &e.source_geo {
+            let mut g = s.child("geo");
+            g.str("country_iso_code", geo.country_iso_code.as_deref());
+            g.str("city_name", geo.city_name.as_deref());
+            if let Some((lat, lon)) = geo.location {
+                g.key("location");
+                let _ = write!(g.out, "{{\"lat\":{lat},\"lon\":{lon}}}");
+            }
+            g.end();
+        }
+        s.end();
+    }
+
+    if let Some(h) = &e.host_name {
+        let mut host = o.child("host");
+        host.str("name", Some(h));
+        host.end();
+    }
+
+    if e.process_name.is_some() || e.process_pid.is_some() || e.process_command_line.is_some() {
+        let mut p = o.child("process");
+        p.str("name", e.process_name.as_deref());
+        p.num("pid", e.process_pid.map(u64::from));
+        p.str("command_line", e.process_command_line.as_deref());
+        p.end();
+    }
+
+    if let Some(c) = &e.cloud {
+        let mut cl = o.child("cloud");
+        cl.str("provider", c.provider.as_deref());
+        if let Some(id) = &c.account_id {
+            let mut acct = cl.child("account");
+            acct.str("id", Some(id));
+            acct.end();
+        }
+        cl.str("region", c.region.as_deref());
+        cl.end();
+    }
+
+    if e.syslog.is_some() || e.log_file_path.is_some() || e.log_offset.is_some() {
+        let mut log = o.child("log");
+        if let Some(path) = &e.log_file_path {
+            let mut file = log.child("file");
+            file.str("path", Some(path));
+            file.end();
+        }
+        log.num("offset", e.log_offset);
+        if let Some(m) = &e.syslog {
+            let mut sl = log.child("syslog");
+            if let Some(f) = m.facility {
+                let mut fac = sl.child("facility");
+                fac.num("code", Some(u64::from(f)));
+                fac.end();
+            }
+            if let Some(s) = m.severity {
+                let mut sev = sl.child("severity");
+                sev.num("code", Some(u64::from(s)));
+                sev.end();
+            }
+            sl.num("version", m.version.map(u64::from));
+            sl.str("msgid", m.msgid.as_deref());
+            if !m.structured_data.is_empty() {
+                let mut sd = sl.child("structured_data");
+                for (id, params) in &m.structured_data {
+                    let mut el = sd.child(id);
+                    for (k, v) in params {
+                        el.str(k, Some(v));
+                    }
+                    el.end();
+                }
+                sd.end();
+            }
+            sl.end();
+        }
+        log.end();
+    }
+
+    o.str("message", e.message.as_deref());
+    o.end();
+}
+
+/// Parses the ECS JSON form. Unknown fields are ignored: ECS documents from other shippers carry
+/// many we do not model.
+pub(super) fn from_json(text: &str) -> Result<Event, EcsError> {
+    let v: Value = serde_json::from_str(text).map_err(|source| EcsError::Json {
+        line: source.line(),
+        column: source.column(),
+        source,
+    })?;
+    let root = v.as_object().ok_or(EcsError::NotAnObject)?;
+    from_map(root)
+}
+
+fn at<'a>(m: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut cur = m;
+    let mut parts = path.split('.').peekable();
+    while let Some(p) = parts.next() {
+        // ECS allows both nested objects and dotted keys: try the dotted remainder first.
+        let v = cur.get(p)?;
+        if parts.peek().is_none() {
+            return Some(v);
+        }
+        cur = v.as_object()?;
+    }
+    None
+}
+
+fn text<'a>(m: &'a Map<String, Value>, path: &'static str) -> Result<Option<&'a str>, EcsError> {
+    match at(m, path) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(EcsError::Field { field: path, problem: "expected a string" }),
+    }
+}
+
+fn int<T: TryFrom<u64>>(m: &Map<String, Value>, path: &'static str) -> Result<Option<T>, EcsError> {
+    match at(m, path) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().and_then(|n| T::try_from(n).ok()).map(Some).ok_or(EcsError::Field {
+            field: path,
+            problem: "expected an unsigned integer in range",
+        }),
+    }
+}
+
+fn time(m: &Map<String, Value>, path: &'static str) -> Result<Option<Timestamp>, EcsError> {
+    text(m, path)?
+        .map(|s| {
+            Timestamp::parse_rfc3339(s)
+                .ok_or(EcsError::Field { field: path, problem: "expected an RFC 3339 timestamp" })
+        })
+        .transpose()
+}
+
+fn names<T>(
+    m: &Map<String, Value>,
+    path: &'static str,
+    empty: T,
+    parse: fn(&str) -> Option<T>,
+    join: fn(T, T) -> T,
+) -> Result<T, EcsError> {
+    let bad = EcsError::Field { field: path, problem: "expected ECS keywords" };
+    match at(m, path) {
+        None | Some(Value::Null) => Ok(empty),
+        Some(Value::String(s)) => parse(s).ok_or(bad),
+        Some(Value::Array(items)) => items.iter().try_fold(empty, |acc, it| {
+            it.as_str()
+                .and_then(parse)
+                .map(|v| join(acc, v))
+                .ok_or(EcsError::Field { field: path, problem: "expected ECS keywords" })
+        }),
+        Some(_) => Err(bad),
+    }
+}
+
+fn cs(s: Option<&str>) -> Option<CompactString> {
+    s.map(CompactString::from)
+}
+
+fn from_map(m: &Map<String, Value>) -> Result<Event, EcsError> {
+    let timestamp = time(m, "@timestamp")?
+        .ok_or(EcsError::Field { field: "@timestamp", problem: "missing" })?;
+    let outcome = text(m, "event.outcome")?
+        .map(|s| {
+            Outcome::from_name(s).ok_or(EcsError::Field {
+                field: "event.outcome",
+                problem: "not success|failure|unknown",
+            })
+        })
+        .transpose()?;
+    let source_ip = text(m, "source.ip")?
+        .map(|s| {
+            s.parse()
+                .map_err(|_| EcsError::Field { field: "source.ip", problem: "not an IP address" })
+        })
+        .transpose()?;
+    let original = text(m, "event.original")?
+        .map(|s| {
+            serde_json::value::RawValue::from_string(s.to_owned())
+                .map(Original::new)
+                .map_err(|_| EcsError::Field { field: "event.original", problem: "not JSON" })
+        })
+        .transpose()?;
+
+    let geo = match at(m, "source.geo") {
+        Some(Value::Object(g)) => Some(Box::new(Geo {
+            country_iso_code: cs(text(g, "country_iso_code").ok().flatten()),
+            city_name: cs(text(g, "city_name").ok().flatten()),
+            location: at(g, "location")
+                .and_then(|l| Some((l.get("lat")?.as_f64()?, l.get("lon")?.as_f64()?))),
+        })),
+        _ => None,
+    };
+
+    let cloud = if at(m, "cloud").is_some() {
+        Some(Box::new(Cloud {
+            provider: text(m, "cloud.provider")?.map(Sym::from),
+            account_id: cs(text(m, "cloud.account.id")?),
+            region: text(m, "cloud.region")?.map(Sym::from),
+        }))
+    } else {
+        None
+    };
+
+    let syslog = match at(m, "log.syslog") {
+        Some(Value::Object(sl)) => {
+            let mut meta = SyslogMeta {
+                facility: int(m, "log.syslog.facility.code")?,
+                severity: int(m, "log.syslog.severity.code")?,
+                version: int(m, "log.syslog.version")?,
+                msgid: cs(text(m, "log.syslog.msgid")?),
+                structured_data: Vec::new(),
+            };
+            if let Some(Value::Object(sd)) = sl.get("structured_data") {
+                for (id, params) in sd {
+                    let params = params
+                        .as_object()
+                        .map(|p| {
+                            p.iter()
+                                .filter_map(|(k, v)| {
+                                    Some((CompactString::from(k.as_str()), Box::from(v.as_str()?)))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    meta.structured_data.push((CompactString::from(id.as_str()), params));
+                }
+            }
+            Some(Box::new(meta))
+        }
+        _ => None,
+    };
+
+    Ok(Event {
+        timestamp,
+        created: time(m, "event.created")?,
+        dataset: text(m, "event.dataset")?.map(Sym::from),
+        provider: text(m, "event.provider")?.map(Sym::from),
+        category: names(
+            m,
+            "event.category",
+            Category::empty(),
+            Category::from_name,
+            Category::with,
+        )?,
+        kind: names(m, "event.type", EventType::empty(), EventType::from_name, EventType::with)?,
+        action: text(m, "event.action")?.map(Sym::from),
+        outcome,
+        reason: cs(text(m, "event.reason")?),
+        user_name: cs(text(m, "user.name")?),
+        user_id: cs(text(m, "user.id")?),
+        user_target_name: cs(text(m, "user.target.name")?),
+        group_name: cs(text(m, "group.name")?),
+        source_ip,
+        source_port: int(m, "source.port")?,
+        source_domain: cs(text(m, "source.domain")?),
+        source_geo: geo,
+        host_name: text(m, "host.name")?.map(Sym::from),
+        process_name: text(m, "process.name")?.map(Sym::from),
+        process_pid: int(m, "process.pid")?,
+        process_command_line: text(m, "process.command_line")?.map(Box::from),
+        cloud,
+        syslog,
+        log_file_path: text(m, "log.file.path")?.map(Sym::from),
+        log_offset: int(m, "log.offset")?,
+        message: text(m, "message")?.map(Box::from),
+        original,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_what_is_not_an_event() {
+        assert!(matches!(from_json("[1]"), Err(EcsError::NotAnObject)));
+        assert!(matches!(from_json("{\"@timestamp\":"), Err(EcsError::Json { .. })));
+        assert!(matches!(from_json("{}"), Err(EcsError::Field { field: "@timestamp", .. })));
+        let bad_ip = r#"{"@timestamp":"2024-01-01T00:00:00Z","source":{"ip":"nope"}}"#;
+        assert!(matches!(from_json(bad_ip), Err(EcsError::Field { field: "source.ip", .. })));
+        let bad_port = r#"{"@timestamp":"2024-01-01T00:00:00Z","source":{"port":70000}}"#;
+        assert!(matches!(from_json(bad_port), Err(EcsError::Field { field: "source.port", .. })));
+    }
+
+    #[test]
+    fn escapes_control_and_quote_characters() {
+        let e = Event { message: Some("a\"b\\c\nd\u{1}".into()), ..Event::default() };
+        let mut out = Vec::new();
+        write_json(&e, &mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap_or_default();
+        assert_eq!(v["message"], "a\"b\\c\nd\u{1}");
+    }
+}

@@ -1,0 +1,154 @@
+//! Shared strings for values that repeat across events (host, dataset, action, process).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// An immutable string that is either a static literal or shared by reference count, so that
+/// copying a host name or an action onto every event costs no allocation.
+#[derive(Clone)]
+pub struct Sym(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Sym {
+    /// A symbol for a string literal; no allocation.
+    pub const fn from_static(s: &'static str) -> Self {
+        Sym(Repr::Static(s))
+    }
+
+    /// The string.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl Deref for Sym {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Sym {
+    fn from(s: &str) -> Self {
+        Sym(Repr::Shared(Arc::from(s)))
+    }
+}
+
+impl From<String> for Sym {
+    fn from(s: String) -> Self {
+        Sym(Repr::Shared(Arc::from(s)))
+    }
+}
+
+impl PartialEq for Sym {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for Sym {}
+
+impl PartialEq<str> for Sym {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Sym {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Sym {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A bounded string interner: host and process names repeat on nearly every line, so a parser
+/// keeps one of these and hands out shared copies. When full it starts over rather than grow,
+/// because a flood of distinct names (an attacker spoofing hostnames over UDP) must not grow
+/// memory without bound.
+#[derive(Default)]
+pub struct Interner {
+    map: HashMap<Box<str>, Sym>,
+    last: Option<Sym>,
+}
+
+/// Names kept before the interner starts over.
+const INTERNER_CAP: usize = 4096;
+
+impl Interner {
+    /// The shared copy of `s`.
+    pub fn intern(&mut self, s: &str) -> Sym {
+        // Consecutive lines nearly always come from the same host: skip the hash.
+        if let Some(last) = &self.last {
+            if last.as_str() == s {
+                return last.clone();
+            }
+        }
+        let sym = match self.map.get(s) {
+            Some(sym) => sym.clone(),
+            None => {
+                if self.map.len() >= INTERNER_CAP {
+                    self.map.clear();
+                }
+                let sym = Sym::from(s);
+                self.map.insert(s.into(), sym.clone());
+                sym
+            }
+        };
+        self.last = Some(sym.clone());
+        sym
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interned_names_share_storage() {
+        let mut i = Interner::default();
+        let a = i.intern("web-1");
+        let b = i.intern("db-1");
+        let c = i.intern("web-1");
+        assert_eq!(a, c);
+        assert_ne!(a, b);
+        match (&a.0, &c.0) {
+            (Repr::Shared(x), Repr::Shared(y)) => assert!(Arc::ptr_eq(x, y)),
+            _ => panic!("expected shared symbols"),
+        }
+    }
+
+    #[test]
+    fn interner_stays_bounded() {
+        let mut i = Interner::default();
+        for n in 0..INTERNER_CAP * 3 {
+            i.intern(&format!("host-{n}"));
+        }
+        assert!(i.map.len() <= INTERNER_CAP);
+    }
+}

@@ -1,0 +1,3 @@
+//! logwarden (bootstrap)
+#![warn(missing_docs)]
+pub mod event;

@@ -1,0 +1,101 @@
+//! Parsers: raw records in, normalized [`Event`]s out. A record that cannot be parsed becomes a
+//! [`ParseError`] that the caller counts and sets aside; it never panics and is never dropped
+//! silently.
+
+pub mod cloudtrail;
+pub mod extract;
+pub mod frame;
+pub mod json;
+pub mod syslog;
+
+use crate::event::{EcsError, Event};
+use crate::source::RawRecord;
+
+/// Which parser a stream of records goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 3164 or RFC 5424 syslog lines.
+    Syslog,
+    /// AWS CloudTrail records.
+    CloudTrail,
+    /// ECS JSON events, one per line.
+    Json,
+}
+
+impl Format {
+    /// The name used on the command line and in the ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Syslog => "syslog",
+            Format::CloudTrail => "cloudtrail",
+            Format::Json => "json",
+        }
+    }
+}
+
+/// A record that could not be turned into events.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The bytes are not UTF-8.
+    #[error("invalid UTF-8 at byte {valid_up_to} of the record")]
+    InvalidUtf8 {
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// Nothing in the line looks like a syslog header.
+    #[error("not a syslog message: {0}")]
+    NotSyslog(&'static str),
+    /// Malformed JSON.
+    #[error("invalid JSON at line {line} column {column}: {source}")]
+    Json {
+        /// Line within the record.
+        line: usize,
+        /// Column within the line.
+        column: usize,
+        /// The JSON parser's message.
+        source: serde_json::Error,
+    },
+    /// Valid JSON that is not a usable CloudTrail record.
+    #[error("CloudTrail record: field `{field}` {problem}")]
+    CloudTrail {
+        /// The record's field name.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// Valid JSON that is not a usable ECS event.
+    #[error("ECS event: {0}")]
+    Ecs(#[from] EcsError),
+}
+
+impl ParseError {
+    /// A short, fixed label for metrics and the ledger.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::InvalidUtf8 { .. } => "invalid_utf8",
+            ParseError::NotSyslog(_) => "not_syslog",
+            ParseError::Json { .. } => "invalid_json",
+            ParseError::CloudTrail { .. } => "bad_cloudtrail_record",
+            ParseError::Ecs(e) => e.kind(),
+        }
+    }
+
+    /// Wraps a serde_json error with its position.
+    pub fn json(source: serde_json::Error) -> Self {
+        ParseError::Json { line: source.line(), column: source.column(), source }
+    }
+}
+
+/// Turns raw records of one format into events. Implementations may keep per-stream state (the
+/// sshd session table), so one parser serves one stream in order.
+pub trait Parser: Send {
+    /// Appends the events of one record to `out` (usually one; `message repeated N times`
+    /// gives N).
+    fn parse(&mut self, record: &RawRecord, out: &mut Vec<Event>) -> Result<(), ParseError>;
+}
+
+/// The record's text, or the UTF-8 error.
+pub fn utf8(record: &RawRecord) -> Result<&str, ParseError> {
+    std::str::from_utf8(&record.bytes)
+        .map_err(|e| ParseError::InvalidUtf8 { valid_up_to: e.valid_up_to() })
+}
