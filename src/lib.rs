@@ -1,3 +1,13 @@
-//! logwarden (bootstrap)
+//! logwarden: a log-aggregation and alerting agent for security teams.
+//!
+//! ```text
+//! source/ ──RawRecord──► parse/ ──Event──► rule/ ──Alert──► route/ ──Dispatch──► sink/
+//! ```
+//!
+//! Sources frame bytes into records, parsers turn records into normalized [`event::Event`]s with
+//! Elastic Common Schema names; `replay` runs files through that pipeline offline.
 #![warn(missing_docs)]
+
 pub mod event;
+pub mod parse;
+pub mod source;

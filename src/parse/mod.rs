@@ -2,11 +2,7 @@
 //! [`ParseError`] that the caller counts and sets aside; it never panics and is never dropped
 //! silently.
 
-pub mod cloudtrail;
 pub mod extract;
-pub mod frame;
-pub mod json;
-pub mod syslog;
 
 use crate::event::{EcsError, Event};
 use crate::source::RawRecord;

@@ -1,10 +1,6 @@
 //! Sources: where raw records come from. A source only frames bytes into [`RawRecord`]s; it
 //! never parses them.
 
-pub mod cloudtrail;
-pub mod detect;
-pub mod file;
-
 use bytes::Bytes;
 
 use crate::event::{Sym, Timestamp};
