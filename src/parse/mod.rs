@@ -3,6 +3,8 @@
 //! silently.
 
 pub mod extract;
+pub mod frame;
+pub mod syslog;
 
 use crate::event::{EcsError, Event};
 use crate::source::RawRecord;

@@ -1,0 +1,120 @@
+//! What sshd told us earlier about a connection, keyed by host and pid, so that lines which omit
+//! the peer (`Disconnecting: Too many authentication failures for root [preauth]`) can still be
+//! attributed to an address, as fail2ban does.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use compact_str::CompactString;
+
+use crate::event::Sym;
+
+/// The peer and user of one sshd connection process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshSession {
+    /// The client's address.
+    pub ip: Option<IpAddr>,
+    /// The client's port.
+    pub port: Option<u16>,
+    /// The user the client tried to log in as.
+    pub user: Option<CompactString>,
+}
+
+/// Sessions remembered at most: one per concurrent sshd child is plenty; under a flood the
+/// oldest half is forgotten rather than memory growing.
+const SESSION_CAP: usize = 16 * 1024;
+
+/// A bounded pid-keyed table of sessions, in two generations: when the current one fills, it
+/// becomes the previous one and the old previous one is dropped, so eviction is O(1) amortized
+/// and a session seen recently is always kept.
+#[derive(Default)]
+pub struct SessionTable {
+    current: HashMap<(Sym, u32), SshSession>,
+    previous: HashMap<(Sym, u32), SshSession>,
+}
+
+impl SessionTable {
+    /// The session of `pid` on `host`, if one was seen.
+    pub fn get(&self, host: &Sym, pid: u32) -> Option<&SshSession> {
+        let key = (host.clone(), pid);
+        self.current.get(&key).or_else(|| self.previous.get(&key))
+    }
+
+    /// Records what a line said about the session: set fields overwrite, unset ones are kept.
+    pub fn update(
+        &mut self,
+        host: &Sym,
+        pid: u32,
+        ip: Option<IpAddr>,
+        port: Option<u16>,
+        user: Option<&str>,
+    ) {
+        let key = (host.clone(), pid);
+        if !self.current.contains_key(&key) {
+            if self.current.len() >= SESSION_CAP / 2 {
+                self.previous = std::mem::take(&mut self.current);
+            }
+            let old = self.previous.remove(&key).unwrap_or_default();
+            self.current.insert(key.clone(), old);
+        }
+        if let Some(s) = self.current.get_mut(&key) {
+            if ip.is_some() {
+                s.ip = ip;
+            }
+            if port.is_some() {
+                s.port = port;
+            }
+            if let Some(u) = user {
+                s.user = Some(u.into());
+            }
+        }
+    }
+
+    /// Forgets a session whose connection ended; pids are reused.
+    pub fn end(&mut self, host: &Sym, pid: u32) {
+        let key = (host.clone(), pid);
+        self.current.remove(&key);
+        self.previous.remove(&key);
+    }
+
+    /// How many sessions are remembered.
+    pub fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+
+    /// Whether no session is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_and_merges_what_lines_say() {
+        let mut t = SessionTable::default();
+        let h = Sym::from("h");
+        t.update(&h, 7, "1.2.3.4".parse().ok(), None, None);
+        t.update(&h, 7, None, Some(22), Some("root"));
+        let s = t.get(&h, 7).cloned().unwrap_or_default();
+        assert_eq!(s.ip, "1.2.3.4".parse().ok());
+        assert_eq!(s.port, Some(22));
+        assert_eq!(s.user.as_deref(), Some("root"));
+        assert!(t.get(&Sym::from("other"), 7).is_none());
+        t.end(&h, 7);
+        assert!(t.get(&h, 7).is_none());
+    }
+
+    #[test]
+    fn stays_bounded_and_keeps_recent_sessions() {
+        let mut t = SessionTable::default();
+        let h = Sym::from("h");
+        for pid in 0..(SESSION_CAP as u32 * 4) {
+            t.update(&h, pid, None, Some(1), None);
+        }
+        assert!(t.len() <= SESSION_CAP);
+        assert!(t.get(&h, SESSION_CAP as u32 * 4 - 1).is_some());
+    }
+}

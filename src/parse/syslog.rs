@@ -1,0 +1,309 @@
+//! Syslog lines (RFC 3164 and RFC 5424, via `syslog_loose`) into events, with the application
+//! extractors filling in who and what.
+//!
+//! RFC 3164 timestamps carry neither year nor zone. The zone is configured (an IANA name, so
+//! daylight saving is right for every line); the year comes from a reference clock, with the
+//! rollover rule below, computed once per day of reference time rather than per line.
+
+use chrono::Datelike;
+use chrono_tz::Tz;
+use syslog_loose::{IncompleteDate, ProcId, Protocol, Variant};
+
+use super::extract::Extractors;
+use super::{ParseError, Parser, utf8};
+use crate::event::{CompactString, Event, Interner, Sym, SyslogMeta, Timestamp};
+use crate::source::RawRecord;
+
+/// How RFC 3164 timestamps are completed.
+#[derive(Clone, Copy, Debug)]
+pub struct SyslogOptions {
+    /// Zone of timestamps that carry none (RFC 3164). Default UTC.
+    pub timezone: Tz,
+    /// A fixed year for RFC 3164 timestamps (replaying an old file); else derived from the clock.
+    pub year: Option<i32>,
+    /// The reference "now" for records with no receive time (offline replay); else the wall clock.
+    pub now: Option<Timestamp>,
+}
+
+impl Default for SyslogOptions {
+    fn default() -> Self {
+        SyslogOptions { timezone: Tz::UTC, year: None, now: None }
+    }
+}
+
+/// `event.dataset` for a syslog line no extractor recognized.
+pub const DATASET: Sym = Sym::from_static("syslog");
+
+/// Most events one `message repeated N times` line may expand to: rsyslog only folds repeats
+/// within its flush interval, so a larger N is a forged line meant to exhaust memory.
+pub const MAX_REPEAT: usize = 10_000;
+
+/// The year of a yearless timestamp in month `msg_month`, read at (`year`, `month`).
+///
+/// A log line is never from the future, so a month more than one ahead of now must be last
+/// year's: December lines read in January belong to the year before. One month of slack
+/// tolerates hosts whose clocks run ahead; a January line read in December is next year's
+/// (a host already past midnight on New Year's Eve).
+pub fn resolve_year(year: i32, month: u32, msg_month: u32) -> i32 {
+    if month == 12 && msg_month == 1 {
+        year + 1
+    } else if msg_month > month + 1 {
+        year - 1
+    } else {
+        year
+    }
+}
+
+/// The syslog parser for one stream (extractor state such as sshd sessions is per stream).
+pub struct SyslogParser {
+    opts: SyslogOptions,
+    hosts: Interner,
+    apps: Interner,
+    extractors: Extractors,
+    /// (day number, year, month) of the last reference time, to skip the calendar math.
+    ref_day: Option<(i64, i32, u32)>,
+}
+
+impl SyslogParser {
+    /// A parser with the given timestamp options.
+    pub fn new(opts: SyslogOptions) -> Self {
+        SyslogParser {
+            opts,
+            hosts: Interner::default(),
+            apps: Interner::default(),
+            extractors: Extractors::default(),
+            ref_day: None,
+        }
+    }
+
+    fn year_month(&mut self, reference: Timestamp) -> (i32, u32) {
+        let day = reference.secs().div_euclid(86_400);
+        if let Some((d, y, m)) = self.ref_day {
+            if d == day {
+                return (y, m);
+            }
+        }
+        // Interpret "now" in the configured zone: a Berlin host reads New Year's Day an hour
+        // before UTC does.
+        let (y, m) = chrono::DateTime::from_timestamp(reference.secs(), 0)
+            .map(|t| t.with_timezone(&self.opts.timezone))
+            .map_or((1970, 1), |t| (t.year(), t.month()));
+        self.ref_day = Some((day, y, m));
+        (y, m)
+    }
+}
+
+impl Default for SyslogParser {
+    fn default() -> Self {
+        SyslogParser::new(SyslogOptions::default())
+    }
+}
+
+impl Parser for SyslogParser {
+    fn parse(&mut self, record: &RawRecord, out: &mut Vec<Event>) -> Result<(), ParseError> {
+        let text = utf8(record)?;
+        let reference = record.received.or(self.opts.now).unwrap_or_else(Timestamp::now);
+        let (year, month) = self.year_month(reference);
+        let fixed = self.opts.year;
+        let get_year =
+            move |(m, ..): IncompleteDate| fixed.unwrap_or_else(|| resolve_year(year, month, m));
+        let msg = syslog_loose::parse_message_with_year_exact_tz(
+            text,
+            get_year,
+            Some(self.opts.timezone),
+            Variant::Either,
+        )
+        .map_err(|_| ParseError::NotSyslog("no RFC 3164 or RFC 5424 header"))?;
+
+        let mut e = Event {
+            // RFC 5424 allows a nil timestamp: then the time we received it is the best we know.
+            timestamp: msg.timestamp.map_or(reference, |t| Timestamp::from_chrono(&t)),
+            created: record.received,
+            host_name: msg.hostname.map(|h| self.hosts.intern(h)),
+            process_name: msg.appname.map(|a| self.apps.intern(a)),
+            process_pid: match msg.procid {
+                Some(ProcId::PID(p)) => u32::try_from(p).ok(),
+                _ => None,
+            },
+            log_offset: Some(record.origin.offset),
+            ..Event::default()
+        };
+        let version = match msg.protocol {
+            Protocol::RFC5424(v) => u8::try_from(v).ok(),
+            Protocol::RFC3164 => None,
+        };
+        if msg.facility.is_some() || version.is_some() || !msg.structured_data.is_empty() {
+            e.syslog = Some(Box::new(SyslogMeta {
+                facility: msg.facility.map(|f| f as u8),
+                severity: msg.severity.map(|s| s as u8),
+                version,
+                msgid: msg.msgid.map(CompactString::from),
+                structured_data: msg
+                    .structured_data
+                    .iter()
+                    .map(|sd| {
+                        let params = sd
+                            .params()
+                            .map(|(k, v)| (CompactString::from(*k), Box::from(v.as_str())))
+                            .collect();
+                        (CompactString::from(sd.id), params)
+                    })
+                    .collect(),
+            }));
+        }
+
+        let app = msg.appname.unwrap_or("");
+        let (count, body) = match repeated(msg.msg) {
+            Some((n, inner)) => (n.min(MAX_REPEAT), inner),
+            None => (1, msg.msg),
+        };
+        e.message = Some(Box::from(body));
+        if !self.extractors.extract(app, body, &mut e) {
+            e.dataset = Some(DATASET);
+        }
+        out.extend(std::iter::repeat_n(e, count));
+        Ok(())
+    }
+}
+
+/// rsyslog's and syslog-ng's `message repeated N times: [ MSG]`: N copies of MSG, which
+/// fail2ban misses (it would count one failure where there were N).
+fn repeated(msg: &str) -> Option<(usize, &str)> {
+    let rest = msg.strip_prefix("message repeated ")?;
+    let (n, rest) = rest.split_once(" times: [")?;
+    let n: usize = n.parse().ok()?;
+    let inner = rest.trim_end().strip_suffix(']')?;
+    Some((n, inner.trim_start()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Category, Outcome};
+    use crate::source::Origin;
+    use bytes::Bytes;
+
+    fn record(line: &str) -> RawRecord {
+        RawRecord {
+            bytes: Bytes::copy_from_slice(line.as_bytes()),
+            origin: Origin { source: Sym::from_static("test"), record: 1, offset: 0 },
+            received: None,
+        }
+    }
+
+    /// 2026-11-23T00:00:00Z
+    const NOW: Timestamp = Timestamp(1_763_856_000_000_000_000);
+
+    fn parse_with(opts: SyslogOptions, line: &str) -> Result<Vec<Event>, ParseError> {
+        let mut p = SyslogParser::new(opts);
+        let mut out = Vec::new();
+        p.parse(&record(line), &mut out).map(|()| out)
+    }
+
+    fn parse(line: &str) -> Vec<Event> {
+        parse_with(SyslogOptions { now: Some(NOW), ..SyslogOptions::default() }, line)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn rfc3164_sshd_failure_becomes_an_authentication_event() {
+        let ev = parse(
+            "Dec 10 06:55:48 LabSZ sshd[24200]: Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+        );
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            ev[0].to_json(),
+            r#"{"@timestamp":"2025-12-10T06:55:48Z","event":{"dataset":"sshd","category":["authentication"],"type":["start"],"action":"ssh_login","outcome":"failure","reason":"password"},"user":{"name":"webmaster"},"source":{"ip":"173.234.31.186","port":38926},"host":{"name":"LabSZ"},"process":{"name":"sshd","pid":24200},"log":{"offset":0},"message":"Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2"}"#
+        );
+    }
+
+    #[test]
+    fn rfc5424_keeps_structured_data_and_accepts_nil_timestamp() {
+        let ev = parse(
+            r#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application"] An application event"#,
+        );
+        let e = &ev[0];
+        assert_eq!(e.timestamp.to_string(), "2003-10-11T22:14:15.003Z");
+        let m = e.syslog.as_deref().cloned().unwrap_or_default();
+        assert_eq!((m.facility, m.severity, m.version), (Some(20), Some(5), Some(1)));
+        assert_eq!(m.msgid.as_deref(), Some("ID47"));
+        assert_eq!(m.structured_data[0].0, "exampleSDID@32473");
+        assert_eq!(m.structured_data[0].1[1], ("eventSource".into(), "Application".into()));
+        assert_eq!(e.dataset.as_deref(), Some("syslog"));
+
+        let nil = parse("<34>1 - host app 99 - - hello");
+        assert_eq!(nil[0].timestamp, NOW);
+        assert_eq!(nil[0].process_pid, Some(99));
+    }
+
+    #[test]
+    fn rfc3164_uses_the_configured_zone_with_daylight_saving() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap_or(Tz::UTC);
+        let opts = SyslogOptions { timezone: berlin, year: Some(2024), now: Some(NOW) };
+        let summer = parse_with(opts, "Jul  1 12:00:00 h app: x").unwrap_or_default();
+        let winter = parse_with(opts, "Jan  1 12:00:00 h app: x").unwrap_or_default();
+        assert_eq!(summer[0].timestamp.to_string(), "2024-07-01T10:00:00Z");
+        assert_eq!(winter[0].timestamp.to_string(), "2024-01-01T11:00:00Z");
+    }
+
+    #[test]
+    fn december_lines_read_in_january_are_last_year() {
+        assert_eq!(resolve_year(2027, 1, 12), 2026);
+        assert_eq!(resolve_year(2026, 11, 12), 2026);
+        assert_eq!(resolve_year(2026, 12, 1), 2027);
+        assert_eq!(resolve_year(2026, 6, 6), 2026);
+        // Through the parser, with the reference clock on 2027-01-02.
+        let jan = Timestamp(1_798_848_000_000_000_000 + 86_400_000_000_000);
+        let ev = parse_with(
+            SyslogOptions { now: Some(jan), ..SyslogOptions::default() },
+            "Dec 31 23:59:59 h app: x",
+        )
+        .unwrap_or_default();
+        assert_eq!(ev[0].timestamp.to_string(), "2026-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn message_repeated_expands_to_n_events() {
+        let ev = parse(
+            "Dec 10 07:13:56 LabSZ sshd[24227]: message repeated 5 times: [ Failed password for root from 5.36.59.76 port 42393 ssh2]",
+        );
+        assert_eq!(ev.len(), 5);
+        assert!(
+            ev.iter()
+                .all(|e| e.outcome == Some(Outcome::Failure)
+                    && e.user_name.as_deref() == Some("root"))
+        );
+        assert_eq!(
+            ev[0].message.as_deref(),
+            Some("Failed password for root from 5.36.59.76 port 42393 ssh2")
+        );
+        let forged = parse("Dec 10 07:13:56 h sshd[1]: message repeated 999999999 times: [ x]");
+        assert_eq!(forged.len(), MAX_REPEAT);
+    }
+
+    #[test]
+    fn unrecognized_program_lines_are_generic_syslog_events() {
+        let ev = parse("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown");
+        assert_eq!(ev[0].dataset.as_deref(), Some("syslog"));
+        assert_eq!(ev[0].process_pid, Some(19939));
+        let ev = parse("Jun 14 15:16:01 combo kernel: eth0 up");
+        assert_eq!(ev[0].dataset.as_deref(), Some("syslog"));
+        assert!(ev[0].category == Category::empty() && ev[0].action.is_none());
+    }
+
+    #[test]
+    fn garbage_and_invalid_utf8_are_errors() {
+        let opts = SyslogOptions { now: Some(NOW), ..SyslogOptions::default() };
+        assert!(matches!(
+            parse_with(opts, "\u{1}\u{2} not a log line"),
+            Err(ParseError::NotSyslog(_))
+        ));
+        let mut p = SyslogParser::new(opts);
+        let mut rec = record("");
+        rec.bytes = Bytes::from_static(b"Dec 10 06:55:48 h sshd[1]: \xff\xfe");
+        assert!(matches!(
+            p.parse(&rec, &mut Vec::new()),
+            Err(ParseError::InvalidUtf8 { valid_up_to: 27 })
+        ));
+    }
+}
