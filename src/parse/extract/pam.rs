@@ -25,9 +25,11 @@ use crate::event::{Category, CompactString, Event, EventType, Outcome};
 
 const DATASET: &str = "pam";
 
-/// Whether `msg` is a PAM line this module owns (the dispatcher sends these here first).
+/// Whether `msg` looks like a PAM line (the dispatcher offers these here first): a `pam_`
+/// module prefix, or sshd's `PAM <count> more ...`.
 pub fn is_pam(msg: &str) -> bool {
-    msg.starts_with("pam_") || msg.starts_with("PAM ")
+    msg.starts_with("pam_")
+        || msg.strip_prefix("PAM ").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 /// Fills `e` from a PAM line with its module prefix (`pam_unix(sshd:auth): ...`) or from sshd's
