@@ -282,9 +282,11 @@ mod tests {
     }
 
     #[test]
-    fn unrecognized_program_lines_are_generic_syslog_events() {
+    fn lines_go_to_the_extractor_of_their_program() {
+        // Old Linux-PAM names the module in the program: the PAM extractor takes it.
         let ev = parse("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass; user unknown");
-        assert_eq!(ev[0].dataset.as_deref(), Some("syslog"));
+        assert_eq!(ev[0].dataset.as_deref(), Some("pam"));
+        assert_eq!(ev[0].action.as_deref(), Some("pam_user_unknown"));
         assert_eq!(ev[0].process_pid, Some(19939));
         let ev = parse("Jun 14 15:16:01 combo kernel: eth0 up");
         assert_eq!(ev[0].dataset.as_deref(), Some("syslog"));
