@@ -2,6 +2,7 @@
 //! [`ParseError`] that the caller counts and sets aside; it never panics and is never dropped
 //! silently.
 
+pub mod cloudtrail;
 pub mod extract;
 pub mod frame;
 pub mod syslog;
@@ -53,6 +54,12 @@ pub enum ParseError {
         /// The JSON parser's message.
         source: serde_json::Error,
     },
+    /// Valid JSON of the wrong kind where a format needs an object (an array, a string, null).
+    #[error("a {format} record must be a JSON object")]
+    NotAnObject {
+        /// The format that expected an object.
+        format: &'static str,
+    },
     /// Valid JSON that is not a usable CloudTrail record.
     #[error("CloudTrail record: field `{field}` {problem}")]
     CloudTrail {
@@ -73,6 +80,7 @@ impl ParseError {
             ParseError::InvalidUtf8 { .. } => "invalid_utf8",
             ParseError::NotSyslog(_) => "not_syslog",
             ParseError::Json { .. } => "invalid_json",
+            ParseError::NotAnObject { .. } => "not_an_object",
             ParseError::CloudTrail { .. } => "bad_cloudtrail_record",
             ParseError::Ecs(e) => e.kind(),
         }

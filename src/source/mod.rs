@@ -1,6 +1,8 @@
 //! Sources: where raw records come from. A source only frames bytes into [`RawRecord`]s; it
 //! never parses them.
 
+pub mod cloudtrail;
+
 use bytes::Bytes;
 
 use crate::event::{Sym, Timestamp};
