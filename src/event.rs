@@ -145,10 +145,11 @@ pub struct SyslogMeta {
     /// `log.syslog.msgid` (RFC 5424).
     pub msgid: Option<CompactString>,
     /// `log.syslog.structured_data` (RFC 5424): SD-ID with its parameters, in order.
-    // Spelled out on purpose: the nesting is the RFC 5424 shape, and an alias would hide it.
-    #[allow(clippy::type_complexity)]
-    pub structured_data: Vec<(CompactString, Vec<(CompactString, Box<str>)>)>,
+    pub structured_data: Vec<SdElement>,
 }
+
+/// One RFC 5424 structured-data element: its SD-ID and its (name, value) parameters in order.
+pub type SdElement = (CompactString, Vec<(CompactString, Box<str>)>);
 
 /// A structured source record kept as its raw JSON text, parsed on first field access.
 ///

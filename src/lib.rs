@@ -8,6 +8,9 @@
 //! Elastic Common Schema names; `replay` runs files through that pipeline offline.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod event;
+pub mod ledger;
 pub mod parse;
+pub mod replay;
 pub mod source;

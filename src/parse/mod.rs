@@ -5,6 +5,7 @@
 pub mod cloudtrail;
 pub mod extract;
 pub mod frame;
+pub mod json;
 pub mod syslog;
 
 use crate::event::{EcsError, Event};

@@ -152,10 +152,24 @@ impl Parser for SyslogParser {
             }));
         }
 
-        let app = msg.appname.unwrap_or("");
-        let (count, body) = match repeated(msg.msg) {
+        let mut app = msg.appname.unwrap_or("");
+        let mut text = msg.msg;
+        if let Some((fac, sev)) = msg.appname.and_then(facility_severity) {
+            // BusyBox syslogd and some appliances write `host auth.info prog[pid]: msg`:
+            // the word syslog_loose took for the program is the priority, in names.
+            if let Some((prog, pid, rest)) = split_tag(text) {
+                app = prog;
+                text = rest;
+                e.process_name = Some(self.apps.intern(prog));
+                e.process_pid = pid;
+                let meta = e.syslog.get_or_insert_with(Default::default);
+                meta.facility = meta.facility.or(Some(fac));
+                meta.severity = meta.severity.or(Some(sev));
+            }
+        }
+        let (count, body) = match repeated(text) {
             Some((n, inner)) => (n.min(MAX_REPEAT), inner),
-            None => (1, msg.msg),
+            None => (1, text),
         };
         e.message = Some(Box::from(body));
         if !self.extractors.extract(app, body, &mut e) {
@@ -163,6 +177,59 @@ impl Parser for SyslogParser {
         }
         out.extend(std::iter::repeat_n(e, count));
         Ok(())
+    }
+}
+
+const FACILITIES: [&str; 24] = [
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "ntp",
+    "security",
+    "console",
+    "solaris-cron",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+];
+const SEVERITIES: [&str; 8] = ["emerg", "alert", "crit", "err", "warn", "notice", "info", "debug"];
+
+/// `auth.info` as (facility, severity) codes.
+fn facility_severity(word: &str) -> Option<(u8, u8)> {
+    let (f, s) = word.split_once('.')?;
+    let f = FACILITIES.iter().position(|n| *n == f)?;
+    let s = match s {
+        "warning" => 4,
+        "error" => 3,
+        "panic" => 0,
+        s => SEVERITIES.iter().position(|n| *n == s)?,
+    };
+    Some((f as u8, s as u8))
+}
+
+/// `prog[pid]: rest` or `prog: rest` at the start of a message.
+fn split_tag(msg: &str) -> Option<(&str, Option<u32>, &str)> {
+    let (tag, rest) = msg.split_once(": ")?;
+    if tag.is_empty() || tag.contains(' ') {
+        return None;
+    }
+    match tag.strip_suffix(']').and_then(|t| t.split_once('[')) {
+        Some((prog, pid)) => Some((prog, pid.parse().ok(), rest)),
+        None => Some((tag, None, rest)),
     }
 }
 
@@ -291,6 +358,21 @@ mod tests {
         let ev = parse("Jun 14 15:16:01 combo kernel: eth0 up");
         assert_eq!(ev[0].dataset.as_deref(), Some("syslog"));
         assert!(ev[0].category == Category::empty() && ev[0].action.is_none());
+    }
+
+    #[test]
+    fn busybox_priority_names_before_the_tag() {
+        let ev =
+            parse("Jun 20 02:18:39 vps auth.info sshd[13482]: Invalid user admin from 192.168.2.2");
+        let e = &ev[0];
+        assert_eq!(e.process_name.as_deref(), Some("sshd"));
+        assert_eq!(e.process_pid, Some(13482));
+        assert_eq!(e.action.as_deref(), Some("ssh_invalid_user"));
+        let m = e.syslog.as_deref().cloned().unwrap_or_default();
+        assert_eq!((m.facility, m.severity), (Some(4), Some(6)));
+        // A program that merely contains a dot is left alone.
+        let ev = parse("Jun 20 02:18:39 vps my.app: hello: world");
+        assert_eq!(ev[0].process_name.as_deref(), Some("my.app"));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! never parses them.
 
 pub mod cloudtrail;
+pub mod detect;
+pub mod file;
 
 use bytes::Bytes;
 

@@ -1,0 +1,328 @@
+//! `logwarden replay`: files through the pipeline, offline, with a ledger per file.
+//!
+//! Two stages on two threads joined by a bounded channel of event batches: one reads, frames
+//! and parses; the other serializes and writes. That splits the two costs that dominate
+//! (syslog parsing, JSON writing) across this machine's two cores, and the channel bound keeps
+//! memory flat whatever the file size.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use crate::event::{Event, Sym};
+use crate::ledger::{Ledger, Quarantined};
+use crate::parse::cloudtrail::CloudTrailParser;
+use crate::parse::json::JsonParser;
+use crate::parse::syslog::{SyslogOptions, SyslogParser};
+use crate::parse::{Format, Parser};
+use crate::source::RawRecord;
+use crate::source::cloudtrail::{CloudTrailReadError, read_records};
+use crate::source::detect::{self, DetectError, Input};
+use crate::source::file::{Framed, read_lines};
+
+/// Events per batch sent between the stages.
+const BATCH: usize = 1024;
+/// Batches in flight: with ~1 KiB per event this bounds the queue to a few MiB.
+const QUEUE: usize = 4;
+/// Bytes of serialized events buffered before one write call.
+const WRITE_BUF: usize = 256 * 1024;
+
+/// How `replay` reads its inputs.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    /// Force a format instead of detecting it per file.
+    pub format: Option<Format>,
+    /// RFC 3164 time zone and year.
+    pub syslog: SyslogOptions,
+    /// Longest line accepted; longer ones are quarantined.
+    pub max_record_bytes: usize,
+    /// Draw a progress bar on standard error.
+    pub progress: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            format: None,
+            syslog: SyslogOptions::default(),
+            max_record_bytes: crate::parse::frame::DEFAULT_MAX_RECORD_BYTES,
+            progress: false,
+        }
+    }
+}
+
+/// Why a replay stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// An input could not be opened.
+    #[error(transparent)]
+    Open(#[from] DetectError),
+    /// Writing events or dead letters failed (a closed pipe, a full disk).
+    #[error("writing output: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+impl ReplayError {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReplayError::Open(e) => e.kind(),
+            ReplayError::Write(_) => "write",
+        }
+    }
+}
+
+/// Where replayed events and set-aside records go.
+pub struct Outputs<'a> {
+    /// One ECS JSON event per line, if wanted.
+    pub events: Option<&'a mut (dyn Write + Send)>,
+    /// One JSON line per quarantined record (source, position, reason, raw text), if wanted.
+    pub dead_letter: Option<&'a mut (dyn Write + Send)>,
+}
+
+/// Replays each file in turn; returns one ledger per file.
+pub fn replay(
+    paths: &[PathBuf],
+    opts: &ReplayOptions,
+    out: &mut Outputs<'_>,
+) -> Result<Vec<Ledger>, ReplayError> {
+    let mut ledgers = Vec::with_capacity(paths.len());
+    for path in paths {
+        let input = detect::open(path, opts.format)?;
+        ledgers.push(replay_input(path, input, opts, out)?);
+    }
+    Ok(ledgers)
+}
+
+fn replay_input(
+    path: &Path,
+    input: Input,
+    opts: &ReplayOptions,
+    out: &mut Outputs<'_>,
+) -> Result<Ledger, ReplayError> {
+    let source = Sym::from(path.display().to_string());
+    let format = input.format;
+    let progress = progress_bar(opts.progress, input.size, &source);
+    let consumed = input.consumed.clone();
+    let (tx, rx) = sync_channel::<Vec<Event>>(QUEUE);
+    let (dl_tx, dl_rx) = sync_channel::<Vec<u8>>(QUEUE);
+    std::thread::scope(|scope| {
+        let producer = {
+            let source = source.clone();
+            let syslog = opts.syslog;
+            let max = opts.max_record_bytes;
+            scope.spawn(move || produce(input, format, source, syslog, max, tx, dl_tx))
+        };
+        let written = consume(rx, dl_rx, out, &progress, &consumed);
+        // The producer ends when input ends or when the consumer hung up; either way join it.
+        let ledger = producer.join().unwrap_or_else(|_| {
+            let mut l = Ledger::new(source.to_string(), format.as_str());
+            l.quarantine(Quarantined {
+                unit: "record",
+                number: 0,
+                offset: 0,
+                kind: "internal_error",
+                detail: "the parser thread panicked".into(),
+            });
+            l
+        });
+        if let Some(p) = &progress {
+            p.finish_and_clear();
+        }
+        written.map(|()| ledger)
+    })
+}
+
+fn progress_bar(enabled: bool, size: Option<u64>, source: &Sym) -> Option<indicatif::ProgressBar> {
+    // Small files finish before a bar is worth drawing.
+    let size = size.filter(|&s| enabled && s > 8 * 1024 * 1024)?;
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(source.to_string());
+    Some(bar)
+}
+
+/// The writing stage: serializes batches and writes them in large chunks.
+fn consume(
+    rx: Receiver<Vec<Event>>,
+    dl_rx: Receiver<Vec<u8>>,
+    out: &mut Outputs<'_>,
+    progress: &Option<indicatif::ProgressBar>,
+    consumed: &std::sync::atomic::AtomicU64,
+) -> Result<(), ReplayError> {
+    let mut buf = Vec::with_capacity(WRITE_BUF + 64 * 1024);
+    for batch in rx {
+        for line in dl_rx.try_iter() {
+            if let Some(w) = out.dead_letter.as_deref_mut() {
+                w.write_all(&line).map_err(ReplayError::Write)?;
+            }
+        }
+        if let Some(w) = out.events.as_deref_mut() {
+            for e in &batch {
+                crate::event::write_json(e, &mut buf);
+                buf.push(b'\n');
+                if buf.len() >= WRITE_BUF {
+                    w.write_all(&buf).map_err(ReplayError::Write)?;
+                    buf.clear();
+                }
+            }
+        }
+        if let Some(p) = progress {
+            p.set_position(consumed.load(Ordering::Relaxed));
+        }
+    }
+    if let Some(w) = out.events.as_deref_mut() {
+        w.write_all(&buf).map_err(ReplayError::Write)?;
+        w.flush().map_err(ReplayError::Write)?;
+    }
+    for line in dl_rx.try_iter() {
+        if let Some(w) = out.dead_letter.as_deref_mut() {
+            w.write_all(&line).map_err(ReplayError::Write)?;
+        }
+    }
+    if let Some(w) = out.dead_letter.as_deref_mut() {
+        w.flush().map_err(ReplayError::Write)?;
+    }
+    Ok(())
+}
+
+/// The parsing stage's state for one input.
+struct Producer {
+    source: Sym,
+    ledger: Ledger,
+    batch: Vec<Event>,
+    tx: SyncSender<Vec<Event>>,
+    dead_letter: SyncSender<Vec<u8>>,
+}
+
+impl Producer {
+    fn parse(
+        &mut self,
+        parser: &mut dyn Parser,
+        rec: &RawRecord,
+        unit: &'static str,
+    ) -> ControlFlow<()> {
+        self.ledger.records += 1;
+        let before = self.batch.len();
+        match parser.parse(rec, &mut self.batch) {
+            Ok(()) => {
+                for e in &mut self.batch[before..] {
+                    e.log_file_path = Some(self.source.clone());
+                }
+            }
+            Err(err) => {
+                self.batch.truncate(before);
+                let q = Quarantined {
+                    unit,
+                    number: rec.origin.record,
+                    offset: rec.origin.offset,
+                    kind: err.kind(),
+                    detail: err.to_string(),
+                };
+                self.set_aside(q, &rec.bytes);
+            }
+        }
+        if self.batch.len() >= BATCH { self.flush() } else { ControlFlow::Continue(()) }
+    }
+
+    fn set_aside(&mut self, q: Quarantined, raw: &[u8]) {
+        let line = serde_json::json!({
+            "source": self.source.as_str(),
+            q.unit: q.number,
+            "offset": q.offset,
+            "reason": q.kind,
+            "detail": q.detail,
+            "raw": String::from_utf8_lossy(raw),
+        });
+        let mut bytes = line.to_string().into_bytes();
+        bytes.push(b'\n');
+        // A closed channel means the writer stopped; the ledger still counts the record.
+        let _ = self.dead_letter.send(bytes);
+        self.ledger.quarantine(q);
+    }
+
+    fn flush(&mut self) -> ControlFlow<()> {
+        if self.batch.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.ledger.events += batch.len() as u64;
+        match self.tx.send(batch) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(_) => ControlFlow::Break(()),
+        }
+    }
+}
+
+fn produce(
+    input: Input,
+    format: Format,
+    source: Sym,
+    syslog: SyslogOptions,
+    max_record_bytes: usize,
+    tx: SyncSender<Vec<Event>>,
+    dead_letter: SyncSender<Vec<u8>>,
+) -> Ledger {
+    let mut p = Producer {
+        ledger: Ledger::new(source.to_string(), format.as_str()),
+        source: source.clone(),
+        batch: Vec::with_capacity(BATCH),
+        tx,
+        dead_letter,
+    };
+    match format {
+        Format::Syslog | Format::Json => {
+            let mut parser: Box<dyn Parser> = match format {
+                Format::Json => Box::new(JsonParser),
+                _ => Box::new(SyslogParser::new(syslog)),
+            };
+            let result =
+                read_lines(input.reader, &source, max_record_bytes, |framed| match framed {
+                    Framed::Record(rec) => p.parse(parser.as_mut(), &rec, "line"),
+                    Framed::Bad(q, head) => {
+                        p.ledger.records += 1;
+                        p.set_aside(q, &head);
+                        ControlFlow::Continue(())
+                    }
+                });
+            // The torn last line was already set aside by read_lines; nothing more to count.
+            drop(result);
+        }
+        Format::CloudTrail => {
+            let mut parser = CloudTrailParser::default();
+            let result = read_records(input.reader, source.clone(), |rec| {
+                p.parse(&mut parser, &rec, "record")
+            });
+            if let Err(err) = result {
+                let (number, offset) = cloudtrail_position(&err);
+                p.ledger.records += 1;
+                let q = Quarantined {
+                    unit: "record",
+                    number,
+                    offset,
+                    kind: err.kind(),
+                    detail: err.to_string(),
+                };
+                p.set_aside(q, &[]);
+            }
+        }
+    }
+    let _ = p.flush();
+    p.ledger
+}
+
+fn cloudtrail_position(err: &CloudTrailReadError) -> (u64, u64) {
+    match err {
+        CloudTrailReadError::Json { record, offset, .. }
+        | CloudTrailReadError::Io { record, offset, .. }
+        | CloudTrailReadError::NotCloudTrail { record, offset, .. }
+        | CloudTrailReadError::RecordTooLarge { record, offset, .. } => (*record, *offset),
+    }
+}
