@@ -24,6 +24,19 @@ pub struct Cli {
 pub enum Command {
     /// Run log files through the pipeline offline and report what they contain.
     Replay(ReplayArgs),
+    /// Write synthetic auth-log traffic (sshd-heavy RFC 3164) for load tests and demos.
+    Generate(GenerateArgs),
+}
+
+/// Flags of `logwarden generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// How many lines to write.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub lines: u64,
+    /// Seed: the same seed writes the same log.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// Input format choices for `--format`.
@@ -75,6 +88,15 @@ fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Generate(args) => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match crate::generate::write_syslog(&mut out, args.lines, args.seed)
+                .and_then(|()| out.flush())
+            {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod event;
+pub mod generate;
 pub mod ledger;
 pub mod parse;
 pub mod replay;

@@ -1,9 +1,10 @@
 //! Shared strings for values that repeat across events (host, dataset, action, process).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 /// An immutable string that is either a static literal or shared by reference count, so that
 /// copying a host name or an action onto every event costs no allocation.

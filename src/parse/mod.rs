@@ -6,6 +6,7 @@ pub mod cloudtrail;
 pub mod extract;
 pub mod frame;
 pub mod json;
+pub mod rfc3164;
 pub mod syslog;
 
 use crate::event::{EcsError, Event};

@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use syslog_loose::{IncompleteDate, ProcId, Protocol, Variant};
 
 use super::extract::Extractors;
+use super::rfc3164::{self, OffsetCache};
 use super::{ParseError, Parser, utf8};
 use crate::event::{CompactString, Event, Interner, Sym, SyslogMeta, Timestamp};
 use crate::source::RawRecord;
@@ -60,6 +61,7 @@ pub struct SyslogParser {
     hosts: Interner,
     apps: Interner,
     extractors: Extractors,
+    offsets: OffsetCache,
     /// (day number, year, month) of the last reference time, to skip the calendar math.
     ref_day: Option<(i64, i32, u32)>,
 }
@@ -72,6 +74,7 @@ impl SyslogParser {
             hosts: Interner::default(),
             apps: Interner::default(),
             extractors: Extractors::default(),
+            offsets: OffsetCache::default(),
             ref_day: None,
         }
     }
@@ -105,79 +108,116 @@ impl Parser for SyslogParser {
         let reference = record.received.or(self.opts.now).unwrap_or_else(Timestamp::now);
         let (year, month) = self.year_month(reference);
         let fixed = self.opts.year;
-        let get_year =
-            move |(m, ..): IncompleteDate| fixed.unwrap_or_else(|| resolve_year(year, month, m));
-        let msg = syslog_loose::parse_message_with_year_exact_tz(
-            text,
-            get_year,
-            Some(self.opts.timezone),
-            Variant::Either,
-        )
-        .map_err(|_| ParseError::NotSyslog("no RFC 3164 or RFC 5424 header"))?;
+        let year_of = move |m: u32| fixed.unwrap_or_else(|| resolve_year(year, month, m));
 
         let mut e = Event {
-            // RFC 5424 allows a nil timestamp: then the time we received it is the best we know.
-            timestamp: msg.timestamp.map_or(reference, |t| Timestamp::from_chrono(&t)),
             created: record.received,
-            host_name: msg.hostname.map(|h| self.hosts.intern(h)),
-            process_name: msg.appname.map(|a| self.apps.intern(a)),
-            process_pid: match msg.procid {
-                Some(ProcId::PID(p)) => u32::try_from(p).ok(),
-                _ => None,
-            },
             log_offset: Some(record.origin.offset),
             ..Event::default()
         };
-        let version = match msg.protocol {
-            Protocol::RFC5424(v) => u8::try_from(v).ok(),
-            Protocol::RFC3164 => None,
-        };
-        if msg.facility.is_some() || version.is_some() || !msg.structured_data.is_empty() {
-            e.syslog = Some(Box::new(SyslogMeta {
-                facility: msg.facility.map(|f| f as u8),
-                severity: msg.severity.map(|s| s as u8),
-                version,
-                msgid: msg.msgid.map(CompactString::from),
-                structured_data: msg
-                    .structured_data
-                    .iter()
-                    .map(|sd| {
-                        let params = sd
-                            .params()
-                            .map(|(k, v)| (CompactString::from(*k), Box::from(v.as_str())))
-                            .collect();
-                        (CompactString::from(sd.id), params)
-                    })
-                    .collect(),
-            }));
-        }
-
-        let mut app = msg.appname.unwrap_or("");
-        let mut text = msg.msg;
-        if let Some((fac, sev)) = msg.appname.and_then(facility_severity) {
-            // BusyBox syslogd and some appliances write `host auth.info prog[pid]: msg`:
-            // the word syslog_loose took for the program is the priority, in names.
-            if let Some((prog, pid, rest)) = split_tag(text) {
-                app = prog;
-                text = rest;
-                e.process_name = Some(self.apps.intern(prog));
-                e.process_pid = pid;
-                let meta = e.syslog.get_or_insert_with(Default::default);
-                meta.facility = meta.facility.or(Some(fac));
-                meta.severity = meta.severity.or(Some(sev));
+        let (mut app, mut text_msg);
+        if let Some(h) = rfc3164::parse(text, self.opts.timezone, year_of, &mut self.offsets) {
+            e.timestamp = h.timestamp;
+            e.host_name = Some(self.hosts.intern(h.host));
+            e.process_name = Some(self.apps.intern(h.app));
+            e.process_pid = h.pid;
+            if let Some((facility, severity)) = h.pri {
+                e.syslog = Some(Box::new(SyslogMeta {
+                    facility: Some(facility),
+                    severity: Some(severity),
+                    ..SyslogMeta::default()
+                }));
+            }
+            app = h.app;
+            text_msg = h.msg;
+        } else {
+            let get_year = move |(m, ..): IncompleteDate| year_of(m);
+            let msg = syslog_loose::parse_message_with_year_exact_tz(
+                text,
+                get_year,
+                Some(self.opts.timezone),
+                variant(text),
+            )
+            .map_err(|_| ParseError::NotSyslog("no RFC 3164 or RFC 5424 header"))?;
+            // RFC 5424 allows a nil timestamp: then the time we received it is the best we know.
+            e.timestamp = msg.timestamp.map_or(reference, |t| Timestamp::from_chrono(&t));
+            e.host_name = msg.hostname.map(|h| self.hosts.intern(h));
+            e.process_name = msg.appname.map(|a| self.apps.intern(a));
+            e.process_pid = match msg.procid {
+                Some(ProcId::PID(p)) => u32::try_from(p).ok(),
+                _ => None,
+            };
+            let version = match msg.protocol {
+                Protocol::RFC5424(v) => u8::try_from(v).ok(),
+                Protocol::RFC3164 => None,
+            };
+            if msg.facility.is_some() || version.is_some() || !msg.structured_data.is_empty() {
+                e.syslog = Some(Box::new(SyslogMeta {
+                    facility: msg.facility.map(|f| f as u8),
+                    severity: msg.severity.map(|s| s as u8),
+                    version,
+                    msgid: msg.msgid.map(CompactString::from),
+                    structured_data: msg
+                        .structured_data
+                        .iter()
+                        .map(|sd| {
+                            let params = sd
+                                .params()
+                                .map(|(k, v)| (CompactString::from(*k), Box::from(v.as_str())))
+                                .collect();
+                            (CompactString::from(sd.id), params)
+                        })
+                        .collect(),
+                }));
+            }
+            app = msg.appname.unwrap_or("");
+            text_msg = msg.msg;
+            if let Some((fac, sev)) = msg.appname.and_then(facility_severity) {
+                // BusyBox syslogd and some appliances write `host auth.info prog[pid]: msg`:
+                // the word syslog_loose took for the program is the priority, in names.
+                if let Some((prog, pid, rest)) = split_tag(text_msg) {
+                    app = prog;
+                    text_msg = rest;
+                    e.process_name = Some(self.apps.intern(prog));
+                    e.process_pid = pid;
+                    let meta = e.syslog.get_or_insert_with(Default::default);
+                    meta.facility = meta.facility.or(Some(fac));
+                    meta.severity = meta.severity.or(Some(sev));
+                }
             }
         }
-        let (count, body) = match repeated(text) {
+
+        let (count, body) = match repeated(text_msg) {
             Some((n, inner)) => (n.min(MAX_REPEAT), inner),
-            None => (1, text),
+            None => (1, text_msg),
         };
         e.message = Some(Box::from(body));
         if !self.extractors.extract(app, body, &mut e) {
             e.dataset = Some(DATASET);
         }
-        out.extend(std::iter::repeat_n(e, count));
+        if count == 1 {
+            out.push(e);
+        } else {
+            out.extend(std::iter::repeat_n(e, count));
+        }
         Ok(())
     }
+}
+
+/// RFC 5424 starts `<PRI>VERSION ` (`<34>1 `); anything else is RFC 3164. Deciding here saves
+/// syslog_loose's `Either` a failed RFC 5424 attempt on every RFC 3164 line.
+fn variant(text: &str) -> Variant {
+    let b = text.trim_start().as_bytes();
+    if b.first() == Some(&b'<') {
+        if let Some(close) = b.iter().take(5).position(|&c| c == b'>') {
+            let rest = &b[close + 1..];
+            let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits > 0 && rest.get(digits) == Some(&b' ') {
+                return Variant::RFC5424;
+            }
+        }
+    }
+    Variant::RFC3164
 }
 
 const FACILITIES: [&str; 24] = [

@@ -2,10 +2,10 @@
 //! the peer (`Disconnecting: Too many authentication failures for root [preauth]`) can still be
 //! attributed to an address, as fail2ban does.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use compact_str::CompactString;
+use foldhash::HashMap;
 
 use crate::event::Sym;
 
@@ -73,8 +73,9 @@ impl SessionTable {
     /// Forgets a session whose connection ended; pids are reused.
     pub fn end(&mut self, host: &Sym, pid: u32) {
         let key = (host.clone(), pid);
-        self.current.remove(&key);
-        self.previous.remove(&key);
+        if self.current.remove(&key).is_none() && !self.previous.is_empty() {
+            self.previous.remove(&key);
+        }
     }
 
     /// How many sessions are remembered.
