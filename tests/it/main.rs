@@ -2,3 +2,4 @@
 
 mod corpus;
 mod golden_sshd;
+mod replay_cli;
