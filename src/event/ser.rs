@@ -69,6 +69,17 @@ impl<'a> Obj<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
+    /// A key from input (an RFC 5424 SD-ID or parameter name), which may need escaping; the
+    /// fixed ECS names go through `key`, which copies them as they are.
+    fn key_escaped(&mut self, k: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(self.out, k);
+        self.out.push(b':');
+    }
+
     fn str(&mut self, k: &str, v: Option<&str>) {
         if let Some(v) = v {
             self.key(k);
@@ -245,9 +256,28 @@ pub fn write_json(e: &Event, out: &mut Vec<u8>) {
             if !m.structured_data.is_empty() {
                 let mut sd = sl.child("structured_data");
                 for (id, params) in &m.structured_data {
-                    let mut el = sd.child(id);
-                    for (k, v) in params {
-                        el.str(k, Some(v));
+                    sd.key_escaped(id);
+                    let mut el = Obj::open(sd.out);
+                    // RFC 5424 lets a name repeat; the parser groups repeats together, and they
+                    // are written as one array so no value is lost to a duplicate JSON key.
+                    let mut i = 0;
+                    while i < params.len() {
+                        let name = &params[i].0;
+                        let run = params[i..].iter().take_while(|(k, _)| k == name).count();
+                        el.key_escaped(name);
+                        if run == 1 {
+                            write_str(el.out, &params[i].1);
+                        } else {
+                            el.out.push(b'[');
+                            for (j, (_, v)) in params[i..i + run].iter().enumerate() {
+                                if j > 0 {
+                                    el.out.push(b',');
+                                }
+                                write_str(el.out, v);
+                            }
+                            el.out.push(b']');
+                        }
+                        i += run;
                     }
                     el.end();
                 }
@@ -396,16 +426,21 @@ fn from_map(m: &Map<String, Value>) -> Result<Event, EcsError> {
             };
             if let Some(Value::Object(sd)) = sl.get("structured_data") {
                 for (id, params) in sd {
-                    let params = params
-                        .as_object()
-                        .map(|p| {
-                            p.iter()
-                                .filter_map(|(k, v)| {
-                                    Some((CompactString::from(k.as_str()), Box::from(v.as_str()?)))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let mut list = Vec::new();
+                    for (k, v) in params.as_object().into_iter().flatten() {
+                        let values: Vec<&Value> = match v {
+                            Value::Array(items) => items.iter().collect(),
+                            other => vec![other],
+                        };
+                        for v in values {
+                            let v = v.as_str().ok_or(EcsError::Field {
+                                field: "log.syslog.structured_data",
+                                problem: "parameter values must be strings",
+                            })?;
+                            list.push((CompactString::from(k.as_str()), Box::from(v)));
+                        }
+                    }
+                    let params = list;
                     meta.structured_data.push((CompactString::from(id.as_str()), params));
                 }
             }

@@ -9,21 +9,31 @@ pub struct Timestamp(pub i64);
 const NANOS_PER_SEC: i64 = 1_000_000_000;
 
 impl Timestamp {
-    /// The instant from seconds and nanoseconds since the epoch.
+    /// The instant from seconds and nanoseconds since the epoch, clamped to the representable
+    /// range (1677-09-21 to 2262-04-11) for the callers that compute times, not read them.
     pub fn from_secs_nanos(secs: i64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(NANOS_PER_SEC).saturating_add(i64::from(nanos)))
+        let ns = i128::from(secs) * i128::from(NANOS_PER_SEC) + i128::from(nanos);
+        Timestamp(ns.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+    }
+
+    /// The instant, or None when it falls outside 1677-09-21..2262-04-11: a log line dated
+    /// year 1 is bad input to set aside, not a time to bend into range.
+    pub fn checked_from_secs_nanos(secs: i64, nanos: u32) -> Option<Self> {
+        let ns = i128::from(secs) * i128::from(NANOS_PER_SEC) + i128::from(nanos);
+        i64::try_from(ns).ok().map(Timestamp)
     }
 
     /// The current wall-clock time.
     pub fn now() -> Self {
-        let d =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         Timestamp::from_secs_nanos(d.as_secs() as i64, d.subsec_nanos())
     }
 
-    /// From a chrono instant in any zone.
-    pub fn from_chrono<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> Self {
-        Timestamp::from_secs_nanos(t.timestamp(), t.timestamp_subsec_nanos())
+    /// From a chrono instant in any zone; None when out of range.
+    pub fn from_chrono<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>) -> Option<Self> {
+        Timestamp::checked_from_secs_nanos(t.timestamp(), t.timestamp_subsec_nanos())
     }
 
     /// Whole seconds since the epoch (floor).
@@ -33,7 +43,7 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp such as `2023-07-10T11:42:31Z`.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| Timestamp::from_chrono(&t))
+        chrono::DateTime::parse_from_rfc3339(s).ok().and_then(|t| Timestamp::from_chrono(&t))
     }
 
     /// Appends the RFC 3339 UTC form, with 0, 3, 6 or 9 fractional digits as needed.
@@ -145,5 +155,15 @@ mod tests {
             Some(Timestamp::from_secs_nanos(1_688_989_351, 0))
         );
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        assert_eq!(Timestamp::parse_rfc3339("0001-01-01T00:00:00Z"), None);
+        assert_eq!(Timestamp::parse_rfc3339("9999-01-01T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn the_extremes_round_trip() {
+        for t in [Timestamp(i64::MIN), Timestamp(i64::MAX), Timestamp(0)] {
+            assert_eq!(Timestamp::parse_rfc3339(&fmt(t)), Some(t), "{t:?}");
+        }
+        assert_eq!(Timestamp::from_secs_nanos(i64::MIN / 2, 5), Timestamp(i64::MIN));
     }
 }

@@ -481,7 +481,7 @@ pub fn parse_event_time(s: &str) -> Option<Timestamp> {
     };
     let days = days_from_civil(i64::from(year), month, day);
     let secs = days * 86_400 + i64::from(hour * 3600 + minute * 60 + second) - offset_secs;
-    Some(Timestamp::from_secs_nanos(secs, nanos))
+    Timestamp::checked_from_secs_nanos(secs, nanos)
 }
 
 fn days_in_month(year: u32, month: u32) -> u32 {

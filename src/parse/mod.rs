@@ -43,6 +43,9 @@ pub enum ParseError {
         /// Length of the valid prefix.
         valid_up_to: usize,
     },
+    /// A timestamp outside what an event can hold (1677-09-21 to 2262-04-11).
+    #[error("timestamp out of range: {0}")]
+    TimestampOutOfRange(String),
     /// Nothing in the line looks like a syslog header.
     #[error("not a syslog message: {0}")]
     NotSyslog(&'static str),
@@ -81,6 +84,7 @@ impl ParseError {
         match self {
             ParseError::InvalidUtf8 { .. } => "invalid_utf8",
             ParseError::NotSyslog(_) => "not_syslog",
+            ParseError::TimestampOutOfRange(_) => "timestamp_out_of_range",
             ParseError::Json { .. } => "invalid_json",
             ParseError::NotAnObject { .. } => "not_an_object",
             ParseError::CloudTrail { .. } => "bad_cloudtrail_record",

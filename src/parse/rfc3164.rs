@@ -166,7 +166,7 @@ pub fn parse<'a>(
     {
         return None;
     }
-    Some(Header { pri, timestamp: Timestamp::from_secs_nanos(secs, 0), host, app, pid, msg })
+    Some(Header { pri, timestamp: Timestamp::checked_from_secs_nanos(secs, 0)?, host, app, pid, msg })
 }
 
 #[cfg(test)]
@@ -190,7 +190,7 @@ mod tests {
         .ok()?;
         Some(Header {
             pri: m.facility.zip(m.severity).map(|(f, s)| (f as u8, s as u8)),
-            timestamp: Timestamp::from_chrono(&m.timestamp?),
+            timestamp: Timestamp::from_chrono(&m.timestamp?)?,
             host: m.hostname?,
             app: m.appname?,
             pid: match m.procid {

@@ -12,7 +12,7 @@ use syslog_loose::{IncompleteDate, ProcId, Protocol, Variant};
 use super::extract::Extractors;
 use super::rfc3164::{self, OffsetCache};
 use super::{ParseError, Parser, utf8};
-use crate::event::{CompactString, Event, Interner, Sym, SyslogMeta, Timestamp};
+use crate::event::{CompactString, Event, Interner, SdElement, Sym, SyslogMeta, Timestamp};
 use crate::source::RawRecord;
 
 /// How RFC 3164 timestamps are completed.
@@ -140,7 +140,11 @@ impl Parser for SyslogParser {
             )
             .map_err(|_| ParseError::NotSyslog("no RFC 3164 or RFC 5424 header"))?;
             // RFC 5424 allows a nil timestamp: then the time we received it is the best we know.
-            e.timestamp = msg.timestamp.map_or(reference, |t| Timestamp::from_chrono(&t));
+            e.timestamp = match msg.timestamp {
+                None => reference,
+                Some(t) => Timestamp::from_chrono(&t)
+                    .ok_or_else(|| ParseError::TimestampOutOfRange(t.to_rfc3339()))?,
+            };
             e.host_name = msg.hostname.map(|h| self.hosts.intern(h));
             e.process_name = msg.appname.map(|a| self.apps.intern(a));
             e.process_pid = match msg.procid {
@@ -157,17 +161,7 @@ impl Parser for SyslogParser {
                     severity: msg.severity.map(|s| s as u8),
                     version,
                     msgid: msg.msgid.map(CompactString::from),
-                    structured_data: msg
-                        .structured_data
-                        .iter()
-                        .map(|sd| {
-                            let params = sd
-                                .params()
-                                .map(|(k, v)| (CompactString::from(*k), Box::from(v.as_str())))
-                                .collect();
-                            (CompactString::from(sd.id), params)
-                        })
-                        .collect(),
+                    structured_data: canonical_sd(&msg.structured_data),
                 }));
             }
             app = msg.appname.unwrap_or("");
@@ -202,6 +196,32 @@ impl Parser for SyslogParser {
         }
         Ok(())
     }
+}
+
+/// Structured data in one canonical shape: a repeated SD-ID (which RFC 5424 forbids but
+/// senders write) is merged into its first element, and a repeated parameter name is grouped
+/// after its first occurrence, so the JSON form (an object per element, an array for a
+/// repeated name) holds every value and reads back identically.
+fn canonical_sd(sd: &[syslog_loose::StructuredElement<&str>]) -> Vec<SdElement> {
+    let mut out: Vec<SdElement> = Vec::with_capacity(sd.len());
+    for el in sd {
+        let idx = match out.iter().position(|(id, _)| id == el.id) {
+            Some(i) => i,
+            None => {
+                out.push((CompactString::from(el.id), Vec::new()));
+                out.len() - 1
+            }
+        };
+        let params = &mut out[idx].1;
+        for (k, v) in el.params() {
+            let value: Box<str> = Box::from(v.as_str());
+            match params.iter().rposition(|(name, _)| name == *k) {
+                Some(last) => params.insert(last + 1, (CompactString::from(*k), value)),
+                None => params.push((CompactString::from(*k), value)),
+            }
+        }
+    }
+    out
 }
 
 /// RFC 5424 starts `<PRI>VERSION ` (`<34>1 `); anything else is RFC 3164. Deciding here saves
@@ -341,6 +361,34 @@ mod tests {
         let nil = parse("<34>1 - host app 99 - - hello");
         assert_eq!(nil[0].timestamp, NOW);
         assert_eq!(nil[0].process_pid, Some(99));
+    }
+
+    #[test]
+    fn structured_data_round_trips_with_order_repeats_and_odd_names() {
+        for line in [
+            r#"<165>1 2025-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"] An application event"#,
+            r#"<13>1 2025-01-01T00:00:00Z h a - - [x@1 a="1" b="x" a="2"][y@1 z="0"][x@1 c="3"] m"#,
+            "<13>1 2025-01-01T00:00:00Z h a - - [x\u{1}y a=\"1\"] m",
+        ] {
+            let ev = parse(line);
+            let back = Event::from_json(&ev[0].to_json());
+            assert_eq!(back.as_ref().ok(), Some(&ev[0]), "{line} {back:?}");
+        }
+        let ev = parse(r#"<13>1 2025-01-01T00:00:00Z h a - - [x@1 a="1" b="x" a="2"][x@1 c="3"] m"#);
+        let sd = ev[0].syslog.as_deref().cloned().unwrap_or_default().structured_data;
+        let names: Vec<(&str, &str)> = sd[0].1.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+        assert_eq!(sd.len(), 1);
+        assert_eq!(names, [("a", "1"), ("a", "2"), ("b", "x"), ("c", "3")]);
+        assert!(ev[0].to_json().contains(r#""x@1":{"a":["1","2"],"b":"x","c":"3"}"#));
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_errors() {
+        let opts = SyslogOptions { now: Some(NOW), ..SyslogOptions::default() };
+        let r = parse_with(opts, "<13>1 0001-01-01T00:00:00Z h a - - - m");
+        assert!(matches!(r, Err(ParseError::TimestampOutOfRange(_))), "{r:?}");
+        let r = parse_with(SyslogOptions { year: Some(1), ..opts }, "Jan  1 00:00:00 h a: m");
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[test]
