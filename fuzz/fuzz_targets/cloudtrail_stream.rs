@@ -17,8 +17,13 @@ fuzz_target!(|data: &[u8]| {
     let result = read_records(data, Sym::from_static("fuzz"), |rec| {
         emitted += 1;
         assert_eq!(rec.origin.record, emitted, "records numbered out of order");
+        // Not asserted for non-UTF-8 bytes: a top-level object is handed over as the bytes the
+        // JSON reader consumed, and serde_json does not check UTF-8 inside strings it skips, so
+        // such a record reaches the parser (which rejects it as invalid UTF-8) while the same
+        // record inside an array ends the read with a JSON error. See the README.
         assert!(
-            serde_json::from_slice::<serde_json::Value>(&rec.bytes).is_ok(),
+            std::str::from_utf8(&rec.bytes).is_err()
+                || serde_json::from_slice::<serde_json::Value>(&rec.bytes).is_ok(),
             "record is not JSON: {:?}",
             String::from_utf8_lossy(&rec.bytes)
         );
