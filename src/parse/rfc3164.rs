@@ -166,7 +166,14 @@ pub fn parse<'a>(
     {
         return None;
     }
-    Some(Header { pri, timestamp: Timestamp::checked_from_secs_nanos(secs, 0)?, host, app, pid, msg })
+    Some(Header {
+        pri,
+        timestamp: Timestamp::checked_from_secs_nanos(secs, 0)?,
+        host,
+        app,
+        pid,
+        msg,
+    })
 }
 
 #[cfg(test)]

@@ -374,7 +374,8 @@ mod tests {
             let back = Event::from_json(&ev[0].to_json());
             assert_eq!(back.as_ref().ok(), Some(&ev[0]), "{line} {back:?}");
         }
-        let ev = parse(r#"<13>1 2025-01-01T00:00:00Z h a - - [x@1 a="1" b="x" a="2"][x@1 c="3"] m"#);
+        let ev =
+            parse(r#"<13>1 2025-01-01T00:00:00Z h a - - [x@1 a="1" b="x" a="2"][x@1 c="3"] m"#);
         let sd = ev[0].syslog.as_deref().cloned().unwrap_or_default().structured_data;
         let names: Vec<(&str, &str)> = sd[0].1.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
         assert_eq!(sd.len(), 1);

@@ -5,19 +5,25 @@
 //! detonation logs), and JSON objects one after another (NDJSON or simply concatenated). The
 //! shapes may follow one another in one stream, so `cat`-ed or multi-member gzip files work.
 //!
-//! Nothing here holds more than one record at a time: array elements are handed out one by one
-//! from a serde `SeqAccess`, and a record larger than [`MAX_RECORD_BYTES`] is an error rather
-//! than an allocation. Decompression is the caller's job (wrap the reader in
-//! `flate2::read::MultiGzDecoder`); a truncated gzip member then surfaces here as an I/O error.
+//! This is a framer, not a parser: it finds where each record begins and ends by following
+//! JSON's structure (strings, escapes, nesting), and leaves checking the record's content to
+//! the parser, so one damaged record costs that record, not the rest of the file. Structural
+//! damage (a bracket that closes the wrong thing, input ending inside a record) does end the
+//! read, with the record index and byte offset. A first version walked the stream with a serde
+//! `SeqAccess` over `serde_json`'s reader-based deserializer; that reads byte by byte through
+//! `io::Read` and managed about 70 MB/s, against about 1.3 GB/s for this framer on the same
+//! files, so records are now found in a buffer with `memchr` and only the parser runs serde.
+//!
+//! Memory is bounded: the buffer holds at most the record being read plus one read-ahead chunk,
+//! and a record larger than [`MAX_RECORD_BYTES`] is an error rather than an allocation.
+//! Decompression is the caller's job (wrap the reader in `flate2::read::MultiGzDecoder`); a
+//! truncated gzip member then surfaces here as an I/O error.
 
-use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::io::{self, Read};
 use std::ops::ControlFlow;
 
 use bytes::Bytes;
-use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess};
-use serde_json::value::RawValue;
+use serde::de::Error as _;
 
 use super::{Origin, RawRecord};
 use crate::event::Sym;
@@ -46,9 +52,9 @@ pub enum CloudTrailReadError {
     Json {
         /// 1-based index of the record being read.
         record: u64,
-        /// Byte offset in the stream where the parser stopped.
+        /// Byte offset in the stream of the byte where the structure broke.
         offset: u64,
-        /// The JSON parser's message.
+        /// What is wrong, as a JSON error.
         source: serde_json::Error,
     },
     /// The underlying reader failed (a truncated gzip member shows up here as unexpected EOF).
@@ -127,49 +133,430 @@ fn read_capped<R: Read>(
     emit: impl FnMut(RawRecord) -> ControlFlow<()>,
     max_record: u64,
 ) -> Result<ReadSummary, CloudTrailReadError> {
-    let meter = Meter { max_record, ..Meter::default() };
-    let mut input = MeteredReader::new(reader, &meter);
-    let mut run = Run { meter: &meter, emit, source, records: 0, stopped: false };
-    input.skip_bom().map_err(|e| run.io_error(e))?;
-    loop {
-        let first = match input.peek_significant() {
-            Ok(Some(b)) => b,
-            Ok(None) => break,
-            Err(e) => return Err(run.io_error(e)),
-        };
-        let result = match first {
-            b'[' => serde_json::Deserializer::from_reader(&mut input)
-                .deserialize_seq(RecordsVisitor { run: &mut run }),
-            b'{' => {
-                meter.start_record(true);
-                let shape = serde_json::Deserializer::from_reader(&mut input)
-                    .deserialize_map(TopObjectVisitor { run: &mut run });
-                match shape {
-                    Ok(Shape::Record) => {
-                        let start = meter.record_start.get();
-                        let bytes = meter.take_tap();
-                        meter.end_record();
-                        run.emit(bytes, start);
-                        Ok(())
-                    }
-                    Ok(Shape::Envelope) => Ok(()),
-                    Err(e) => Err(e),
+    let mut f = Framer {
+        input: Window::new(reader, max_record),
+        emit,
+        source,
+        records: 0,
+        stack: Vec::new(),
+    };
+    match f.run() {
+        Ok(()) | Err(Stop::Caller) => Ok(ReadSummary { records: f.records }),
+        Err(stop) => Err(f.error(stop)),
+    }
+}
+
+/// Why framing stopped before the end of input.
+enum Stop {
+    /// `emit` returned `Break`.
+    Caller,
+    /// The JSON structure broke at this buffer index.
+    Broken { at: usize, problem: &'static str },
+    /// A top-level value that no shape starts with, at this buffer index.
+    NotCloudTrail { at: usize, found: &'static str },
+    /// The current record outgrew the cap.
+    TooLarge,
+    /// The reader failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
+    }
+}
+
+/// A read buffer over the input that keeps bytes from `start` on (the record being framed)
+/// and may drop everything before it.
+struct Window<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// First byte still needed; only meaningful while `keep` is set.
+    start: usize,
+    /// Next byte to look at.
+    pos: usize,
+    /// Whether bytes from `start` must be kept (a record, or what may turn out to be one).
+    keep: bool,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    eof: bool,
+    max_record: u64,
+}
+
+impl<R: Read> Window<R> {
+    fn new(inner: R, max_record: u64) -> Self {
+        Window {
+            inner,
+            buf: Vec::with_capacity(CHUNK),
+            start: 0,
+            pos: 0,
+            keep: false,
+            base: 0,
+            eof: false,
+            max_record,
+        }
+    }
+
+    /// Stream offset of a buffer index.
+    fn offset(&self, at: usize) -> u64 {
+        self.base + at as u64
+    }
+
+    /// Starts keeping bytes at the current position.
+    fn keep_from_here(&mut self) {
+        self.start = self.pos;
+        self.keep = true;
+    }
+
+    /// Ensures `buf[pos]` exists, reading more if needed; false at end of input.
+    #[inline]
+    fn more(&mut self) -> Result<bool, Stop> {
+        if self.pos < self.buf.len() {
+            return Ok(true);
+        }
+        self.refill()
+    }
+
+    #[cold]
+    fn refill(&mut self) -> Result<bool, Stop> {
+        if self.eof {
+            return Ok(false);
+        }
+        let keep_from = if self.keep { self.start } else { self.pos };
+        if self.keep && (self.pos - self.start) as u64 > self.max_record {
+            return Err(Stop::TooLarge);
+        }
+        if keep_from > 0 {
+            // Moves only the kept part of a record; a record spanning many reads starts at 0
+            // after its first refill, so it is never moved twice.
+            self.buf.drain(..keep_from);
+            self.base += keep_from as u64;
+            self.pos -= keep_from;
+            self.start = self.start.saturating_sub(keep_from);
+        }
+        if self.buf.capacity() > 16 * CHUNK && self.buf.len() < CHUNK {
+            // A huge record has passed: give its memory back.
+            self.buf.shrink_to(2 * CHUNK);
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + CHUNK, 0);
+        let n = loop {
+            match self.inner.read(&mut self.buf[len..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(Stop::Io(e));
                 }
             }
-            other => {
-                return Err(CloudTrailReadError::NotCloudTrail {
-                    record: run.records + 1,
-                    offset: meter.consumed.get(),
-                    found: describe(other),
-                });
-            }
         };
-        if run.stopped {
-            break;
+        self.buf.truncate(len + n);
+        if n == 0 {
+            self.eof = true;
         }
-        result.map_err(|e| run.json_error(e))?;
+        Ok(n > 0)
     }
-    Ok(ReadSummary { records: run.records })
+
+    /// The next byte, without consuming it; `None` at end of input.
+    #[inline]
+    fn peek(&mut self) -> Result<Option<u8>, Stop> {
+        Ok(if self.more()? { Some(self.buf[self.pos]) } else { None })
+    }
+
+    /// Skips whitespace; returns the next byte, not consumed.
+    fn skip_ws(&mut self) -> Result<Option<u8>, Stop> {
+        loop {
+            match self.peek()? {
+                Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Skips a UTF-8 byte order mark at the start of the stream.
+    fn skip_bom(&mut self) -> Result<(), Stop> {
+        for (i, want) in [0xEF, 0xBB, 0xBF].into_iter().enumerate() {
+            match self.peek()? {
+                Some(b) if b == want => self.pos += 1,
+                _ if i == 0 => return Ok(()),
+                _ => {
+                    return Err(Stop::Broken {
+                        at: self.pos,
+                        problem: "truncated byte order mark",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Skips a string; `pos` is on its opening quote and ends just past the closing one.
+    fn skip_string(&mut self) -> Result<(), Stop> {
+        self.pos += 1;
+        loop {
+            if !self.more()? {
+                return Err(Stop::Broken { at: self.pos, problem: "input ends inside a string" });
+            }
+            match memchr::memchr2(b'"', b'\\', &self.buf[self.pos..]) {
+                None => self.pos = self.buf.len(),
+                Some(i) => {
+                    self.pos += i + 1;
+                    if self.buf[self.pos - 1] == b'"' {
+                        return Ok(());
+                    }
+                    // A backslash: the next byte is escaped, whatever it is.
+                    if !self.more()? {
+                        let problem = "input ends inside a string";
+                        return Err(Stop::Broken { at: self.pos, problem });
+                    }
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    /// Skips one JSON value starting at `pos` (not whitespace), checking only its structure.
+    /// `stack` is scratch space for the open brackets.
+    fn skip_value(&mut self, stack: &mut Vec<u8>) -> Result<(), Stop> {
+        match self.peek()? {
+            None => {
+                let problem = "input ends where a value should be";
+                return Err(Stop::Broken { at: self.pos, problem });
+            }
+            Some(b'"' | b'{' | b'[') => {}
+            Some(b'}' | b']' | b',' | b':') => {
+                return Err(Stop::Broken { at: self.pos, problem: "expected a value" });
+            }
+            Some(_) => {
+                // A scalar (number, true, false, null) ends at whitespace or a delimiter.
+                loop {
+                    let rest = &self.buf[self.pos..];
+                    match rest.iter().position(|c| SCALAR_END[usize::from(*c)]) {
+                        Some(i) => {
+                            self.pos += i;
+                            return Ok(());
+                        }
+                        None => self.pos = self.buf.len(),
+                    }
+                    if !self.more()? {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        stack.clear();
+        loop {
+            let Some(b) = self.peek()? else {
+                return Err(Stop::Broken { at: self.pos, problem: "input ends inside a record" });
+            };
+            match b {
+                b'"' => self.skip_string()?,
+                b'{' => {
+                    stack.push(b'}');
+                    self.pos += 1;
+                }
+                b'[' => {
+                    stack.push(b']');
+                    self.pos += 1;
+                }
+                b'}' | b']' => {
+                    if stack.pop() != Some(b) {
+                        let problem = "a bracket closes what it did not open";
+                        return Err(Stop::Broken { at: self.pos, problem });
+                    }
+                    self.pos += 1;
+                }
+                _ => {
+                    // Scalars and separators inside a container: jump to the next byte that
+                    // matters (at least this one, which is not structural).
+                    let rest = &self.buf[self.pos..];
+                    self.pos +=
+                        rest.iter().position(|c| STRUCTURAL[usize::from(*c)]).unwrap_or(rest.len());
+                    continue;
+                }
+            }
+            if stack.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Bytes that change the framer's state inside a value.
+const STRUCTURAL: [bool; 256] = table(b"\"{}[]");
+/// Bytes that end a scalar.
+const SCALAR_END: [bool; 256] = table(b" \t\r\n,]}:");
+
+const fn table(bytes: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// The read in progress.
+struct Framer<R, F> {
+    input: Window<R>,
+    emit: F,
+    source: Sym,
+    records: u64,
+    stack: Vec<u8>,
+}
+
+impl<R: Read, F: FnMut(RawRecord) -> ControlFlow<()>> Framer<R, F> {
+    fn run(&mut self) -> Result<(), Stop> {
+        self.input.skip_bom()?;
+        while let Some(b) = self.input.skip_ws()? {
+            match b {
+                b'[' => {
+                    self.input.pos += 1;
+                    self.elements()?;
+                }
+                b'{' => self.top_object()?,
+                other => {
+                    return Err(Stop::NotCloudTrail { at: self.input.pos, found: describe(other) });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands `buf[start..pos]` to the caller as the next record.
+    fn emit_kept(&mut self) -> Result<(), Stop> {
+        let w = &mut self.input;
+        w.keep = false;
+        if (w.pos - w.start) as u64 > w.max_record {
+            return Err(Stop::TooLarge);
+        }
+        self.records += 1;
+        let origin =
+            Origin { source: self.source.clone(), record: self.records, offset: w.offset(w.start) };
+        let bytes = Bytes::copy_from_slice(&w.buf[w.start..w.pos]);
+        match (self.emit)(RawRecord { bytes, origin, received: None }) {
+            ControlFlow::Continue(()) => Ok(()),
+            ControlFlow::Break(()) => Err(Stop::Caller),
+        }
+    }
+
+    /// The elements of an array whose `[` was consumed, through its `]`.
+    fn elements(&mut self) -> Result<(), Stop> {
+        let w = &mut self.input;
+        if w.skip_ws()? == Some(b']') {
+            w.pos += 1;
+            return Ok(());
+        }
+        loop {
+            if self.input.skip_ws()?.is_none() {
+                let at = self.input.pos;
+                return Err(Stop::Broken { at, problem: "input ends inside an array" });
+            }
+            self.input.keep_from_here();
+            self.input.skip_value(&mut self.stack)?;
+            self.emit_kept()?;
+            match self.input.skip_ws()? {
+                Some(b',') => self.input.pos += 1,
+                Some(b']') => {
+                    self.input.pos += 1;
+                    return Ok(());
+                }
+                Some(_) => {
+                    let at = self.input.pos;
+                    return Err(Stop::Broken { at, problem: "expected `,` or `]` after a record" });
+                }
+                None => {
+                    let at = self.input.pos;
+                    return Err(Stop::Broken { at, problem: "input ends inside an array" });
+                }
+            }
+        }
+    }
+
+    /// A top-level object: the S3 envelope if it has a `Records` array, else a record itself.
+    /// Its bytes are kept until that is known.
+    fn top_object(&mut self) -> Result<(), Stop> {
+        self.input.keep_from_here();
+        self.input.pos += 1;
+        let mut envelope = false;
+        let mut first = true;
+        loop {
+            let w = &mut self.input;
+            match w.skip_ws()? {
+                Some(b'}') if first => break,
+                Some(b'"') => {}
+                Some(_) => return Err(Stop::Broken { at: w.pos, problem: "expected a key" }),
+                None => {
+                    return Err(Stop::Broken { at: w.pos, problem: "input ends inside an object" });
+                }
+            }
+            first = false;
+            // A stream offset, not an index: a refill inside the key moves the buffer.
+            let key_at = w.offset(w.pos);
+            w.skip_string()?;
+            // Only compared before the shape is known, while the bytes are still kept.
+            let is_records =
+                !envelope && &w.buf[(key_at - w.base) as usize..w.pos] == b"\"Records\"";
+            if w.skip_ws()? != Some(b':') {
+                return Err(Stop::Broken { at: w.pos, problem: "expected `:` after a key" });
+            }
+            w.pos += 1;
+            let value = w.skip_ws()?;
+            if is_records && value == Some(b'[') {
+                // An envelope after all: what was kept is not a record.
+                envelope = true;
+                w.keep = false;
+                w.pos += 1;
+                self.elements()?;
+            } else {
+                if value.is_none() {
+                    return Err(Stop::Broken { at: w.pos, problem: "input ends inside an object" });
+                }
+                w.skip_value(&mut self.stack)?;
+            }
+            let w = &mut self.input;
+            match w.skip_ws()? {
+                Some(b',') => w.pos += 1,
+                Some(b'}') => break,
+                Some(_) => return Err(Stop::Broken { at: w.pos, problem: "expected `,` or `}`" }),
+                None => {
+                    return Err(Stop::Broken { at: w.pos, problem: "input ends inside an object" });
+                }
+            }
+        }
+        self.input.pos += 1;
+        if envelope { Ok(()) } else { self.emit_kept() }
+    }
+
+    fn error(&self, stop: Stop) -> CloudTrailReadError {
+        let record = self.records + 1;
+        let w = &self.input;
+        match stop {
+            // Not reached: `read_capped` turns a caller's stop into a summary first.
+            Stop::Caller => CloudTrailReadError::Io {
+                record,
+                offset: w.offset(w.pos),
+                source: io::Error::other("stopped by the caller"),
+            },
+            Stop::Broken { at, problem } => CloudTrailReadError::Json {
+                record,
+                offset: w.offset(at),
+                source: serde_json::Error::custom(problem),
+            },
+            Stop::NotCloudTrail { at, found } => {
+                CloudTrailReadError::NotCloudTrail { record, offset: w.offset(at), found }
+            }
+            Stop::TooLarge => CloudTrailReadError::RecordTooLarge {
+                record,
+                offset: w.offset(w.start),
+                limit: w.max_record,
+            },
+            Stop::Io(source) => {
+                CloudTrailReadError::Io { record, offset: w.offset(w.buf.len()), source }
+            }
+        }
+    }
 }
 
 /// Names the JSON value that starts with `b`, for [`CloudTrailReadError::NotCloudTrail`].
@@ -180,322 +567,6 @@ fn describe(b: u8) -> &'static str {
         b't' | b'f' => "a boolean",
         b'n' => "null",
         _ => "a byte that starts no JSON value",
-    }
-}
-
-/// Byte accounting shared by the reader (which counts) and the visitors (which ask where they
-/// are). Cells, because serde_json owns the reader while the visitors run.
-struct Meter {
-    /// Bytes handed to the JSON parser so far.
-    consumed: Cell<u64>,
-    /// Whether consumed bytes are also copied to `tap`.
-    tapping: Cell<bool>,
-    /// The current top-level object's bytes, while it may still turn out to be a record.
-    tap: RefCell<Vec<u8>>,
-    /// Offset where the record being read began.
-    record_start: Cell<u64>,
-    /// `consumed` may not pass this while a record is being read.
-    limit: Cell<u64>,
-    /// Set when the limit tripped, so the resulting I/O error can be told apart.
-    over_limit: Cell<bool>,
-    /// The record size cap.
-    max_record: u64,
-    /// Where the first JSON error arose. serde_json reads on after a visitor fails (to close the
-    /// array or object), so `consumed` at the time the error surfaces is past the damage.
-    failed_at: Cell<Option<u64>>,
-}
-
-impl Default for Meter {
-    fn default() -> Self {
-        Meter {
-            consumed: Cell::new(0),
-            tapping: Cell::new(false),
-            tap: RefCell::new(Vec::new()),
-            record_start: Cell::new(0),
-            limit: Cell::new(u64::MAX),
-            over_limit: Cell::new(false),
-            max_record: MAX_RECORD_BYTES,
-            failed_at: Cell::new(None),
-        }
-    }
-}
-
-impl Meter {
-    /// A record starts at the current offset; `tap` says whether to keep its bytes.
-    fn start_record(&self, tap: bool) {
-        let at = self.consumed.get();
-        self.record_start.set(at);
-        self.limit.set(at.saturating_add(self.max_record));
-        self.tapping.set(tap);
-        if tap {
-            self.tap.borrow_mut().clear();
-        }
-    }
-
-    /// The record is complete (or turned out to be an envelope): stop limiting and tapping.
-    fn end_record(&self) {
-        self.limit.set(u64::MAX);
-        self.tapping.set(false);
-    }
-
-    fn take_tap(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.tap.borrow_mut())
-    }
-
-    /// Notes where a visitor first saw an error, and passes the error on.
-    fn failed<T, E>(&self, r: Result<T, E>) -> Result<T, E> {
-        if r.is_err() && self.failed_at.get().is_none() {
-            self.failed_at.set(Some(self.consumed.get()));
-        }
-        r
-    }
-}
-
-/// A buffered reader that counts the bytes it hands out. The buffer sits inside the counter
-/// (not on top of it) because serde_json reads one byte at a time, and the count must be of
-/// bytes the parser consumed, not bytes read ahead.
-struct MeteredReader<'m, R> {
-    inner: R,
-    buf: Box<[u8]>,
-    pos: usize,
-    filled: usize,
-    meter: &'m Meter,
-}
-
-impl<'m, R: Read> MeteredReader<'m, R> {
-    fn new(inner: R, meter: &'m Meter) -> Self {
-        MeteredReader { inner, buf: vec![0; CHUNK].into_boxed_slice(), pos: 0, filled: 0, meter }
-    }
-
-    /// Refills the buffer if it is empty; false at end of input.
-    fn fill(&mut self) -> io::Result<bool> {
-        while self.pos == self.filled {
-            match self.inner.read(&mut self.buf) {
-                Ok(0) => return Ok(false),
-                Ok(n) => {
-                    self.pos = 0;
-                    self.filled = n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Marks `n` buffered bytes as consumed.
-    fn consume(&mut self, n: usize) -> io::Result<()> {
-        let m = self.meter;
-        let now = m.consumed.get() + n as u64;
-        if now > m.limit.get() {
-            m.over_limit.set(true);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "record too large"));
-        }
-        if m.tapping.get() {
-            m.tap.borrow_mut().extend_from_slice(&self.buf[self.pos..self.pos + n]);
-        }
-        m.consumed.set(now);
-        self.pos += n;
-        Ok(())
-    }
-
-    /// Skips a UTF-8 byte order mark at the start of the stream.
-    fn skip_bom(&mut self) -> io::Result<()> {
-        const BOM: [u8; 3] = [0xEF, 0xBB, 0xBF];
-        for (i, want) in BOM.iter().enumerate() {
-            if !self.fill()? || self.buf[self.pos] != *want {
-                if i == 0 {
-                    return Ok(());
-                }
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "truncated byte order mark",
-                ));
-            }
-            self.consume(1)?;
-        }
-        Ok(())
-    }
-
-    /// Skips whitespace and returns the next byte without consuming it; `None` at end of input.
-    fn peek_significant(&mut self) -> io::Result<Option<u8>> {
-        loop {
-            if !self.fill()? {
-                return Ok(None);
-            }
-            match self.buf[self.pos] {
-                b' ' | b'\t' | b'\n' | b'\r' => self.consume(1)?,
-                b => return Ok(Some(b)),
-            }
-        }
-    }
-}
-
-impl<R: Read> Read for MeteredReader<'_, R> {
-    #[inline]
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() || !self.fill()? {
-            return Ok(0);
-        }
-        let n = out.len().min(self.filled - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.consume(n)?;
-        Ok(n)
-    }
-}
-
-/// The read in progress: where records go and how many went.
-struct Run<'m, F> {
-    meter: &'m Meter,
-    emit: F,
-    source: Sym,
-    records: u64,
-    stopped: bool,
-}
-
-impl<F: FnMut(RawRecord) -> ControlFlow<()>> Run<'_, F> {
-    /// Hands one record to the caller; false if the caller asked to stop.
-    fn emit(&mut self, bytes: impl Into<Bytes>, offset: u64) -> bool {
-        self.records += 1;
-        let origin = Origin { source: self.source.clone(), record: self.records, offset };
-        let record = RawRecord { bytes: bytes.into(), origin, received: None };
-        if (self.emit)(record).is_break() {
-            self.stopped = true;
-        }
-        !self.stopped
-    }
-
-    fn io_error(&self, source: io::Error) -> CloudTrailReadError {
-        let record = self.records + 1;
-        if self.meter.over_limit.get() {
-            let (offset, limit) = (self.meter.record_start.get(), self.meter.max_record);
-            return CloudTrailReadError::RecordTooLarge { record, offset, limit };
-        }
-        CloudTrailReadError::Io { record, offset: self.meter.consumed.get(), source }
-    }
-
-    fn json_error(&self, source: serde_json::Error) -> CloudTrailReadError {
-        if source.is_io() {
-            return self.io_error(source.into());
-        }
-        let offset = self.meter.failed_at.get().unwrap_or(self.meter.consumed.get());
-        CloudTrailReadError::Json { record: self.records + 1, offset, source }
-    }
-}
-
-/// The error a visitor returns to unwind serde when the caller asked to stop; `Run::stopped`
-/// tells it apart from a real error.
-fn stop<E: de::Error>() -> E {
-    E::custom("stopped by the caller")
-}
-
-/// Reads an array of records, emitting each element as it completes.
-struct RecordsVisitor<'r, 'm, F> {
-    run: &'r mut Run<'m, F>,
-}
-
-impl<'de, F: FnMut(RawRecord) -> ControlFlow<()>> de::Visitor<'de> for RecordsVisitor<'_, '_, F> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of CloudTrail records")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let meter = self.run.meter;
-        loop {
-            // The limit is armed from here, so it also counts the separator; a few bytes of
-            // slack on a 32 MiB cap.
-            meter.start_record(false);
-            let Some(raw) = meter.failed(seq.next_element::<Box<RawValue>>())? else {
-                meter.end_record();
-                return Ok(());
-            };
-            meter.end_record();
-            // An element ends at its last byte (serde_json reads no further after `}`), so it
-            // began exactly its length ago.
-            let start = meter.consumed.get() - raw.get().len() as u64;
-            let text: Box<str> = raw.into();
-            if !self.run.emit(text.into_boxed_bytes(), start) {
-                return Err(stop());
-            }
-        }
-    }
-}
-
-/// A top-level object: the S3 envelope, or else a record in its own right.
-enum Shape {
-    Envelope,
-    Record,
-}
-
-struct TopObjectVisitor<'r, 'm, F> {
-    run: &'r mut Run<'m, F>,
-}
-
-impl<'de, F: FnMut(RawRecord) -> ControlFlow<()>> de::Visitor<'de> for TopObjectVisitor<'_, '_, F> {
-    type Value = Shape;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a CloudTrail envelope or record")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        let mut shape = Shape::Record;
-        let meter = self.run.meter;
-        while let Some(key) = meter.failed(map.next_key::<TopKey>())? {
-            match key {
-                TopKey::Records if matches!(shape, Shape::Record) => {
-                    // An envelope after all: its bytes so far are not a record.
-                    self.run.meter.end_record();
-                    self.run.meter.take_tap();
-                    shape = Shape::Envelope;
-                    meter.failed(map.next_value_seed(RecordsSeed { run: &mut *self.run }))?;
-                    if self.run.stopped {
-                        return Err(stop());
-                    }
-                }
-                _ => {
-                    meter.failed(map.next_value::<IgnoredAny>())?;
-                }
-            }
-        }
-        Ok(shape)
-    }
-}
-
-/// Routes the envelope's `Records` value to [`RecordsVisitor`].
-struct RecordsSeed<'r, 'm, F> {
-    run: &'r mut Run<'m, F>,
-}
-
-impl<'de, F: FnMut(RawRecord) -> ControlFlow<()>> DeserializeSeed<'de> for RecordsSeed<'_, '_, F> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(RecordsVisitor { run: self.run })
-    }
-}
-
-/// A top-level key, told apart without allocating.
-enum TopKey {
-    Records,
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for TopKey {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl de::Visitor<'_> for KeyVisitor {
-            type Value = TopKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<TopKey, E> {
-                Ok(if v == "Records" { TopKey::Records } else { TopKey::Other })
-            }
-        }
-        d.deserialize_identifier(KeyVisitor)
     }
 }
 
@@ -571,18 +642,64 @@ mod tests {
     }
 
     #[test]
-    fn broken_element_names_its_record_and_keeps_earlier_ones() {
-        let input = br#"[{"a":1},{"b":2},{"c":tru},{"d":4}]"#;
+    fn broken_structure_names_its_record_and_keeps_earlier_ones() {
+        let input = br#"[{"a":1},{"b":2},{"c":[1}},{"d":4}]"#;
         let (recs, r) = read_all(input);
         assert_eq!(recs.len(), 2);
         match r {
             Err(e @ CloudTrailReadError::Json { record: 3, offset, .. }) => {
-                // `tru}`: the parser gives up on reading the `}`.
-                assert_eq!(offset, 26);
+                // The `}` that tries to close the `[`.
+                assert_eq!(offset, 24);
                 assert_eq!(e.records_emitted(), 2);
+                assert_eq!(e.kind(), "invalid_json");
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn input_ending_inside_a_record_is_an_error() {
+        let (recs, r) = read_all(b"{\"Records\":[{\"a\":1},{\"b\":\"x\\\"");
+        assert_eq!(recs.len(), 1);
+        assert!(matches!(r, Err(CloudTrailReadError::Json { record: 2, offset: 29, .. })), "{r:?}");
+        let (recs, r) = read_all(b"[{}, ");
+        assert_eq!(recs.len(), 1);
+        assert!(matches!(r, Err(CloudTrailReadError::Json { record: 2, .. })), "{r:?}");
+    }
+
+    #[test]
+    fn damaged_content_is_left_to_the_parser() {
+        // Framing follows structure only: `tru` is the parser's problem, and costs one record.
+        let (recs, r) = read_all(br#"[{"a":1},{"c":tru},{"d":[4,"]"]}]"#);
+        assert_eq!(r.unwrap().records, 3);
+        assert_eq!(texts(&recs), [r#"{"a":1}"#, r#"{"c":tru}"#, r#"{"d":[4,"]"]}"#]);
+    }
+
+    #[test]
+    fn records_split_across_tiny_reads_frame_the_same() {
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let input: &[u8] =
+            b"\xEF\xBB\xBF{\"x\":\"\\\"}\",\"Records\":[{\"a\":\"b\\\\\"} , 12 ]}\n{\"k\":-1.5e3}[7]";
+        let (whole, r) = read_all(input);
+        assert_eq!(r.unwrap().records, 4);
+        let mut split = Vec::new();
+        let r = read_records(Trickle(input), Sym::from_static("t"), |rec| {
+            split.push(rec);
+            ControlFlow::Continue(())
+        });
+        assert_eq!(r.unwrap().records, 4);
+        assert_eq!(texts(&whole), texts(&split));
+        assert_eq!(texts(&whole), [r#"{"a":"b\\"}"#, "12", r#"{"k":-1.5e3}"#, "7"]);
+        let offsets = |v: &[RawRecord]| v.iter().map(|r| r.origin.offset).collect::<Vec<_>>();
+        assert_eq!(offsets(&whole), offsets(&split));
     }
 
     #[test]
@@ -617,7 +734,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                CloudTrailReadError::RecordTooLarge { record: 2, offset: 3, limit: 1000 }
+                CloudTrailReadError::RecordTooLarge { record: 2, offset: 4, limit: 1000 }
             ),
             "{err:?}"
         );

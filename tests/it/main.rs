@@ -1,5 +1,6 @@
 //! The integration test binary: one module per area.
 
+mod cloudtrail;
 mod corpus;
 mod golden_sshd;
 mod replay_cli;

@@ -239,7 +239,8 @@ fn the_shipped_examples_replay_with_nothing_quarantined() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let files = ["examples/auth.log", "examples/cloudtrail.json", "examples/rfc5424.log"];
     let paths: Vec<String> = files.iter().map(|f| root.join(f).display().to_string()).collect();
-    let args: Vec<&str> = ["--events"].into_iter().chain(paths.iter().map(String::as_str)).collect();
+    let args: Vec<&str> =
+        ["--events"].into_iter().chain(paths.iter().map(String::as_str)).collect();
     let r = replay(&args);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.lines().count(), 27 + 5 + 3);
@@ -247,6 +248,7 @@ fn the_shipped_examples_replay_with_nothing_quarantined() {
         assert!(line.ends_with(" 0 quarantined"), "{line}");
     }
     // The brute force that worked: failures from 203.0.113.7, then deploy's success.
-    let success = r.stdout.lines().find(|l| l.contains(r#""action":"ssh_login","outcome":"success""#));
+    let success =
+        r.stdout.lines().find(|l| l.contains(r#""action":"ssh_login","outcome":"success""#));
     assert!(success.is_some_and(|l| l.contains(r#""user":{"name":"deploy"}"#) && l.contains("203.0.113.7")));
 }
