@@ -160,26 +160,33 @@ pub struct Original(Arc<OriginalInner>);
 
 #[derive(Debug)]
 struct OriginalInner {
-    raw: Box<serde_json::value::RawValue>,
+    text: Box<str>,
     parsed: OnceLock<serde_json::Value>,
 }
 
 impl Original {
-    /// Wraps a raw JSON document.
+    /// Wraps a validated raw JSON document.
     pub fn new(raw: Box<serde_json::value::RawValue>) -> Self {
-        Original(Arc::new(OriginalInner { raw, parsed: OnceLock::new() }))
+        Original::from_parsed_text(raw.into())
+    }
+
+    /// Wraps JSON text that the caller has just parsed successfully. Validating it again
+    /// (as building a `RawValue` does) cost a third of the CloudTrail parse; if the text were
+    /// not JSON after all, field lookups would miss rather than fail.
+    pub fn from_parsed_text(text: Box<str>) -> Self {
+        Original(Arc::new(OriginalInner { text, parsed: OnceLock::new() }))
     }
 
     /// The JSON text.
     pub fn raw(&self) -> &str {
-        self.0.raw.get()
+        &self.0.text
     }
 
     /// The parsed document (parsed once, then cached).
     pub fn value(&self) -> &serde_json::Value {
-        // The raw text was validated as JSON when the RawValue was built, so parsing cannot
-        // fail; Null is a safe fallback that makes every lookup miss.
-        self.0.parsed.get_or_init(|| serde_json::from_str(self.0.raw.get()).unwrap_or_default())
+        // The text was parsed (or validated) before it was wrapped, so parsing cannot fail;
+        // Null is a safe fallback that makes every lookup miss.
+        self.0.parsed.get_or_init(|| serde_json::from_str(&self.0.text).unwrap_or_default())
     }
 
     /// The value at a dotted path of the source's own field names (`userIdentity.arn`).

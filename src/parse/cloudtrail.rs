@@ -15,7 +15,6 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};
-use serde_json::value::RawValue;
 
 use super::{ParseError, Parser, utf8};
 use crate::event::{
@@ -50,9 +49,9 @@ impl Parser for CloudTrailParser {
         }
         let rec: Record<'_> = serde_json::from_str(text).map_err(ParseError::json)?;
         let event = self.map(&rec, record)?;
-        // The text just parsed, so this validation cannot fail; it is the one copy of the record.
-        let raw = RawValue::from_string(text.to_owned()).map_err(ParseError::json)?;
-        out.push(Event { original: Some(Original::new(raw)), ..event });
+        // serde_json just parsed the whole text (trailing bytes included), so it is JSON; this
+        // is the one copy of the record.
+        out.push(Event { original: Some(Original::from_parsed_text(text.into())), ..event });
         Ok(())
     }
 }
