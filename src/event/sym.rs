@@ -95,19 +95,27 @@ impl fmt::Display for Sym {
 #[derive(Default)]
 pub struct Interner {
     map: HashMap<Box<str>, Sym>,
-    last: Option<Sym>,
+    /// A direct-mapped cache in front of the map: a host's lines interleave with a handful of
+    /// others, which a single last-seen slot misses and a hash lookup pays for every time.
+    recent: [Option<Sym>; RECENT],
 }
 
 /// Names kept before the interner starts over.
 const INTERNER_CAP: usize = 4096;
+/// Slots in the direct-mapped cache (a power of two).
+const RECENT: usize = 16;
 
 impl Interner {
     /// The shared copy of `s`.
     pub fn intern(&mut self, s: &str) -> Sym {
-        // Consecutive lines nearly always come from the same host: skip the hash.
-        if let Some(last) = &self.last {
-            if last.as_str() == s {
-                return last.clone();
+        let b = s.as_bytes();
+        let slot = (b.len()
+            ^ usize::from(b.first().copied().unwrap_or(0)).wrapping_mul(31)
+            ^ usize::from(b.last().copied().unwrap_or(0)).wrapping_mul(7))
+            % RECENT;
+        if let Some(sym) = &self.recent[slot] {
+            if sym.as_str() == s {
+                return sym.clone();
             }
         }
         let sym = match self.map.get(s) {
@@ -121,7 +129,7 @@ impl Interner {
                 sym
             }
         };
-        self.last = Some(sym.clone());
+        self.recent[slot] = Some(sym.clone());
         sym
     }
 }

@@ -32,37 +32,30 @@ const MONTHS: [&[u8; 3]; 12] = [
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
-/// Caches the zone offset per local hour: zones change offset only on the hour (or half hour
-/// in a handful of places, which the minute in the key covers by never matching), so one
-/// chrono-tz lookup serves a whole hour of lines.
+/// Per-stream caches for the timestamp math: the zone offset per local hour (zones change
+/// offset at the start of an hour; the ambiguous hour is never cached), and the day number of
+/// the last `Mmm dd` (consecutive lines are nearly always from the same day).
 #[derive(Default)]
 pub struct OffsetCache {
     /// ((days since epoch, local hour), UTC offset in seconds).
     last: Option<((i64, u32), i64)>,
+    /// (`Mmm dd` bytes, month, year it resolved to, days since epoch).
+    day: Option<([u8; 6], u32, i32, i64)>,
 }
 
 impl OffsetCache {
     /// Seconds to subtract from local time to get UTC, or None inside a DST gap.
-    fn offset(
-        &mut self,
-        tz: Tz,
-        date: NaiveDate,
-        days: i64,
-        hour: u32,
-        min: u32,
-        sec: u32,
-    ) -> Option<i64> {
+    fn offset(&mut self, tz: Tz, days: i64, hour: u32, min: u32, sec: u32) -> Option<i64> {
         if tz == Tz::UTC {
             return Some(0);
         }
-        // Keyed by the hour only when on a whole-hour boundary zone; minutes 0..59 share it
-        // except at a transition, where earliest() below decides and is cached per hour.
         let key = (days, hour);
         if let Some((k, off)) = self.last {
             if k == key {
                 return Some(off);
             }
         }
+        let date = NaiveDate::from_num_days_from_ce_opt(i32::try_from(days + 719_163).ok()?)?;
         let naive = date.and_hms_opt(hour, min, sec)?;
         let off = match tz.from_local_datetime(&naive) {
             LocalResult::Single(t) => chrono::Offset::fix(t.offset()).local_minus_utc(),
@@ -112,22 +105,33 @@ pub fn parse<'a>(
     }
     // "Mmm dd hh:mm:ss " is exactly 16 bytes.
     let ts = b.get(i..i + 16)?;
-    let month = MONTHS.iter().position(|m| &ts[..3] == *m)? as u32 + 1;
     if ts[3] != b' ' || ts[6] != b' ' || ts[9] != b':' || ts[12] != b':' || ts[15] != b' ' {
         return None;
     }
-    let day = match &ts[4..6] {
-        [b' ', d @ b'1'..=b'9'] => u32::from(d - b'0'),
-        d => two_digits(d)?,
-    };
     let (hour, min, sec) =
         (two_digits(&ts[7..9])?, two_digits(&ts[10..12])?, two_digits(&ts[13..15])?);
     if hour > 23 || min > 59 || sec > 59 {
         return None;
     }
-    let date = NaiveDate::from_ymd_opt(year(month), month, day)?;
-    let days = i64::from(date.num_days_from_ce()) - 719_163;
-    let offset = cache.offset(tz, date, days, hour, min, sec)?;
+    let mut key = [0u8; 6];
+    key.copy_from_slice(&ts[..6]);
+    let days = match cache.day {
+        // The year is asked again: in a long-running stream the reference clock moves on.
+        Some((k, m, y, d)) if k == key && year(m) == y => d,
+        _ => {
+            let month = MONTHS.iter().position(|m| &ts[..3] == *m)? as u32 + 1;
+            let day = match &ts[4..6] {
+                [b' ', d @ b'1'..=b'9'] => u32::from(d - b'0'),
+                d => two_digits(d)?,
+            };
+            let y = year(month);
+            let date = NaiveDate::from_ymd_opt(y, month, day)?;
+            let days = i64::from(date.num_days_from_ce()) - 719_163;
+            cache.day = Some((key, month, y, days));
+            days
+        }
+    };
+    let offset = cache.offset(tz, days, hour, min, sec)?;
     let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset;
     i += 16;
 
@@ -260,6 +264,18 @@ mod tests {
         // Inside the spring-forward gap the local time does not exist: declined, as
         // syslog_loose rejects it too.
         assert_eq!(parse("Mar 31 02:30:00 h a: x", berlin, |_| 2024, &mut cache), None);
+    }
+
+    #[test]
+    fn the_day_cache_follows_a_change_of_year() {
+        let mut cache = OffsetCache::default();
+        let line = "Dec 31 23:00:00 h a: x";
+        let a = parse(line, Tz::UTC, |_| 2025, &mut cache).map(|h| h.timestamp.to_string());
+        let b = parse(line, Tz::UTC, |_| 2026, &mut cache).map(|h| h.timestamp.to_string());
+        assert_eq!(a.as_deref(), Some("2025-12-31T23:00:00Z"));
+        assert_eq!(b.as_deref(), Some("2026-12-31T23:00:00Z"));
+        let c = parse("Jan  1 00:00:00 h a: x", Tz::UTC, |_| 2026, &mut cache);
+        assert_eq!(c.map(|h| h.timestamp.to_string()).as_deref(), Some("2026-01-01T00:00:00Z"));
     }
 
     #[test]
