@@ -117,7 +117,6 @@ impl CloudTrailParser {
             source_ip,
             source_domain,
             cloud: Some(Box::new(cloud)),
-            log_file_path: Some(raw.origin.source.clone()),
             log_offset: Some(raw.origin.offset),
             ..Event::default()
         })

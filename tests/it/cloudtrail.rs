@@ -188,7 +188,7 @@ fn root_console_login_failure_full_ecs_form() {
             r#""action":"ConsoleLogin","outcome":"failure","original":{original}}},"#,
             r#""user":{{"name":"root","id":"1111"}},"source":{{"ip":"111.111.111.111"}},"#,
             r#""cloud":{{"provider":"aws","account":{{"id":"123456789012"}},"region":"us-east-1"}},"#,
-            r#""log":{{"file":{{"path":"panther"}},"offset":0}}}}"#
+            r#""log":{{"offset":0}}}}"#
         ),
         original = serde_json::to_string(&text).unwrap()
     );
