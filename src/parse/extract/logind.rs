@@ -19,7 +19,7 @@ const DATASET: &str = "systemd-logind";
 /// Fills `e` from a systemd-logind line; false, `e` untouched, when not recognized.
 pub fn extract(msg: &str, e: &mut Event) -> bool {
     if let Some(rest) = msg.strip_prefix("New session ") {
-        let Some((id, user)) = rest.split_once(" of user ") else {
+        let Some((id, user)) = super::split_lit(rest, " of user ") else {
             return false;
         };
         // User names may contain dots, so only the one closing the sentence is dropped.
@@ -37,7 +37,7 @@ pub fn extract(msg: &str, e: &mut Event) -> bool {
         tag(e, DATASET, "session_ended", Outcome::Success, Category::SESSION, EventType::END);
         true
     } else if let Some(rest) = msg.strip_prefix("Session ") {
-        match rest.split_once(" logged out.") {
+        match super::split_lit(rest, " logged out.") {
             Some((id, _)) if session_id(id) => {
                 tag(
                     e,

@@ -41,7 +41,7 @@ pub fn extract(msg: &str, e: &mut Event) -> bool {
     let Some(rest) = msg.strip_prefix("pam_") else {
         return false;
     };
-    let Some((header, body)) = rest.split_once("): ") else {
+    let Some((header, body)) = super::split_lit(rest, "): ") else {
         return false;
     };
     // `unix(sshd:auth`: a module name, then the service and management group in parens.
@@ -160,7 +160,7 @@ fn auth_failure(
 /// `root by alice(uid=1000)`, `fztu by (uid=0)`, `root(uid=0) by (uid=0)` (newer Linux-PAM).
 fn session_opened(rest: &str, e: &mut Event) -> bool {
     let rest = rest.trim_end();
-    let (user, by) = match rest.split_once(" by ") {
+    let (user, by) = match super::split_lit(rest, " by ") {
         Some((user, by)) => (user, Some(by)),
         None => (rest, None),
     };

@@ -6,9 +6,6 @@
 //! blame 5.6.7.8, not the address spoofed inside the name.
 
 use std::net::IpAddr;
-use std::sync::LazyLock;
-
-use memchr::memmem::{Finder, FinderRev};
 
 use super::sshd_session::SessionTable;
 use crate::event::{Category, Event, EventType, Outcome, Sym};
@@ -140,18 +137,14 @@ fn peer_at(s: &str) -> Option<Peer<'_>> {
     Some(Peer { ip, port, rest })
 }
 
-/// Built once: `str::rfind` with a `&str` pattern builds a two-way searcher per call, which
-/// showed in profiles at several percent of the parse.
-static FROM: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" from "));
-static PORT: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(" port "));
-static FOR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" for "));
-
 /// The rightmost ` from IP[ port N]` in `s`: the text before it and the peer.
 fn rfind_from(s: &str) -> Option<(&str, Peer<'_>)> {
     let mut end = s.len();
-    while let Some(i) = FROM.rfind(&s.as_bytes()[..end]) {
+    while let Some((before, _)) = super::rsplit_lit(&s[..end], " from ") {
+        // The peer is parsed from the full text: it may run on past `end`.
+        let i = before.len();
         if let Some(p) = peer_at(&s[i + 6..]) {
-            return Some((&s[..i], p));
+            return Some((before, p));
         }
         end = i;
     }
@@ -161,7 +154,7 @@ fn rfind_from(s: &str) -> Option<(&str, Peer<'_>)> {
 /// `USER IP port N...`: the user (which may contain spaces) and the peer, found from the right.
 fn user_then_peer(s: &str) -> Option<(&str, Peer<'_>)> {
     let mut end = s.len();
-    while let Some(i) = PORT.rfind(&s.as_bytes()[..end]) {
+    while let Some(i) = super::rsplit_lit(&s[..end], " port ").map(|(b, _)| b.len()) {
         if let Some((user, ip)) = s[..i].rsplit_once(' ') {
             if let Some(p) = peer_at(&s[i - ip.len()..]) {
                 return Some((user, p));
@@ -195,8 +188,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             } else {
                 return None;
             };
-            let i = FOR.find(rest.as_bytes())?;
-            let (method, rest) = (&rest[..i], &rest[i + 5..]);
+            let (method, rest) = super::split_lit(rest, " for ")?;
             let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
             let (user, peer) = rfind_from(rest)?;
             Some(
@@ -215,7 +207,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
         }
         b'U' => {
             if let Some(rest) = body.strip_prefix("User ") {
-                let (head, why) = rest.rsplit_once(" not allowed because ")?;
+                let (head, why) = super::rsplit_lit(rest, " not allowed because ")?;
                 let line = SshLine::auth_failure("ssh_user_not_allowed").reason(why);
                 return Some(match rfind_from(head) {
                     Some((user, peer)) => line.peer(peer).user(user),
@@ -361,7 +353,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
         }
         b'r' => {
             if let Some(rest) = body.strip_prefix("reverse mapping checking getaddrinfo for ") {
-                let (host, rest) = rest.split_once(" [")?;
+                let (host, rest) = super::split_lit(rest, " [")?;
                 let (ip, _) = rest.split_once(']')?;
                 let ip = parse_ip(ip)?;
                 return Some(SshLine {
@@ -377,7 +369,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             }
             // tcp wrappers: `refused connect from HOST (IP)`.
             let rest = body.strip_prefix("refused connect from ")?;
-            let (host, ip) = rest.rsplit_once(" (")?;
+            let (host, ip) = super::rsplit_lit(rest, " (")?;
             let ip = parse_ip(ip.strip_suffix(')')?)?;
             Some(SshLine {
                 ip: Some(ip),
@@ -388,7 +380,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
         b'P' => {
             // `PAM: authentication failure for [illegal user] U from IP`
             let rest = body.strip_prefix("PAM: ")?;
-            let (why, rest) = rest.split_once(" for ")?;
+            let (why, rest) = super::split_lit(rest, " for ")?;
             let rest = rest.strip_prefix("illegal user ").unwrap_or(rest);
             let (user, p) = rfind_from(rest)?;
             Some(SshLine::auth_failure("ssh_pam_auth_failure").peer(p).user(user).reason(why))

@@ -50,21 +50,28 @@ impl SessionTable {
         user: Option<&str>,
     ) {
         let key = (host.clone(), pid);
-        if !self.current.contains_key(&key) {
-            if self.current.len() >= SESSION_CAP / 2 {
-                self.previous = std::mem::take(&mut self.current);
-            }
-            let old = self.previous.remove(&key).unwrap_or_default();
-            self.current.insert(key.clone(), old);
+        if self.current.len() >= SESSION_CAP / 2 && !self.current.contains_key(&key) {
+            // Swap and clear rather than replace: both maps keep their capacity, so a busy
+            // host does not pay for regrowing and rehashing every generation.
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
         }
-        if let Some(s) = self.current.get_mut(&key) {
-            if ip.is_some() {
-                s.ip = ip;
+        let s = match self.current.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let old =
+                    if self.previous.is_empty() { None } else { self.previous.remove(v.key()) };
+                v.insert(old.unwrap_or_default())
             }
-            if port.is_some() {
-                s.port = port;
-            }
-            if let Some(u) = user {
+        };
+        if ip.is_some() {
+            s.ip = ip;
+        }
+        if port.is_some() {
+            s.port = port;
+        }
+        if let Some(u) = user {
+            if s.user.as_deref() != Some(u) {
                 s.user = Some(u.into());
             }
         }

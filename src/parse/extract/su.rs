@@ -42,14 +42,14 @@ pub fn extract(msg: &str, e: &mut Event) -> bool {
 
 /// `root) alice on pts/0` -> (alice, root).
 fn to_form(rest: &str) -> Option<(&str, &str)> {
-    let (to, rest) = rest.split_once(") ")?;
-    let (from, _tty) = rest.split_once(" on ")?;
+    let (to, rest) = super::split_lit(rest, ") ")?;
+    let (from, _tty) = super::split_lit(rest, " on ")?;
     Some((name(from)?, name(to)?))
 }
 
 /// `root by alice` -> (alice, root).
 fn for_by(rest: &str) -> Option<(&str, &str)> {
-    let (to, from) = rest.split_once(" by ")?;
+    let (to, from) = super::split_lit(rest, " by ")?;
     Some((name(from.trim_end())?, name(to)?))
 }
 

@@ -24,7 +24,7 @@ const DATASET: &str = "sudo";
 /// Fills `e` from a sudo log line; false, `e` untouched, when not recognized.
 pub fn extract(msg: &str, e: &mut Event) -> bool {
     // sudo indents the line with spaces under some syslog daemons; the user name follows.
-    let Some((user, rest)) = msg.trim_start_matches(' ').split_once(" : ") else {
+    let Some((user, rest)) = super::split_lit(msg.trim_start_matches(' '), " : ") else {
         return false;
     };
     let Some(user) = name(user) else {
@@ -33,7 +33,7 @@ pub fn extract(msg: &str, e: &mut Event) -> bool {
     let (reason, fields) = if rest.starts_with("TTY=") {
         (None, rest)
     } else {
-        match rest.split_once(" ; ") {
+        match super::split_lit(rest, " ; ") {
             Some((reason, fields)) if fields.starts_with("TTY=") => (Some(reason), fields),
             _ => return false,
         }
@@ -46,7 +46,7 @@ pub fn extract(msg: &str, e: &mut Event) -> bool {
             command = Some(cmd);
             break;
         }
-        let (field, next) = match remaining.split_once(" ; ") {
+        let (field, next) = match super::split_lit(remaining, " ; ") {
             Some((field, next)) => (field, Some(next)),
             None => (remaining, None),
         };
