@@ -4,8 +4,11 @@
 
 use std::net::IpAddr;
 
+use std::hash::BuildHasher;
+
 use compact_str::CompactString;
 use foldhash::HashMap;
+use foldhash::fast::RandomState;
 
 use crate::event::Sym;
 
@@ -27,16 +30,23 @@ const SESSION_CAP: usize = 16 * 1024;
 /// A bounded pid-keyed table of sessions, in two generations: when the current one fills, it
 /// becomes the previous one and the old previous one is dropped, so eviction is O(1) amortized
 /// and a session seen recently is always kept.
+///
+/// Keyed by a seeded 64-bit hash of the host name, not the shared name itself: cloning the
+/// name touches a reference count that the writer thread also touches as it drops events,
+/// and that cache line bouncing between cores made this table the hottest code in replay.
+/// Two hosts would share a session only if their hashes collided and their pids matched at the
+/// same time.
 #[derive(Default)]
 pub struct SessionTable {
-    current: HashMap<(Sym, u32), SshSession>,
-    previous: HashMap<(Sym, u32), SshSession>,
+    current: HashMap<(u64, u32), SshSession>,
+    previous: HashMap<(u64, u32), SshSession>,
+    hosts: RandomState,
 }
 
 impl SessionTable {
     /// The session of `pid` on `host`, if one was seen.
     pub fn get(&self, host: &Sym, pid: u32) -> Option<&SshSession> {
-        let key = (host.clone(), pid);
+        let key = self.key(host, pid);
         self.current.get(&key).or_else(|| self.previous.get(&key))
     }
 
@@ -49,7 +59,7 @@ impl SessionTable {
         port: Option<u16>,
         user: Option<&str>,
     ) {
-        let key = (host.clone(), pid);
+        let key = self.key(host, pid);
         if self.current.len() >= SESSION_CAP / 2 && !self.current.contains_key(&key) {
             // Swap and clear rather than replace: both maps keep their capacity, so a busy
             // host does not pay for regrowing and rehashing every generation.
@@ -79,10 +89,14 @@ impl SessionTable {
 
     /// Forgets a session whose connection ended; pids are reused.
     pub fn end(&mut self, host: &Sym, pid: u32) {
-        let key = (host.clone(), pid);
+        let key = self.key(host, pid);
         if self.current.remove(&key).is_none() && !self.previous.is_empty() {
             self.previous.remove(&key);
         }
+    }
+
+    fn key(&self, host: &Sym, pid: u32) -> (u64, u32) {
+        (self.hosts.hash_one(host.as_str()), pid)
     }
 
     /// How many sessions are remembered.
