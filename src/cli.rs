@@ -115,6 +115,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         },
         max_record_bytes: args.max_line_bytes.max(1),
         progress: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
+        parallel: true,
     };
     // Stdout (not its lock) because the writer runs on another thread; writes are 256 KiB
     // chunks, so the per-write lock costs nothing.

@@ -4,3 +4,4 @@ mod cloudtrail;
 mod corpus;
 mod golden_sshd;
 mod replay_cli;
+mod replay_parallel;

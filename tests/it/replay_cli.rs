@@ -252,3 +252,38 @@ fn the_shipped_examples_replay_with_nothing_quarantined() {
         r.stdout.lines().find(|l| l.contains(r#""action":"ssh_login","outcome":"success""#));
     assert!(success.is_some_and(|l| l.contains(r#""user":{"name":"deploy"}"#) && l.contains("203.0.113.7")));
 }
+
+/// Regression: with --dead-letter, more bad records than the writer's queue held before the
+/// next full batch of events used to deadlock the single-parser path (the parser blocked on
+/// the dead-letter queue, the writer waited for events). A hang fails after 60 s.
+#[test]
+fn many_bad_records_with_a_dead_letter_file_do_not_stall() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&format!("{{\"@timestamp\": broken {i}\n"));
+    }
+    text.push_str("{\"@timestamp\":\"2025-01-01T00:00:00Z\",\"message\":\"ok\"}\n");
+    let input = write(dir.path(), "bad.jsonl", text.as_bytes());
+    let dead = dir.path().join("dead.jsonl");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["replay", "--format", "json", "--dead-letter", s(&dead), s(&input)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("replay hung with 5000 quarantined records and a dead-letter file");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let rows = std::fs::read_to_string(&dead).unwrap_or_default().lines().count();
+    assert_eq!(rows, 5000);
+}

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+mod parallel;
+
 use crate::event::{Event, Sym};
 use crate::ledger::{Ledger, Quarantined};
 use crate::parse::cloudtrail::CloudTrailParser;
@@ -40,6 +42,9 @@ pub struct ReplayOptions {
     pub max_record_bytes: usize,
     /// Draw a progress bar on standard error.
     pub progress: bool,
+    /// Parse syslog on two threads (dealt by process id, merged back in order); false keeps
+    /// one parser thread. Output is the same either way.
+    pub parallel: bool,
 }
 
 impl Default for ReplayOptions {
@@ -49,6 +54,7 @@ impl Default for ReplayOptions {
             syslog: SyslogOptions::default(),
             max_record_bytes: crate::parse::frame::DEFAULT_MAX_RECORD_BYTES,
             progress: false,
+            parallel: true,
         }
     }
 }
@@ -105,22 +111,29 @@ fn replay_input(
     let source = Sym::from(path.display().to_string());
     let format = input.format;
     let progress = progress_bar(opts.progress, input.size, &source);
+    if format == Format::Syslog && opts.parallel {
+        let ledger =
+            parallel::replay(input, &source, opts.syslog, opts.max_record_bytes, out, &progress);
+        if let Some(p) = &progress {
+            p.finish_and_clear();
+        }
+        return ledger;
+    }
     let consumed = input.consumed.clone();
-    let (tx, rx) = sync_channel::<Vec<Event>>(QUEUE);
+    let (tx, rx) = sync_channel::<Batch>(QUEUE);
     // Written batches go back to the parser to be dropped and reused: events hold shared
     // names whose reference counts, and heap blocks whose allocator caches, belong to the
     // parsing thread; dropping them there keeps those cache lines on one core.
     let (recycle_tx, recycle_rx) = sync_channel::<Vec<Event>>(QUEUE);
-    let (dl_tx, dl_rx) = sync_channel::<Vec<u8>>(QUEUE);
     std::thread::scope(|scope| {
         let producer = {
             let source = source.clone();
             let syslog = opts.syslog;
             let max = opts.max_record_bytes;
-            let channels = Channels { events: tx, dead_letter: dl_tx, recycled: recycle_rx };
+            let channels = Channels { batches: tx, recycled: recycle_rx };
             scope.spawn(move || produce(input, format, source, syslog, max, channels))
         };
-        let written = consume(rx, dl_rx, recycle_tx, out, &progress, &consumed);
+        let written = consume(rx, recycle_tx, out, &progress, &consumed);
         // The producer ends when input ends or when the consumer hung up; either way join it.
         let ledger = producer.join().unwrap_or_else(|_| {
             let mut l = Ledger::new(source.to_string(), format.as_str());
@@ -156,19 +169,16 @@ fn progress_bar(enabled: bool, size: Option<u64>, source: &Sym) -> Option<indica
 
 /// The writing stage: serializes batches and writes them in large chunks.
 fn consume(
-    rx: Receiver<Vec<Event>>,
-    dl_rx: Receiver<Vec<u8>>,
+    rx: Receiver<Batch>,
     recycle: SyncSender<Vec<Event>>,
     out: &mut Outputs<'_>,
     progress: &Option<indicatif::ProgressBar>,
     consumed: &std::sync::atomic::AtomicU64,
 ) -> Result<(), ReplayError> {
     let mut buf = Vec::with_capacity(WRITE_BUF + 64 * 1024);
-    for batch in rx {
-        for line in dl_rx.try_iter() {
-            if let Some(w) = out.dead_letter.as_deref_mut() {
-                w.write_all(&line).map_err(ReplayError::Write)?;
-            }
+    for Batch { events: batch, dead_letters } in rx {
+        if let Some(w) = out.dead_letter.as_deref_mut() {
+            w.write_all(&dead_letters).map_err(ReplayError::Write)?;
         }
         if let Some(w) = out.events.as_deref_mut() {
             for e in &batch {
@@ -190,15 +200,25 @@ fn consume(
         w.write_all(&buf).map_err(ReplayError::Write)?;
         w.flush().map_err(ReplayError::Write)?;
     }
-    for line in dl_rx.try_iter() {
-        if let Some(w) = out.dead_letter.as_deref_mut() {
-            w.write_all(&line).map_err(ReplayError::Write)?;
-        }
-    }
     if let Some(w) = out.dead_letter.as_deref_mut() {
         w.flush().map_err(ReplayError::Write)?;
     }
     Ok(())
+}
+
+/// One dead-letter row: the record's source, position, reason and raw text, as a JSON line.
+fn dead_letter_line(source: &Sym, q: &Quarantined, raw: &[u8]) -> Vec<u8> {
+    let line = serde_json::json!({
+        "source": source.as_str(),
+        q.unit: q.number,
+        "offset": q.offset,
+        "reason": q.kind,
+        "detail": q.detail,
+        "raw": String::from_utf8_lossy(raw),
+    });
+    let mut bytes = line.to_string().into_bytes();
+    bytes.push(b'\n');
+    bytes
 }
 
 /// The parsing stage's state for one input.
@@ -206,15 +226,26 @@ struct Producer {
     source: Sym,
     ledger: Ledger,
     batch: Vec<Event>,
-    tx: SyncSender<Vec<Event>>,
-    dead_letter: SyncSender<Vec<u8>>,
+    /// Dead-letter rows of this batch, sent with it.
+    dead_letters: Vec<u8>,
+    tx: SyncSender<Batch>,
     recycled: Receiver<Vec<Event>>,
 }
 
+/// What the parsing stage sends the writer: events and the dead-letter rows set aside among
+/// them. One channel for both, so the writer never waits on one while the parser is blocked
+/// on the other.
+struct Batch {
+    events: Vec<Event>,
+    dead_letters: Vec<u8>,
+}
+
+/// Dead-letter bytes that make a batch worth sending even without events.
+const DEAD_LETTER_FLUSH: usize = 64 * 1024;
+
 /// The parsing stage's ends of the channels.
 struct Channels {
-    events: SyncSender<Vec<Event>>,
-    dead_letter: SyncSender<Vec<u8>>,
+    batches: SyncSender<Batch>,
     recycled: Receiver<Vec<Event>>,
 }
 
@@ -245,27 +276,24 @@ impl Producer {
                 self.set_aside(q, &rec.bytes);
             }
         }
-        if self.batch.len() >= BATCH { self.flush() } else { ControlFlow::Continue(()) }
+        self.maybe_flush()
+    }
+
+    fn maybe_flush(&mut self) -> ControlFlow<()> {
+        if self.batch.len() >= BATCH || self.dead_letters.len() >= DEAD_LETTER_FLUSH {
+            self.flush()
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 
     fn set_aside(&mut self, q: Quarantined, raw: &[u8]) {
-        let line = serde_json::json!({
-            "source": self.source.as_str(),
-            q.unit: q.number,
-            "offset": q.offset,
-            "reason": q.kind,
-            "detail": q.detail,
-            "raw": String::from_utf8_lossy(raw),
-        });
-        let mut bytes = line.to_string().into_bytes();
-        bytes.push(b'\n');
-        // A closed channel means the writer stopped; the ledger still counts the record.
-        let _ = self.dead_letter.send(bytes);
+        self.dead_letters.extend_from_slice(&dead_letter_line(&self.source, &q, raw));
         self.ledger.quarantine(q);
     }
 
     fn flush(&mut self) -> ControlFlow<()> {
-        if self.batch.is_empty() {
+        if self.batch.is_empty() && self.dead_letters.is_empty() {
             return ControlFlow::Continue(());
         }
         let next = match self.recycled.try_recv() {
@@ -277,7 +305,8 @@ impl Producer {
         };
         let batch = std::mem::replace(&mut self.batch, next);
         self.ledger.events += batch.len() as u64;
-        match self.tx.send(batch) {
+        let dead_letters = std::mem::take(&mut self.dead_letters);
+        match self.tx.send(Batch { events: batch, dead_letters }) {
             Ok(()) => ControlFlow::Continue(()),
             Err(_) => ControlFlow::Break(()),
         }
@@ -296,8 +325,8 @@ fn produce(
         ledger: Ledger::new(source.to_string(), format.as_str()),
         source: source.clone(),
         batch: Vec::with_capacity(BATCH),
-        tx: channels.events,
-        dead_letter: channels.dead_letter,
+        dead_letters: Vec::new(),
+        tx: channels.batches,
         recycled: channels.recycled,
     };
     match format {
@@ -312,7 +341,7 @@ fn produce(
                     Framed::Bad(q, head) => {
                         p.ledger.records += 1;
                         p.set_aside(q, &head);
-                        ControlFlow::Continue(())
+                        p.maybe_flush()
                     }
                 });
             // The torn last line was already set aside by read_lines; nothing more to count.

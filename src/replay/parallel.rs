@@ -1,0 +1,288 @@
+//! Syslog replay on both cores: a reader deals lines to two parsers by process id, each parses
+//! and writes its share, and the main thread puts the results back in file order.
+//!
+//! Dealing by pid keeps the one piece of cross-line state exact: the sshd session table is
+//! keyed by (host, pid), and every line of one process carries the same `[pid]`, so each
+//! session lives wholly in one parser. Lines without a pid in the RFC 3164 tag (and every
+//! RFC 5424 line, whose pid is a header field this scan does not look for) go to parser 0.
+//! The output is byte for byte what the one-thread path writes (tested).
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use bytes::Bytes;
+
+use super::{Outputs, ReplayError, dead_letter_line};
+use crate::event::{Event, Sym, write_json};
+use crate::ledger::{Ledger, Quarantined};
+use crate::parse::Parser;
+use crate::parse::syslog::{SyslogOptions, SyslogParser};
+use crate::source::RawRecord;
+use crate::source::detect::Input;
+use crate::source::file::{Framed, read_lines};
+
+/// Lines per chunk dealt out together.
+const CHUNK: usize = 2048;
+/// Chunks in flight per channel.
+const QUEUE: usize = 4;
+/// Parsers.
+const WORKERS: usize = 2;
+
+/// Where each line of a chunk went, in file order.
+enum Route {
+    /// Parsed by this worker; its result is that worker's next one.
+    Worker(u8),
+    /// Set aside while framing (too long, torn by a read error).
+    Bad(Quarantined, Bytes),
+}
+
+/// One worker's result for one line.
+enum Outcome {
+    /// Parsed: how many events, and how many bytes of JSON they wrote.
+    Parsed { events: u32, json: u32 },
+    /// Quarantined by the parser.
+    Failed(Quarantined, Bytes),
+}
+
+/// One worker's results for its share of a chunk.
+struct Results {
+    outcomes: Vec<Outcome>,
+    json: Vec<u8>,
+}
+
+/// The worker a line goes to: by the pid in an RFC 3164 tag (`prog[pid]:`), else 0.
+fn worker_for(line: &[u8]) -> usize {
+    if line.starts_with(b"<") && line.iter().take(6).any(|&b| b == b'>') {
+        // `<PRI>1 ` is RFC 5424: its pid is not bracketed; keep those lines together.
+        let after = line.iter().position(|&b| b == b'>').map_or(line, |i| &line[i + 1..]);
+        if after.first().is_some_and(u8::is_ascii_digit) {
+            return 0;
+        }
+    }
+    let Some(open) = memchr::memchr(b'[', line) else { return 0 };
+    let digits = line[open + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || line.get(open + 1 + digits..open + 3 + digits) != Some(b"]:") {
+        return 0;
+    }
+    let pid = line[open + 1..open + 1 + digits]
+        .iter()
+        .fold(0usize, |n, d| n.wrapping_mul(10).wrapping_add(usize::from(d - b'0')));
+    pid % WORKERS
+}
+
+/// Replays one syslog input on [`WORKERS`] parsers; returns its ledger.
+pub(super) fn replay(
+    input: Input,
+    source: &Sym,
+    syslog: SyslogOptions,
+    max_record_bytes: usize,
+    out: &mut Outputs<'_>,
+    progress: &Option<indicatif::ProgressBar>,
+) -> Result<Ledger, ReplayError> {
+    let write_events = out.events.is_some();
+    let consumed = input.consumed.clone();
+    let (route_tx, route_rx) = sync_channel::<Vec<Route>>(QUEUE);
+    let mut work_txs = Vec::with_capacity(WORKERS);
+    let mut result_rxs = Vec::with_capacity(WORKERS);
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            let (work_tx, work_rx) = sync_channel::<Vec<RawRecord>>(QUEUE);
+            let (result_tx, result_rx) = sync_channel::<Results>(QUEUE);
+            work_txs.push(work_tx);
+            result_rxs.push(result_rx);
+            // Each worker has its own copy of the path: one shared name cloned onto every
+            // event by two threads would bounce its reference count between the cores.
+            let path = Sym::from(source.as_str());
+            scope.spawn(move || {
+                work(work_rx, result_tx, SyslogParser::new(syslog), path, write_events)
+            });
+        }
+        let reader_source = source.clone();
+        scope.spawn(move || deal(input, &reader_source, max_record_bytes, route_tx, work_txs));
+        let merged = merge(route_rx, &result_rxs, source, out, progress, &consumed);
+        // Hanging up on the workers (dropping the receivers) lets every thread finish even
+        // when merging stopped early on a write error.
+        drop(result_rxs);
+        merged
+    })
+}
+
+/// The reader: frames lines and deals them out, a chunk at a time.
+fn deal(
+    input: Input,
+    source: &Sym,
+    max_record_bytes: usize,
+    routes: SyncSender<Vec<Route>>,
+    workers: Vec<SyncSender<Vec<RawRecord>>>,
+) {
+    let mut route = Vec::with_capacity(CHUNK);
+    let mut shares: Vec<Vec<RawRecord>> = (0..WORKERS).map(|_| Vec::with_capacity(CHUNK)).collect();
+    // The route goes first: the merger then waits only on results of lines already dealt.
+    let send = |route: &mut Vec<Route>, shares: &mut Vec<Vec<RawRecord>>| -> ControlFlow<()> {
+        if routes.send(std::mem::replace(route, Vec::with_capacity(CHUNK))).is_err() {
+            return ControlFlow::Break(());
+        }
+        for (w, share) in shares.iter_mut().enumerate() {
+            if workers[w].send(std::mem::replace(share, Vec::with_capacity(CHUNK))).is_err() {
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    let _ = read_lines(input.reader, source, max_record_bytes, |framed| {
+        match framed {
+            Framed::Record(rec) => {
+                let w = worker_for(&rec.bytes);
+                route.push(Route::Worker(w as u8));
+                shares[w].push(rec);
+            }
+            Framed::Bad(q, head) => route.push(Route::Bad(q, head)),
+        }
+        if route.len() >= CHUNK { send(&mut route, &mut shares) } else { ControlFlow::Continue(()) }
+    });
+    if !route.is_empty() {
+        let _ = send(&mut route, &mut shares);
+    }
+}
+
+/// A parser: parses its share of each chunk and writes the events' JSON.
+fn work(
+    input: Receiver<Vec<RawRecord>>,
+    output: SyncSender<Results>,
+    mut parser: SyslogParser,
+    path: Sym,
+    write_events: bool,
+) {
+    let mut events: Vec<Event> = Vec::new();
+    for share in input {
+        let mut results = Results { outcomes: Vec::with_capacity(share.len()), json: Vec::new() };
+        for rec in &share {
+            events.clear();
+            match parser.parse(rec, &mut events) {
+                Ok(()) => {
+                    let before = results.json.len();
+                    for e in &mut events {
+                        e.log_file_path = Some(path.clone());
+                        if write_events {
+                            write_json(e, &mut results.json);
+                            results.json.push(b'\n');
+                        }
+                    }
+                    let json = u32::try_from(results.json.len() - before).unwrap_or(u32::MAX);
+                    let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+                    results.outcomes.push(Outcome::Parsed { events: n, json });
+                }
+                Err(err) => {
+                    let q = Quarantined {
+                        unit: "line",
+                        number: rec.origin.record,
+                        offset: rec.origin.offset,
+                        kind: err.kind(),
+                        detail: err.to_string(),
+                    };
+                    results.outcomes.push(Outcome::Failed(q, rec.bytes.clone()));
+                }
+            }
+        }
+        if output.send(results).is_err() {
+            return;
+        }
+    }
+}
+
+/// The main thread: walks each chunk's route and takes every line's result from the worker
+/// that parsed it, so output and ledger come out in file order.
+fn merge(
+    routes: Receiver<Vec<Route>>,
+    results: &[Receiver<Results>],
+    source: &Sym,
+    out: &mut Outputs<'_>,
+    progress: &Option<indicatif::ProgressBar>,
+    consumed: &AtomicU64,
+) -> Result<Ledger, ReplayError> {
+    let mut ledger = Ledger::new(source.to_string(), "syslog");
+    let mut buf = Vec::with_capacity(super::WRITE_BUF + 64 * 1024);
+    let set_aside = |ledger: &mut Ledger, q: Quarantined, raw: &[u8], out: &mut Outputs<'_>| {
+        if let Some(w) = out.dead_letter.as_deref_mut() {
+            w.write_all(&dead_letter_line(source, &q, raw)).map_err(ReplayError::Write)?;
+        }
+        ledger.quarantine(q);
+        Ok::<(), ReplayError>(())
+    };
+    for route in routes {
+        let mut shares: Vec<(std::vec::IntoIter<Outcome>, Vec<u8>, usize)> =
+            Vec::with_capacity(WORKERS);
+        for rx in results {
+            // A worker that stopped sending has died; the rest of its lines are lost, which the
+            // ledger must say rather than hide.
+            let r = rx.recv().unwrap_or(Results { outcomes: Vec::new(), json: Vec::new() });
+            shares.push((r.outcomes.into_iter(), r.json, 0));
+        }
+        for step in route {
+            ledger.records += 1;
+            let (w, q, raw) = match step {
+                Route::Bad(q, head) => (None, Some(q), head),
+                Route::Worker(w) => (Some(usize::from(w)), None, Bytes::new()),
+            };
+            if let Some(q) = q {
+                set_aside(&mut ledger, q, &raw, out)?;
+                continue;
+            }
+            let Some(w) = w else { continue };
+            let (outcomes, json, at) = &mut shares[w];
+            match outcomes.next() {
+                Some(Outcome::Parsed { events, json: len }) => {
+                    ledger.events += u64::from(events);
+                    let end = *at + len as usize;
+                    buf.extend_from_slice(&json[*at..end]);
+                    *at = end;
+                }
+                Some(Outcome::Failed(q, raw)) => set_aside(&mut ledger, q, &raw, out)?,
+                None => {
+                    let q = Quarantined {
+                        unit: "line",
+                        number: 0,
+                        offset: 0,
+                        kind: "internal_error",
+                        detail: "a parser thread stopped early".into(),
+                    };
+                    set_aside(&mut ledger, q, &[], out)?;
+                }
+            }
+        }
+        if let Some(w) = out.events.as_deref_mut() {
+            if buf.len() >= super::WRITE_BUF {
+                w.write_all(&buf).map_err(ReplayError::Write)?;
+                buf.clear();
+            }
+        }
+        if let Some(p) = progress {
+            p.set_position(consumed.load(Ordering::Relaxed));
+        }
+    }
+    if let Some(w) = out.events.as_deref_mut() {
+        w.write_all(&buf).map_err(ReplayError::Write)?;
+        w.flush().map_err(ReplayError::Write)?;
+    }
+    if let Some(w) = out.dead_letter.as_deref_mut() {
+        w.flush().map_err(ReplayError::Write)?;
+    }
+    Ok(ledger)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_dealt_by_pid() {
+        assert_eq!(worker_for(b"Dec 10 06:55:46 h sshd[24200]: x"), 0);
+        assert_eq!(worker_for(b"Dec 10 06:55:46 h sshd[24201]: x"), 1);
+        assert_eq!(worker_for(b"<38>Dec 10 06:55:46 h sshd[7]: x"), 1);
+        assert_eq!(worker_for(b"Dec 10 06:55:46 h kernel: [  7.1] x"), 0);
+        assert_eq!(worker_for(b"Dec 10 06:55:46 h CRON: x[3]: y"), 1);
+        assert_eq!(worker_for(b"<38>1 2025-01-01T00:00:00Z h sshd 7 - [x@1 a=\"1\"] m"), 0);
+        assert_eq!(worker_for(b""), 0);
+    }
+}
