@@ -1,9 +1,9 @@
 //! `logwarden replay`: files through the pipeline, offline, with a ledger per file.
 //!
-//! Two stages on two threads joined by a bounded channel of event batches: one reads, frames
-//! and parses; the other serializes and writes. That splits the two costs that dominate
-//! (syslog parsing, JSON writing) across this machine's two cores, and the channel bound keeps
-//! memory flat whatever the file size.
+//! Syslog is parsed on both cores ([`parallel`]): lines are dealt to two parsers by process id
+//! and merged back in file order. Other formats run in two stages on two threads joined by a
+//! bounded channel of event batches: one reads, frames and parses; the other writes. Either
+//! way the channel bounds keep memory flat whatever the file size.
 
 use std::io::Write;
 use std::ops::ControlFlow;

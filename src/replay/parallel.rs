@@ -155,8 +155,11 @@ fn work(
     write_events: bool,
 ) {
     let mut events: Vec<Event> = Vec::new();
+    // Sized from the last chunk, so the JSON buffer is not regrown (and recopied) per chunk.
+    let mut json_hint = 0;
     for share in input {
-        let mut results = Results { outcomes: Vec::with_capacity(share.len()), json: Vec::new() };
+        let json = Vec::with_capacity(json_hint + json_hint / 8);
+        let mut results = Results { outcomes: Vec::with_capacity(share.len()), json };
         for rec in &share {
             events.clear();
             match parser.parse(rec, &mut events) {
@@ -185,6 +188,7 @@ fn work(
                 }
             }
         }
+        json_hint = results.json.len();
         if output.send(results).is_err() {
             return;
         }
