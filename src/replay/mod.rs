@@ -1,6 +1,6 @@
 //! `logwarden replay`: files through the pipeline, offline, with a ledger per file.
 //!
-//! Syslog is parsed on both cores ([`parallel`]): lines are dealt to two parsers by process id
+//! Syslog is parsed on both cores (`parallel.rs`): lines are dealt to two parsers by process id
 //! and merged back in file order. Other formats run in two stages on two threads joined by a
 //! bounded channel of event batches: one reads, frames and parses; the other writes. Either
 //! way the channel bounds keep memory flat whatever the file size.
