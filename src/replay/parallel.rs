@@ -85,22 +85,26 @@ pub(super) fn replay(
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(QUEUE);
     let mut work_txs = Vec::with_capacity(WORKERS);
     let mut result_rxs = Vec::with_capacity(WORKERS);
+    let mut recycle_txs = Vec::with_capacity(WORKERS);
     std::thread::scope(|scope| {
         for _ in 0..WORKERS {
             let (work_tx, work_rx) = sync_channel::<Vec<RawRecord>>(QUEUE);
             let (result_tx, result_rx) = sync_channel::<Results>(QUEUE);
+            // JSON buffers go back to their worker: a fresh ~1 MB buffer per chunk is an mmap,
+            // a run of zero-filled page faults and an munmap each time.
+            let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(QUEUE);
             work_txs.push(work_tx);
             result_rxs.push(result_rx);
+            recycle_txs.push(recycle_tx);
             // Each worker has its own copy of the path: one shared name cloned onto every
             // event by two threads would bounce its reference count between the cores.
             let path = Sym::from(source.as_str());
-            scope.spawn(move || {
-                work(work_rx, result_tx, SyslogParser::new(syslog), path, write_events)
-            });
+            let ends = WorkerEnds { input: work_rx, output: result_tx, recycled: recycle_rx };
+            scope.spawn(move || work(ends, SyslogParser::new(syslog), path, write_events));
         }
         let reader_source = source.clone();
         scope.spawn(move || deal(input, &reader_source, max_record_bytes, route_tx, work_txs));
-        let merged = merge(route_rx, &result_rxs, source, out, progress, &consumed);
+        let merged = merge(route_rx, &result_rxs, &recycle_txs, source, out, progress, &consumed);
         // Hanging up on the workers (dropping the receivers) lets every thread finish even
         // when merging stopped early on a write error.
         drop(result_rxs);
@@ -146,19 +150,27 @@ fn deal(
     }
 }
 
-/// A parser: parses its share of each chunk and writes the events' JSON.
-fn work(
+/// A worker's ends of its channels.
+struct WorkerEnds {
     input: Receiver<Vec<RawRecord>>,
     output: SyncSender<Results>,
-    mut parser: SyslogParser,
-    path: Sym,
-    write_events: bool,
-) {
+    recycled: Receiver<Vec<u8>>,
+}
+
+/// A parser: parses its share of each chunk and writes the events' JSON.
+fn work(ends: WorkerEnds, mut parser: SyslogParser, path: Sym, write_events: bool) {
+    let WorkerEnds { input, output, recycled } = ends;
     let mut events: Vec<Event> = Vec::new();
-    // Sized from the last chunk, so the JSON buffer is not regrown (and recopied) per chunk.
+    // Sized from the last chunk, so a new JSON buffer is not regrown (and recopied) per chunk.
     let mut json_hint = 0;
     for share in input {
-        let json = Vec::with_capacity(json_hint + json_hint / 8);
+        let json = match recycled.try_recv() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf
+            }
+            Err(_) => Vec::with_capacity(json_hint + json_hint / 8),
+        };
         let mut results = Results { outcomes: Vec::with_capacity(share.len()), json };
         for rec in &share {
             events.clear();
@@ -200,6 +212,7 @@ fn work(
 fn merge(
     routes: Receiver<Vec<Route>>,
     results: &[Receiver<Results>],
+    recycle: &[SyncSender<Vec<u8>>],
     source: &Sym,
     out: &mut Outputs<'_>,
     progress: &Option<indicatif::ProgressBar>,
@@ -254,6 +267,10 @@ fn merge(
                     set_aside(&mut ledger, q, &[], out)?;
                 }
             }
+        }
+        for ((_, json, _), back) in shares.into_iter().zip(recycle) {
+            // A full queue means the worker has buffers enough; this one is dropped.
+            let _ = back.try_send(json);
         }
         if let Some(w) = out.events.as_deref_mut() {
             if buf.len() >= super::WRITE_BUF {
