@@ -3,5 +3,6 @@
 mod cloudtrail;
 mod corpus;
 mod golden_sshd;
+mod props;
 mod replay_cli;
 mod replay_parallel;
