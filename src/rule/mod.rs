@@ -1,0 +1,3 @@
+//! Detection rules: Sigma-style selections and conditions, compiled once at load.
+
+pub mod condition;
