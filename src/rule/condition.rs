@@ -276,7 +276,9 @@ fn tokenize(text: &str) -> Result<Vec<Token<'_>>, ConditionError> {
         if !is_word_char(c) {
             return Err(ConditionError::Syntax {
                 column: start + 1,
-                expected: EXPECTED_OPERAND,
+                // The lexer does not know where it is in the grammar, only that no token
+                // starts with this character.
+                expected: "a selection name, keyword or parenthesis",
                 found: c.to_string(),
             });
         }
