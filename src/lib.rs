@@ -14,4 +14,5 @@ pub mod generate;
 pub mod ledger;
 pub mod parse;
 pub mod replay;
+pub mod rule;
 pub mod source;

@@ -1,0 +1,751 @@
+//! Compiled Sigma field predicates (`field|modifier: values`) and keyword searches, built once.
+//!
+//! A rule's selection maps keys such as `process.command_line|contains|all` to one value or a
+//! list. [`FieldMatcher::compile`] resolves the field path, checks the modifiers and turns every
+//! value into a ready predicate (wildcards become prefix/suffix/contains/equality tests, or a
+//! regex built here), so [`FieldMatcher::matches`] neither allocates nor compiles per event.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use crate::event::{Event, Field, FieldValue};
+
+/// A scalar from the rule YAML.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleValue {
+    /// A string (may hold Sigma wildcards).
+    Str(String),
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`: matches an absent field.
+    Null,
+}
+
+impl RuleValue {
+    /// The value as text for the string modifiers; `null` has none.
+    fn text(&self) -> Option<String> {
+        match self {
+            RuleValue::Str(s) => Some(s.clone()),
+            RuleValue::Int(i) => Some(i.to_string()),
+            RuleValue::Float(f) => Some(f.to_string()),
+            RuleValue::Bool(b) => Some(b.to_string()),
+            RuleValue::Null => None,
+        }
+    }
+}
+
+impl fmt::Display for RuleValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleValue::Str(s) => f.write_str(s),
+            RuleValue::Int(i) => write!(f, "{i}"),
+            RuleValue::Float(x) => write!(f, "{x}"),
+            RuleValue::Bool(b) => write!(f, "{b}"),
+            RuleValue::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// Why a selection key or its values could not be compiled. Every variant names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// A modifier this engine does not implement (`base64`, `windash`, a typo).
+    #[error("`{key}`: unknown modifier `{modifier}`")]
+    UnknownModifier {
+        /// The whole selection key.
+        key: String,
+        /// The modifier as written.
+        modifier: String,
+    },
+    /// A `re` value (or a wildcard translated to a regex) did not compile.
+    #[error("`{key}`: invalid regular expression")]
+    BadRegex {
+        /// The whole selection key.
+        key: String,
+        /// What the regex parser said.
+        #[source]
+        source: regex::Error,
+    },
+    /// A `cidr` value that is not `address/prefix`.
+    #[error("`{key}`: `{value}` is not a CIDR block")]
+    BadCidr {
+        /// The whole selection key.
+        key: String,
+        /// The offending value.
+        value: String,
+    },
+    /// A `gt`/`gte`/`lt`/`lte` value that is not a finite number.
+    #[error("`{key}`: `{value}` is not a number")]
+    BadNumber {
+        /// The whole selection key.
+        key: String,
+        /// The offending value.
+        value: String,
+    },
+    /// Modifiers or values that make no sense together (`contains|re`, `exists: maybe`).
+    #[error("`{key}`: {detail}")]
+    Conflicting {
+        /// The whole selection key.
+        key: String,
+        /// What conflicts.
+        detail: String,
+    },
+}
+
+impl MatchError {
+    /// A stable label for metrics and lint output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MatchError::UnknownModifier { .. } => "unknown_modifier",
+            MatchError::BadRegex { .. } => "bad_regex",
+            MatchError::BadCidr { .. } => "bad_cidr",
+            MatchError::BadNumber { .. } => "bad_number",
+            MatchError::Conflicting { .. } => "conflicting",
+        }
+    }
+}
+
+/// A compiled `field|modifier...: values` predicate.
+#[derive(Clone, Debug)]
+pub struct FieldMatcher {
+    field: Field,
+    /// The original-record path split once, for fields that are not ECS.
+    path: Box<[Segment]>,
+    test: Test,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    name: Box<str>,
+    index: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Test {
+    Exists(bool),
+    Preds { preds: Box<[Pred]>, all: bool },
+}
+
+/// The main modifier; at most one per key.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Eq,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Re,
+    Cidr,
+    Exists,
+    Cmp(CmpOp),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum CmpOp {
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl CmpOp {
+    fn apply(self, field: f64, value: f64) -> bool {
+        match self {
+            CmpOp::Gt => field > value,
+            CmpOp::Gte => field >= value,
+            CmpOp::Lt => field < value,
+            CmpOp::Lte => field <= value,
+        }
+    }
+}
+
+/// One compiled value.
+#[derive(Clone, Debug)]
+enum Pred {
+    Text(Text),
+    Regex(Regex),
+    /// Numeric equality; integers keep their exact value so large ids compare exactly.
+    Num {
+        int: Option<i64>,
+        float: f64,
+    },
+    Bool(bool),
+    /// Matches only when the field is absent; the caller checks that.
+    Null,
+    Cidr(Cidr),
+    Cmp(CmpOp, f64),
+}
+
+impl FieldMatcher {
+    /// Compiles `key` (`field|modifier|...`) with its values (a YAML scalar is one value, a list
+    /// is OR, or AND with `|all`).
+    pub fn compile(key: &str, values: &[RuleValue]) -> Result<FieldMatcher, MatchError> {
+        let conflict = |detail: &str| MatchError::Conflicting {
+            key: key.to_owned(),
+            detail: detail.to_owned(),
+        };
+        let (name, mods) = match key.split_once('|') {
+            Some((name, mods)) => (name, Some(mods)),
+            None => (key, None),
+        };
+        if name.is_empty() {
+            return Err(conflict("empty field name"));
+        }
+        let mut kind = Kind::Eq;
+        let mut all = false;
+        let (mut re_i, mut re_m, mut re_s) = (false, false, false);
+        for m in mods.into_iter().flat_map(|m| m.split('|')) {
+            let next = match m {
+                "contains" => Kind::Contains,
+                "startswith" => Kind::StartsWith,
+                "endswith" => Kind::EndsWith,
+                "re" => Kind::Re,
+                "cidr" => Kind::Cidr,
+                "exists" => Kind::Exists,
+                "gt" => Kind::Cmp(CmpOp::Gt),
+                "gte" => Kind::Cmp(CmpOp::Gte),
+                "lt" => Kind::Cmp(CmpOp::Lt),
+                "lte" => Kind::Cmp(CmpOp::Lte),
+                "all" => {
+                    all = true;
+                    continue;
+                }
+                "i" => {
+                    re_i = true;
+                    continue;
+                }
+                "m" => {
+                    re_m = true;
+                    continue;
+                }
+                "s" => {
+                    re_s = true;
+                    continue;
+                }
+                other => {
+                    return Err(MatchError::UnknownModifier {
+                        key: key.to_owned(),
+                        modifier: other.to_owned(),
+                    });
+                }
+            };
+            if kind != Kind::Eq {
+                return Err(conflict(&format!("`{m}` cannot combine with another modifier")));
+            }
+            kind = next;
+        }
+        if (re_i || re_m || re_s) && kind != Kind::Re {
+            return Err(conflict("`i`, `m` and `s` apply only to `re`"));
+        }
+        if values.is_empty() {
+            return Err(conflict("no values"));
+        }
+        let field = Field::parse(name);
+        let path = match &field {
+            Field::Original(p) => {
+                p.split('.').map(|s| Segment { name: s.into(), index: s.parse().ok() }).collect()
+            }
+            _ => Box::default(),
+        };
+        if kind == Kind::Exists {
+            if all || values.len() != 1 {
+                return Err(conflict("`exists` takes exactly one value"));
+            }
+            let want = match &values[0] {
+                RuleValue::Bool(b) => *b,
+                RuleValue::Str(s) if s.eq_ignore_ascii_case("true") => true,
+                RuleValue::Str(s) if s.eq_ignore_ascii_case("false") => false,
+                _ => return Err(conflict("`exists` takes true or false")),
+            };
+            return Ok(FieldMatcher { field, path, test: Test::Exists(want) });
+        }
+        let preds = values
+            .iter()
+            .map(|v| compile_value(key, kind, (re_i, re_m, re_s), v))
+            .collect::<Result<Box<[Pred]>, MatchError>>()?;
+        Ok(FieldMatcher { field, path, test: Test::Preds { preds, all } })
+    }
+
+    /// Whether the event satisfies this predicate.
+    pub fn matches(&self, e: &Event) -> bool {
+        match &self.test {
+            Test::Exists(want) => self.visit(e, &mut |_| true).is_some() == *want,
+            Test::Preds { preds, all: false } => {
+                match self.visit(e, &mut |v| preds.iter().any(|p| p.test(v))) {
+                    Some(hit) => hit,
+                    None => preds.iter().any(|p| matches!(p, Pred::Null)),
+                }
+            }
+            Test::Preds { preds, all: true } => preds.iter().all(|p| match p {
+                Pred::Null => self.visit(e, &mut |_| true).is_none(),
+                p => self.visit(e, &mut |v| p.test(v)) == Some(true),
+            }),
+        }
+    }
+
+    /// The resolved field this predicate reads.
+    pub fn field(&self) -> &Field {
+        &self.field
+    }
+
+    /// Calls `f` on each value of the field (several for arrays in the original record) until
+    /// it returns true. `None` means the field is absent (or only nulls).
+    fn visit(&self, e: &Event, f: &mut dyn FnMut(FieldValue<'_>) -> bool) -> Option<bool> {
+        match &self.field {
+            Field::Original(_) => {
+                let root = e.original.as_ref()?.value();
+                let mut seen = false;
+                let hit = walk(root, &self.path, f, &mut seen);
+                seen.then_some(hit)
+            }
+            field => e.field(field).map(f),
+        }
+    }
+}
+
+/// Walks an original-record path; a name applied to an array applies to each element, as
+/// Sigma's CloudTrail rules expect (`resources.ARN` over `resources: [{ARN}, ...]`).
+fn walk(
+    node: &Value,
+    path: &[Segment],
+    f: &mut dyn FnMut(FieldValue<'_>) -> bool,
+    seen: &mut bool,
+) -> bool {
+    match path.split_first() {
+        None => match node {
+            Value::Null => false,
+            Value::Array(items) => items.iter().any(|it| walk(it, &[], f, seen)),
+            Value::Bool(b) => {
+                *seen = true;
+                f(FieldValue::Bool(*b))
+            }
+            Value::Number(n) => {
+                *seen = true;
+                match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => f(FieldValue::Int(i)),
+                    (None, Some(x)) => f(FieldValue::Float(x)),
+                    (None, None) => false,
+                }
+            }
+            Value::String(s) => {
+                *seen = true;
+                f(FieldValue::Str(s))
+            }
+            Value::Object(_) => {
+                *seen = true;
+                f(FieldValue::Json(node))
+            }
+        },
+        Some((seg, rest)) => match node {
+            Value::Object(map) => map.get(&*seg.name).is_some_and(|c| walk(c, rest, f, seen)),
+            Value::Array(items) => match seg.index {
+                Some(i) => items.get(i).is_some_and(|c| walk(c, rest, f, seen)),
+                None => items.iter().any(|c| walk(c, path, f, seen)),
+            },
+            _ => false,
+        },
+    }
+}
+
+fn compile_value(
+    key: &str,
+    kind: Kind,
+    (re_i, re_m, re_s): (bool, bool, bool),
+    v: &RuleValue,
+) -> Result<Pred, MatchError> {
+    let bad_regex = |source| MatchError::BadRegex { key: key.to_owned(), source };
+    let text = || {
+        v.text().ok_or_else(|| MatchError::Conflicting {
+            key: key.to_owned(),
+            detail: "`null` only works without modifiers".to_owned(),
+        })
+    };
+    Ok(match kind {
+        Kind::Eq => match v {
+            RuleValue::Str(s) => Pred::Text(Text::compile(s, false, false).map_err(bad_regex)?),
+            RuleValue::Int(i) => Pred::Num { int: Some(*i), float: *i as f64 },
+            RuleValue::Float(x) => Pred::Num { int: None, float: *x },
+            RuleValue::Bool(b) => Pred::Bool(*b),
+            RuleValue::Null => Pred::Null,
+        },
+        Kind::Contains => Pred::Text(Text::compile(&text()?, true, true).map_err(bad_regex)?),
+        Kind::StartsWith => Pred::Text(Text::compile(&text()?, false, true).map_err(bad_regex)?),
+        Kind::EndsWith => Pred::Text(Text::compile(&text()?, true, false).map_err(bad_regex)?),
+        Kind::Re => Pred::Regex(
+            RegexBuilder::new(&text()?)
+                .case_insensitive(re_i)
+                .multi_line(re_m)
+                .dot_matches_new_line(re_s)
+                .build()
+                .map_err(bad_regex)?,
+        ),
+        Kind::Cidr => {
+            let cidr = match v {
+                RuleValue::Str(s) => Cidr::parse(s),
+                _ => None,
+            };
+            Pred::Cidr(
+                cidr.ok_or_else(|| MatchError::BadCidr {
+                    key: key.to_owned(),
+                    value: v.to_string(),
+                })?,
+            )
+        }
+        Kind::Cmp(op) => {
+            let n = match v {
+                RuleValue::Int(i) => Some(*i as f64),
+                RuleValue::Float(x) => Some(*x),
+                RuleValue::Str(s) => s.trim().parse::<f64>().ok(),
+                _ => None,
+            };
+            match n {
+                Some(n) if n.is_finite() => Pred::Cmp(op, n),
+                _ => {
+                    return Err(MatchError::BadNumber {
+                        key: key.to_owned(),
+                        value: v.to_string(),
+                    });
+                }
+            }
+        }
+        // Handled before values are compiled.
+        Kind::Exists => Pred::Null,
+    })
+}
+
+impl Pred {
+    fn test(&self, v: FieldValue<'_>) -> bool {
+        match self {
+            Pred::Text(t) => with_text(v, |s| t.matches(s)),
+            Pred::Regex(r) => with_text(v, |s| r.is_match(s)),
+            Pred::Num { int, float } => match v {
+                FieldValue::Int(x) => match int {
+                    Some(i) => x == *i,
+                    None => x as f64 == *float,
+                },
+                FieldValue::Float(x) => x == *float,
+                FieldValue::Str(s) => {
+                    let s = s.trim();
+                    match (int, s.parse::<i64>()) {
+                        (Some(i), Ok(x)) => x == *i,
+                        _ => s.parse::<f64>().is_ok_and(|x| x == *float),
+                    }
+                }
+                _ => false,
+            },
+            Pred::Bool(b) => match v {
+                FieldValue::Bool(x) => x == *b,
+                FieldValue::Str(s) => s.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+                _ => false,
+            },
+            Pred::Null => false,
+            Pred::Cidr(c) => match v {
+                FieldValue::Ip(ip) => c.contains(ip),
+                FieldValue::Str(s) => s.trim().parse::<IpAddr>().is_ok_and(|ip| c.contains(ip)),
+                _ => false,
+            },
+            Pred::Cmp(op, n) => number(v).is_some_and(|x| op.apply(x, *n)),
+        }
+    }
+}
+
+/// A field value as a finite number, for `gt`/`gte`/`lt`/`lte`.
+fn number(v: FieldValue<'_>) -> Option<f64> {
+    let x = match v {
+        FieldValue::Int(i) => i as f64,
+        FieldValue::Float(x) => x,
+        FieldValue::Str(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    x.is_finite().then_some(x)
+}
+
+/// Runs `f` on the text form of a value, formatted on the stack; set-valued fields match when
+/// any member name does; objects have no text form.
+fn with_text(v: FieldValue<'_>, f: impl Fn(&str) -> bool) -> bool {
+    let mut buf = StackBuf::default();
+    let formatted = match v {
+        FieldValue::Str(s) => return f(s),
+        FieldValue::Bool(b) => return f(if b { "true" } else { "false" }),
+        FieldValue::Categories(c) => return c.names().any(f),
+        FieldValue::Types(t) => return t.names().any(f),
+        FieldValue::Json(_) => return false,
+        FieldValue::Int(i) => fmt::Write::write_fmt(&mut buf, format_args!("{i}")),
+        FieldValue::Float(x) => fmt::Write::write_fmt(&mut buf, format_args!("{x}")),
+        FieldValue::Ip(ip) => fmt::Write::write_fmt(&mut buf, format_args!("{ip}")),
+        FieldValue::Time(t) => fmt::Write::write_fmt(&mut buf, format_args!("{t}")),
+    };
+    formatted.is_ok() && f(buf.as_str())
+}
+
+/// A fixed buffer for formatting numbers, addresses and timestamps without allocating.
+struct StackBuf {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackBuf {
+    fn default() -> Self {
+        StackBuf { buf: [0; 64], len: 0 }
+    }
+}
+
+impl StackBuf {
+    fn as_str(&self) -> &str {
+        // Only whole `&str`s are ever copied in, so the bytes are UTF-8.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// A case-insensitive Sigma wildcard pattern.
+///
+/// ASCII patterns with at most a leading and a trailing `*` become byte comparisons with ASCII
+/// case folding; anything else (`?`, inner `*`, non-ASCII letters that need Unicode folding)
+/// becomes an anchored regex, built here once.
+#[derive(Clone, Debug)]
+enum Text {
+    /// `*`: any value.
+    Any,
+    /// The remaining variants hold the ASCII literal, lowercased.
+    Equals(Box<[u8]>),
+    Prefix(Box<[u8]>),
+    Suffix(Box<[u8]>),
+    Contains(Box<[u8]>),
+    Regex(Regex),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tok {
+    Lit(char),
+    Star,
+    One,
+}
+
+/// Splits a Sigma value into literals and wildcards: `\*`, `\?` and `\\` are literals, any
+/// other backslash is itself (so Windows paths need no doubling).
+fn tokens(v: &str) -> Vec<Tok> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => out.push(Tok::Star),
+            '?' => out.push(Tok::One),
+            '\\' => match chars.peek() {
+                Some(&n @ ('*' | '?' | '\\')) => {
+                    chars.next();
+                    out.push(Tok::Lit(n));
+                }
+                _ => out.push(Tok::Lit('\\')),
+            },
+            c => out.push(Tok::Lit(c)),
+        }
+    }
+    out
+}
+
+impl Text {
+    fn compile(value: &str, star_before: bool, star_after: bool) -> Result<Text, regex::Error> {
+        let mut toks = tokens(value);
+        if star_before {
+            toks.insert(0, Tok::Star);
+        }
+        if star_after {
+            toks.push(Tok::Star);
+        }
+        toks.dedup_by(|a, b| *a == Tok::Star && *b == Tok::Star);
+        let simple = toks.iter().all(|t| match t {
+            Tok::Lit(c) => c.is_ascii(),
+            Tok::Star => true,
+            Tok::One => false,
+        });
+        if simple {
+            let lead = toks.first() == Some(&Tok::Star);
+            let trail = toks.len() > 1 && toks.last() == Some(&Tok::Star);
+            let lits: Vec<Box<[u8]>> = toks
+                .split(|t| *t == Tok::Star)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|t| match t {
+                            Tok::Lit(c) => Some(c.to_ascii_lowercase() as u8),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut lits = lits.into_iter();
+            match (lits.next(), lits.next(), lead, trail) {
+                (None, _, false, _) => return Ok(Text::Equals(Box::default())),
+                (None, _, true, _) => return Ok(Text::Any),
+                (Some(l), None, false, false) => return Ok(Text::Equals(l)),
+                (Some(l), None, false, true) => return Ok(Text::Prefix(l)),
+                (Some(l), None, true, false) => return Ok(Text::Suffix(l)),
+                (Some(l), None, true, true) => return Ok(Text::Contains(l)),
+                _ => {}
+            }
+        }
+        let mut re = String::with_capacity(value.len() * 2 + 8);
+        re.push('^');
+        let mut utf8 = [0u8; 4];
+        for t in &toks {
+            match t {
+                Tok::Lit(c) => re.push_str(&regex::escape(c.encode_utf8(&mut utf8))),
+                Tok::Star => re.push_str(".*"),
+                Tok::One => re.push('.'),
+            }
+        }
+        re.push('$');
+        RegexBuilder::new(&re)
+            .case_insensitive(true)
+            .dot_matches_new_line(true)
+            .build()
+            .map(Text::Regex)
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        let h = s.as_bytes();
+        match self {
+            Text::Any => true,
+            Text::Equals(p) => h.eq_ignore_ascii_case(p),
+            Text::Prefix(p) => h.get(..p.len()).is_some_and(|x| x.eq_ignore_ascii_case(p)),
+            Text::Suffix(p) => h.len() >= p.len() && h[h.len() - p.len()..].eq_ignore_ascii_case(p),
+            Text::Contains(p) => contains_ascii_ci(h, p),
+            Text::Regex(r) => r.is_match(s),
+        }
+    }
+}
+
+/// Whether `hay` contains `needle` (ASCII, lowercase) ignoring ASCII case: memchr finds
+/// candidates for the first byte in either case, then the rest is compared in place.
+fn contains_ascii_ci(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let Some(last) = hay.len().checked_sub(needle.len()) else {
+        return false;
+    };
+    let upper = first.to_ascii_uppercase();
+    let mut start = 0;
+    while start <= last {
+        let Some(off) = memchr::memchr2(first, upper, &hay[start..=last]) else {
+            return false;
+        };
+        let i = start + off;
+        if hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest) {
+            return true;
+        }
+        start = i + 1;
+    }
+    false
+}
+
+/// An IPv4 or IPv6 network; IPv4-mapped IPv6 blocks and addresses are treated as IPv4.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Cidr {
+    V4 { net: u32, mask: u32 },
+    V6 { net: u128, mask: u128 },
+}
+
+impl Cidr {
+    /// `address/prefix`, or a bare address as a single-host block.
+    fn parse(s: &str) -> Option<Cidr> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u32>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        match addr {
+            IpAddr::V4(a) => Some(Cidr::v4(u32::from(a), prefix.unwrap_or(32))?),
+            IpAddr::V6(a) => {
+                let prefix = prefix.unwrap_or(128);
+                match a.to_ipv4_mapped() {
+                    Some(v4) if (96..=128).contains(&prefix) => {
+                        Cidr::v4(u32::from(v4), prefix - 96)
+                    }
+                    _ => {
+                        if prefix > 128 {
+                            return None;
+                        }
+                        let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                        Some(Cidr::V6 { net: u128::from(a) & mask, mask })
+                    }
+                }
+            }
+        }
+    }
+
+    fn v4(addr: u32, prefix: u32) -> Option<Cidr> {
+        if prefix > 32 {
+            return None;
+        }
+        let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+        Some(Cidr::V4 { net: addr & mask, mask })
+    }
+
+    fn contains(self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self, ip) {
+            (Cidr::V4 { net, mask }, IpAddr::V4(a)) => u32::from(a) & mask == net,
+            (Cidr::V6 { net, mask }, IpAddr::V6(a)) => u128::from(a) & mask == net,
+            _ => false,
+        }
+    }
+}
+
+/// A compiled Sigma `keywords` selection: full-text search of `message`.
+#[derive(Clone, Debug)]
+pub struct KeywordMatcher {
+    words: Box<[Text]>,
+}
+
+impl KeywordMatcher {
+    /// Compiles the keywords (any one must occur; wildcards apply inside each).
+    pub fn compile(values: &[RuleValue]) -> Result<KeywordMatcher, MatchError> {
+        let key = "keywords";
+        if values.is_empty() {
+            return Err(MatchError::Conflicting { key: key.into(), detail: "no values".into() });
+        }
+        let words = values
+            .iter()
+            .map(|v| {
+                let text = v.text().ok_or_else(|| MatchError::Conflicting {
+                    key: key.into(),
+                    detail: "`null` is not a keyword".into(),
+                })?;
+                Text::compile(&text, true, true)
+                    .map_err(|source| MatchError::BadRegex { key: key.into(), source })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(KeywordMatcher { words })
+    }
+
+    /// Whether any keyword occurs, case-insensitively, in `message` (or, for events without
+    /// one, in the original record's text).
+    pub fn matches(&self, e: &Event) -> bool {
+        let hay = match (&e.message, &e.original) {
+            (Some(m), _) => &**m,
+            (None, Some(o)) => o.raw(),
+            (None, None) => return false,
+        };
+        self.words.iter().any(|w| w.matches(hay))
+    }
+}
