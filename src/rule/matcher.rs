@@ -749,3 +749,379 @@ impl KeywordMatcher {
         self.words.iter().any(|w| w.matches(hay))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Category, EventType, Original, Outcome, Sym};
+    use proptest::prelude::*;
+
+    fn s(v: &str) -> RuleValue {
+        RuleValue::Str(v.to_owned())
+    }
+
+    fn ecs() -> Event {
+        Event {
+            dataset: Some(Sym::from_static("sshd")),
+            category: Category::AUTHENTICATION | Category::IAM,
+            kind: EventType::START,
+            outcome: Some(Outcome::Failure),
+            user_name: Some("Root".into()),
+            user_id: Some("Ünïcødé-User".into()),
+            source_ip: "203.0.113.7".parse().ok(),
+            source_port: Some(42393),
+            process_pid: Some(4211),
+            process_command_line: Some(r"C:\Windows\System32\cmd.exe /c whoami *".into()),
+            message: Some("Failed password for root from 203.0.113.7 port 42393 ssh2".into()),
+            ..Event::default()
+        }
+    }
+
+    fn cloudtrail() -> Event {
+        let raw = serde_json::value::RawValue::from_string(
+            r#"{"eventName":"ConsoleLogin","sourceIPAddress":"198.51.100.4","v6":"2001:db8::1",
+            "userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::123:user/bob"},
+            "resources":[{"ARN":"arn:aws:s3:::bucket-a"},{"ARN":"arn:aws:s3:::secret-b"}],
+            "tags":["prod","pci"],"ports":[22,443],"errorCode":null,"readOnly":false,
+            "count":3,"ratio":0.75,"size":"1024","additionalEventData":{"MFAUsed":"No"}}"#
+                .into(),
+        );
+        Event { original: raw.ok().map(Original::new), ..Event::default() }
+    }
+
+    fn m(key: &str, values: &[RuleValue], e: &Event) -> bool {
+        FieldMatcher::compile(key, values).unwrap().matches(e)
+    }
+
+    fn err(key: &str, values: &[RuleValue]) -> MatchError {
+        FieldMatcher::compile(key, values).unwrap_err()
+    }
+
+    #[test]
+    fn plain_equality_ignores_case() {
+        let e = ecs();
+        assert!(m("user.name", &[s("root")], &e));
+        assert!(m("user.name", &[s("ROOT")], &e));
+        assert!(!m("user.name", &[s("roo")], &e));
+        assert!(m("event.outcome", &[s("Failure")], &e));
+        assert!(!m("host.name", &[s("x")], &e));
+        assert!(m("user.id", &[s("üNÏCØDÉ-user")], &e));
+        assert!(!m("user.id", &[s("ünïcødé")], &e));
+    }
+
+    #[test]
+    fn wildcards_and_escapes() {
+        let e = ecs();
+        assert!(m("user.name", &[s("*")], &e));
+        assert!(!m("host.name", &[s("*")], &e));
+        assert!(m("user.name", &[s("r*")], &e));
+        assert!(m("user.name", &[s("*OT")], &e));
+        assert!(m("user.name", &[s("*o*")], &e));
+        assert!(m("user.name", &[s("r??t")], &e));
+        assert!(!m("user.name", &[s("r?t")], &e));
+        assert!(m("user.name", &[s("R*o*T")], &e));
+        assert!(m("user.name", &[s("**")], &e));
+        assert!(m("user.id", &[s("?nïcødé-*")], &e));
+        assert!(m("user.id", &[s("*CØDÉ*")], &e));
+        // `\*` is a literal star; a backslash before anything else is itself.
+        let cmd = r"C:\Windows\System32\cmd.exe /c whoami \*";
+        assert!(m("process.command_line", &[s(cmd)], &e));
+        assert!(!m("process.command_line", &[s(r"C:\Windows\System32\cmd.exe /c whoami \?")], &e));
+        assert!(m("process.command_line", &[s(r"c:\windows\\*")], &e));
+        assert!(!m("process.command_line", &[s(r"c:\windows\*")], &e));
+        let lit = Event { user_name: Some(r"a\b?".into()), ..Event::default() };
+        assert!(m("user.name", &[s(r"a\\b\?")], &lit));
+        assert!(!m(
+            "user.name",
+            &[s(r"a\\b\?")],
+            &Event { user_name: Some(r"a\bx".into()), ..Event::default() }
+        ));
+        assert!(m(
+            "user.name",
+            &[s(r"a\b?")],
+            &Event { user_name: Some(r"a\bx".into()), ..Event::default() }
+        ));
+        let empty = Event { user_name: Some("".into()), ..Event::default() };
+        assert!(m("user.name", &[s("")], &empty));
+        assert!(!m("user.name", &[s("")], &e));
+        assert!(m("user.name", &[s("*")], &empty));
+    }
+
+    #[test]
+    fn contains_startswith_endswith() {
+        let e = ecs();
+        assert!(m("message|contains", &[s("PASSWORD for")], &e));
+        assert!(!m("message|contains", &[s("passwd")], &e));
+        assert!(m("message|contains", &[s("password*203")], &e));
+        assert!(m("message|contains", &[s("p?ssword")], &e));
+        assert!(m("message|startswith", &[s("failed")], &e));
+        assert!(!m("message|startswith", &[s("password")], &e));
+        assert!(m("message|endswith", &[s("SSH2")], &e));
+        assert!(m("message|endswith", &[s("ssh?")], &e));
+        assert!(!m("message|endswith", &[s("ssh")], &e));
+        assert!(m("message|contains", &[s("")], &e));
+        assert!(m("source.port|contains", &[RuleValue::Int(239)], &e));
+        assert!(m("source.ip|startswith", &[s("203.0.")], &e));
+        assert!(m("user.id|contains", &[s("CØD")], &e));
+    }
+
+    #[test]
+    fn lists_are_or_unless_all() {
+        let e = ecs();
+        assert!(m("message|contains", &[s("nope"), s("root")], &e));
+        assert!(!m("message|contains", &[s("nope"), s("nada")], &e));
+        assert!(m("message|contains|all", &[s("failed"), s("root"), s("ssh2")], &e));
+        assert!(!m("message|contains|all", &[s("failed"), s("nope")], &e));
+    }
+
+    #[test]
+    fn exists_true_and_false() {
+        let e = ecs();
+        let ct = cloudtrail();
+        assert!(m("user.name|exists", &[RuleValue::Bool(true)], &e));
+        assert!(!m("user.name|exists", &[RuleValue::Bool(false)], &e));
+        assert!(m("host.name|exists", &[RuleValue::Bool(false)], &e));
+        assert!(m("additionalEventData|exists", &[s("true")], &ct));
+        assert!(m("resources.ARN|exists", &[RuleValue::Bool(true)], &ct));
+        assert!(m("errorCode|exists", &[RuleValue::Bool(false)], &ct));
+        assert!(m("nothing.here|exists", &[RuleValue::Bool(false)], &ct));
+        assert!(!m("nothing.here|exists", &[RuleValue::Bool(true)], &e));
+    }
+
+    #[test]
+    fn cidr_v4_v6_and_mapped() {
+        let e = ecs();
+        assert!(m("source.ip|cidr", &[s("203.0.113.0/24")], &e));
+        assert!(!m("source.ip|cidr", &[s("10.0.0.0/8")], &e));
+        assert!(m("source.ip|cidr", &[s("10.0.0.0/8"), s("203.0.0.0/16")], &e));
+        assert!(m("source.ip|cidr", &[s("0.0.0.0/0")], &e));
+        assert!(m("source.ip|cidr", &[s("203.0.113.7")], &e));
+        assert!(m("source.ip|cidr", &[s("::ffff:203.0.113.0/120")], &e));
+        assert!(!m("source.ip|cidr", &[s("2001:db8::/32")], &e));
+        let mapped = Event { source_ip: "::ffff:10.1.2.3".parse().ok(), ..Event::default() };
+        assert!(m("source.ip|cidr", &[s("10.0.0.0/8")], &mapped));
+        let ct = cloudtrail();
+        assert!(m("sourceIPAddress|cidr", &[s("198.51.100.0/24")], &ct));
+        assert!(m("v6|cidr", &[s("2001:db8::/32")], &ct));
+        assert!(!m("v6|cidr", &[s("2001:db9::/32")], &ct));
+        assert!(!m("v6|cidr", &[s("::/0"), s("0.0.0.0/0")], &Event::default()));
+        assert!(!m("eventName|cidr", &[s("0.0.0.0/0")], &ct));
+    }
+
+    #[test]
+    fn regexes_and_flags() {
+        let e = ecs();
+        assert!(m("message|re", &[s(r"port \d+ ssh2$")], &e));
+        assert!(!m("message|re", &[s("^failed")], &e));
+        assert!(m("message|re", &[s("(?i)^failed")], &e));
+        assert!(m("message|re|i", &[s("^failed")], &e));
+        let two = Event { message: Some("a\nb".into()), ..Event::default() };
+        assert!(!m("message|re", &[s("^b")], &two));
+        assert!(m("message|re|m", &[s("^b")], &two));
+        assert!(!m("message|re", &[s("a.b")], &two));
+        assert!(m("message|re|s", &[s("a.b")], &two));
+        assert!(m("source.port|re", &[s(r"^\d{5}$")], &e));
+        assert!(m("resources.ARN|re", &[s("secret")], &cloudtrail()));
+    }
+
+    #[test]
+    fn numeric_comparisons() {
+        let e = ecs();
+        let ct = cloudtrail();
+        assert!(m("source.port|gt", &[RuleValue::Int(1024)], &e));
+        assert!(!m("source.port|lt", &[RuleValue::Int(1024)], &e));
+        assert!(m("source.port|gte", &[RuleValue::Int(42393)], &e));
+        assert!(!m("source.port|gt", &[RuleValue::Int(42393)], &e));
+        assert!(m("source.port|lte", &[s("42393")], &e));
+        assert!(m("ratio|lt", &[RuleValue::Float(0.8)], &ct));
+        assert!(!m("ratio|gte", &[RuleValue::Float(0.8)], &ct));
+        assert!(m("size|gte", &[RuleValue::Int(1024)], &ct));
+        assert!(m("ports|gt", &[RuleValue::Int(100)], &ct));
+        assert!(!m("ports|gt", &[RuleValue::Int(1000)], &ct));
+        assert!(!m("eventName|gt", &[RuleValue::Int(0)], &ct));
+        assert!(!m("missing|lt", &[RuleValue::Int(0)], &ct));
+    }
+
+    #[test]
+    fn numbers_booleans_and_null_without_modifiers() {
+        let e = ecs();
+        let ct = cloudtrail();
+        assert!(m("process.pid", &[RuleValue::Int(4211)], &e));
+        assert!(m("process.pid", &[s("4211")], &e));
+        assert!(m("process.pid", &[RuleValue::Float(4211.0)], &e));
+        assert!(!m("process.pid", &[RuleValue::Int(4212)], &e));
+        assert!(m("count", &[RuleValue::Int(3)], &ct));
+        assert!(m("size", &[RuleValue::Int(1024)], &ct));
+        assert!(m("ratio", &[RuleValue::Float(0.75)], &ct));
+        assert!(m("ratio", &[s("0.75")], &ct));
+        assert!(m("readOnly", &[RuleValue::Bool(false)], &ct));
+        assert!(m("readOnly", &[s("FALSE")], &ct));
+        assert!(!m("readOnly", &[RuleValue::Bool(true)], &ct));
+        assert!(m("errorCode", &[RuleValue::Null], &ct));
+        assert!(m("missing", &[RuleValue::Null], &ct));
+        assert!(!m("eventName", &[RuleValue::Null], &ct));
+        assert!(m("eventName", &[RuleValue::Null, s("consolelogin")], &ct));
+        assert!(m("host.name", &[RuleValue::Null], &e));
+    }
+
+    #[test]
+    fn categories_and_types_match_any_member() {
+        let e = ecs();
+        assert!(m("event.category", &[s("authentication")], &e));
+        assert!(m("event.category", &[s("IAM")], &e));
+        assert!(!m("event.category", &[s("network")], &e));
+        assert!(m("event.category|all", &[s("iam"), s("authentication")], &e));
+        assert!(m("event.type", &[s("start")], &e));
+        assert!(m("event.category|startswith", &[s("auth")], &e));
+    }
+
+    #[test]
+    fn original_record_fields_and_arrays() {
+        let ct = cloudtrail();
+        assert!(m("eventName", &[s("consolelogin")], &ct));
+        assert!(m("userIdentity.arn|endswith", &[s(":user/bob")], &ct));
+        assert!(m("resources.ARN", &[s("arn:aws:s3:::secret-b")], &ct));
+        assert!(m("resources.ARN|contains", &[s("bucket")], &ct));
+        assert!(m("resources.0.ARN|contains", &[s("bucket")], &ct));
+        assert!(!m("resources.0.ARN|contains", &[s("secret")], &ct));
+        assert!(m("resources.ARN|contains|all", &[s("bucket"), s("secret")], &ct));
+        assert!(!m("resources.ARN", &[s("nope")], &ct));
+        assert!(m("tags", &[s("PCI")], &ct));
+        assert!(!m("tags", &[s("dev")], &ct));
+        assert!(m("ports", &[RuleValue::Int(443)], &ct));
+        // Objects only answer `exists`.
+        assert!(!m("additionalEventData", &[s("*")], &ct));
+        assert!(m("additionalEventData.MFAUsed", &[s("no")], &ct));
+        assert!(!m("eventName", &[s("*")], &ecs()));
+    }
+
+    #[test]
+    fn errors_name_their_key() {
+        for modifier in
+            ["base64", "base64offset", "windash", "utf16le", "wide", "expand", "fieldref", ""]
+        {
+            let key = format!("a|{modifier}");
+            match err(&key, &[s("x")]) {
+                MatchError::UnknownModifier { key: k, modifier: got } => {
+                    assert_eq!((k.as_str(), got.as_str()), (key.as_str(), modifier));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let e = err("a|re", &[s("(")]);
+        assert!(matches!(&e, MatchError::BadRegex { key, .. } if key == "a|re"), "{e:?}");
+        assert_eq!(e.kind(), "bad_regex");
+        for bad in ["10.0.0.0/33", "x/8", "::/129", "10.0.0.0/"] {
+            let e = err("ip|cidr", &[s(bad)]);
+            assert!(
+                matches!(&e, MatchError::BadCidr { key, value } if key == "ip|cidr" && value == bad)
+            );
+        }
+        assert_eq!(err("ip|cidr", &[RuleValue::Int(1)]).kind(), "bad_cidr");
+        let e = err("n|gt", &[s("ten")]);
+        assert!(
+            matches!(&e, MatchError::BadNumber { key, value } if key == "n|gt" && value == "ten")
+        );
+        assert_eq!(err("n|lte", &[s("NaN")]).kind(), "bad_number");
+        assert_eq!(err("n|gte", &[RuleValue::Bool(true)]).kind(), "bad_number");
+        for (key, values) in [
+            ("a|contains|re", vec![s("x")]),
+            ("a|i", vec![s("x")]),
+            ("a|exists", vec![s("maybe")]),
+            ("a|exists|all", vec![RuleValue::Bool(true)]),
+            ("a|exists", vec![RuleValue::Bool(true), RuleValue::Bool(false)]),
+            ("a|contains", vec![RuleValue::Null]),
+            ("a", vec![]),
+            ("|contains", vec![s("x")]),
+        ] {
+            let e = err(key, &values);
+            assert!(matches!(&e, MatchError::Conflicting { key: k, .. } if k == key), "{e:?}");
+            assert_eq!(e.kind(), "conflicting");
+        }
+        assert_eq!(err("a|nope", &[s("x")]).kind(), "unknown_modifier");
+        assert!(err("a|nope", &[s("x")]).to_string().contains("a|nope"));
+    }
+
+    #[test]
+    fn field_is_resolved_once() {
+        let f = FieldMatcher::compile("source.ip|cidr", &[s("10.0.0.0/8")]).unwrap();
+        assert_eq!(f.field(), &Field::SourceIp);
+        let f = FieldMatcher::compile("userIdentity.arn", &[s("x")]).unwrap();
+        assert_eq!(f.field(), &Field::Original("userIdentity.arn".into()));
+    }
+
+    #[test]
+    fn keywords_search_message_then_original() {
+        let k = KeywordMatcher::compile(&[s("PASSWORD"), s("sudo")]).unwrap();
+        assert!(k.matches(&ecs()));
+        assert!(!k.matches(&cloudtrail()));
+        let k = KeywordMatcher::compile(&[s("console*bob")]).unwrap();
+        assert!(!k.matches(&ecs()));
+        assert!(k.matches(&cloudtrail()));
+        assert!(!k.matches(&Event::default()));
+        let k = KeywordMatcher::compile(&[s("port ?????")]).unwrap();
+        assert!(k.matches(&ecs()));
+        assert_eq!(KeywordMatcher::compile(&[]).unwrap_err().kind(), "conflicting");
+        assert_eq!(KeywordMatcher::compile(&[RuleValue::Null]).unwrap_err().kind(), "conflicting");
+    }
+
+    #[test]
+    fn ascii_contains_finds_every_position() {
+        assert!(contains_ascii_ci(b"xxAbC", b"abc"));
+        assert!(contains_ascii_ci(b"aab", b"ab"));
+        assert!(!contains_ascii_ci(b"ab", b"abc"));
+        assert!(contains_ascii_ci(b"", b""));
+        assert!(!contains_ascii_ci(b"", b"a"));
+    }
+
+    /// The reference: a Sigma wildcard translated naively to an anchored regex.
+    /// `contains` wraps the parsed pattern, so a trailing `\\` stays a literal backslash.
+    fn reference(pattern: &str, text: &str, contains: bool) -> bool {
+        let mut re = String::from(if contains { "(?is)^.*" } else { "(?is)^" });
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                '\\' if matches!(chars.peek(), Some('*' | '?' | '\\')) => {
+                    re.push_str(&regex::escape(&chars.next().unwrap().to_string()));
+                }
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push_str(if contains { ".*$" } else { "$" });
+        Regex::new(&re).unwrap().is_match(text)
+    }
+
+    proptest! {
+        #[test]
+        fn wildcard_agrees_with_reference(
+            pattern in "[aAbé*?\\\\]{0,8}",
+            text in "[aAbBéÉ*?\\\\]{0,10}",
+        ) {
+            let e = Event { user_name: Some(text.as_str().into()), ..Event::default() };
+            let got = m("user.name", &[RuleValue::Str(pattern.clone())], &e);
+            prop_assert_eq!(got, reference(&pattern, &text, false));
+            let got = m("user.name|contains", &[RuleValue::Str(pattern.clone())], &e);
+            prop_assert_eq!(got, reference(&pattern, &text, true));
+        }
+
+        #[test]
+        fn compile_never_panics(key in "\\PC{0,20}", value in "\\PC{0,12}") {
+            let _ = FieldMatcher::compile(&key, &[RuleValue::Str(value.clone())]);
+            let _ = FieldMatcher::compile(&key, &[RuleValue::Int(1), RuleValue::Null]);
+            let _ = KeywordMatcher::compile(&[RuleValue::Str(value)]);
+        }
+
+        #[test]
+        fn compile_never_panics_on_modifier_keys(
+            key in "[a.]{1,3}(\\|(contains|startswith|endswith|re|cidr|all|exists|gt|lte|i|m|s|x)){0,3}",
+            value in "[0-9a./:*?\\\\(]{0,10}",
+        ) {
+            if let Ok(f) = FieldMatcher::compile(&key, &[RuleValue::Str(value)]) {
+                let _ = f.matches(&ecs());
+                let _ = f.matches(&cloudtrail());
+            }
+        }
+    }
+}
