@@ -517,7 +517,9 @@ impl fmt::Write for StackBuf {
 ///
 /// ASCII patterns with at most a leading and a trailing `*` become byte comparisons with ASCII
 /// case folding; anything else (`?`, inner `*`, non-ASCII letters that need Unicode folding)
-/// becomes an anchored regex, built here once.
+/// becomes an anchored regex, built here once. The ASCII path folds ASCII case only, so it does
+/// not equate `k` with the Kelvin sign (or `s` with `ſ`) as the regex's Unicode folding would;
+/// keeping the hot path on bytes is worth that corner.
 #[derive(Clone, Debug)]
 enum Text {
     /// `*`: any value.
@@ -753,7 +755,7 @@ impl KeywordMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Category, EventType, Original, Outcome, Sym};
+    use crate::event::{Category, EventType, Original, Outcome, Sym, Timestamp};
     use proptest::prelude::*;
 
     fn s(v: &str) -> RuleValue {
@@ -962,6 +964,16 @@ mod tests {
         assert!(!m("eventName", &[RuleValue::Null], &ct));
         assert!(m("eventName", &[RuleValue::Null, s("consolelogin")], &ct));
         assert!(m("host.name", &[RuleValue::Null], &e));
+    }
+
+    #[test]
+    fn non_text_values_compare_by_their_text_form() {
+        let e = Event { timestamp: Timestamp::from_secs_nanos(1_765_349_746, 0), ..ecs() };
+        assert!(m("@timestamp|startswith", &[s("2025-12-10T06:55")], &e));
+        assert!(m("source.ip", &[s("203.0.113.*")], &e));
+        assert!(m("source.port", &[s("42393")], &e));
+        assert!(m("ratio|startswith", &[s("0.7")], &cloudtrail()));
+        assert!(m("readOnly|contains", &[s("als")], &cloudtrail()));
     }
 
     #[test]
