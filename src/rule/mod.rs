@@ -1,3 +1,5 @@
-//! Detection rules: Sigma-style selections and conditions, compiled once at load.
+//! Detection rules: Sigma-style selections and conditions, compiled once at load, then
+//! evaluated per event.
 
 pub mod condition;
+pub mod matcher;

@@ -1,0 +1,44 @@
+//! Sigma keyword lists: a full-text search of the message (or the original record).
+
+use super::text::Text;
+use super::{MatchError, RuleValue};
+use crate::event::Event;
+
+/// A compiled Sigma `keywords` selection: full-text search of `message`.
+#[derive(Clone, Debug)]
+pub struct KeywordMatcher {
+    words: Box<[Text]>,
+}
+
+impl KeywordMatcher {
+    /// Compiles the keywords (any one must occur; wildcards apply inside each).
+    pub fn compile(values: &[RuleValue]) -> Result<KeywordMatcher, MatchError> {
+        let key = "keywords";
+        if values.is_empty() {
+            return Err(MatchError::Conflicting { key: key.into(), detail: "no values".into() });
+        }
+        let words = values
+            .iter()
+            .map(|v| {
+                let text = v.text().ok_or_else(|| MatchError::Conflicting {
+                    key: key.into(),
+                    detail: "`null` is not a keyword".into(),
+                })?;
+                Text::compile(&text, true, true)
+                    .map_err(|source| MatchError::BadRegex { key: key.into(), source })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(KeywordMatcher { words })
+    }
+
+    /// Whether any keyword occurs, case-insensitively, in `message` (or, for events without
+    /// one, in the original record's text).
+    pub fn matches(&self, e: &Event) -> bool {
+        let hay = match (&e.message, &e.original) {
+            (Some(m), _) => &**m,
+            (None, Some(o)) => o.raw(),
+            (None, None) => return false,
+        };
+        self.words.iter().any(|w| w.matches(hay))
+    }
+}
