@@ -113,10 +113,10 @@ impl Interner {
             ^ usize::from(b.first().copied().unwrap_or(0)).wrapping_mul(31)
             ^ usize::from(b.last().copied().unwrap_or(0)).wrapping_mul(7))
             % RECENT;
-        if let Some(sym) = &self.recent[slot] {
-            if sym.as_str() == s {
-                return sym.clone();
-            }
+        if let Some(sym) = &self.recent[slot]
+            && sym.as_str() == s
+        {
+            return sym.clone();
         }
         let sym = match self.map.get(s) {
             Some(sym) => sym.clone(),

@@ -65,9 +65,9 @@ impl Timestamp {
         push_num(out, sod % 60, 2);
         if nanos != 0 {
             out.push(b'.');
-            if nanos % 1_000_000 == 0 {
+            if nanos.is_multiple_of(1_000_000) {
                 push_num(out, nanos / 1_000_000, 3);
-            } else if nanos % 1_000 == 0 {
+            } else if nanos.is_multiple_of(1_000) {
                 push_num(out, nanos / 1_000, 6);
             } else {
                 push_num(out, nanos, 9);

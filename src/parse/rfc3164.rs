@@ -52,10 +52,10 @@ impl OffsetCache {
             return Some(0);
         }
         let key = (days, hour);
-        if let Some((k, off)) = self.last {
-            if k == key {
-                return Some(off);
-            }
+        if let Some((k, off)) = self.last
+            && k == key
+        {
+            return Some(off);
         }
         let date = NaiveDate::from_num_days_from_ce_opt(i32::try_from(days + 719_163).ok()?)?;
         let naive = date.and_hms_opt(hour, min, sec)?;

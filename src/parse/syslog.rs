@@ -81,10 +81,10 @@ impl SyslogParser {
 
     fn year_month(&mut self, reference: Timestamp) -> (i32, u32) {
         let day = reference.secs().div_euclid(86_400);
-        if let Some((d, y, m)) = self.ref_day {
-            if d == day {
-                return (y, m);
-            }
+        if let Some((d, y, m)) = self.ref_day
+            && d == day
+        {
+            return (y, m);
         }
         // Interpret "now" in the configured zone: a Berlin host reads New Year's Day an hour
         // before UTC does.
@@ -228,13 +228,13 @@ fn canonical_sd(sd: &[syslog_loose::StructuredElement<&str>]) -> Vec<SdElement> 
 /// syslog_loose's `Either` a failed RFC 5424 attempt on every RFC 3164 line.
 fn variant(text: &str) -> Variant {
     let b = text.trim_start().as_bytes();
-    if b.first() == Some(&b'<') {
-        if let Some(close) = b.iter().take(5).position(|&c| c == b'>') {
-            let rest = &b[close + 1..];
-            let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
-            if digits > 0 && rest.get(digits) == Some(&b' ') {
-                return Variant::RFC5424;
-            }
+    if b.first() == Some(&b'<')
+        && let Some(close) = b.iter().take(5).position(|&c| c == b'>')
+    {
+        let rest = &b[close + 1..];
+        let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits > 0 && rest.get(digits) == Some(&b' ') {
+            return Variant::RFC5424;
         }
     }
     Variant::RFC3164

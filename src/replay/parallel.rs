@@ -272,11 +272,11 @@ fn merge(
             // A full queue means the worker has buffers enough; this one is dropped.
             let _ = back.try_send(json);
         }
-        if let Some(w) = out.events.as_deref_mut() {
-            if buf.len() >= super::WRITE_BUF {
-                w.write_all(&buf).map_err(ReplayError::Write)?;
-                buf.clear();
-            }
+        if let Some(w) = out.events.as_deref_mut()
+            && buf.len() >= super::WRITE_BUF
+        {
+            w.write_all(&buf).map_err(ReplayError::Write)?;
+            buf.clear();
         }
         if let Some(p) = progress {
             p.set_position(consumed.load(Ordering::Relaxed));

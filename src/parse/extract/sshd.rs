@@ -155,10 +155,10 @@ fn rfind_from(s: &str) -> Option<(&str, Peer<'_>)> {
 fn user_then_peer(s: &str) -> Option<(&str, Peer<'_>)> {
     let mut end = s.len();
     while let Some(i) = super::rsplit_lit(&s[..end], " port ").map(|(b, _)| b.len()) {
-        if let Some((user, ip)) = s[..i].rsplit_once(' ') {
-            if let Some(p) = peer_at(&s[i - ip.len()..]) {
-                return Some((user, p));
-            }
+        if let Some((user, ip)) = s[..i].rsplit_once(' ')
+            && let Some(p) = peer_at(&s[i - ip.len()..])
+        {
+            return Some((user, p));
         }
         end = i;
     }
@@ -463,15 +463,15 @@ impl Sshd {
         let key = e.host_name.clone().unwrap_or(DATASET);
         let mut session_user = None;
         if let Some(pid) = e.process_pid {
-            if line.needs_session {
-                if let Some(s) = self.sessions.get(&key, pid) {
-                    if ip.is_none() {
-                        ip = s.ip;
-                        port = s.port;
-                    }
-                    if user.is_none() {
-                        session_user = s.user.clone();
-                    }
+            if line.needs_session
+                && let Some(s) = self.sessions.get(&key, pid)
+            {
+                if ip.is_none() {
+                    ip = s.ip;
+                    port = s.port;
+                }
+                if user.is_none() {
+                    session_user = s.user.clone();
                 }
             }
             if line.ends_session {

@@ -80,10 +80,10 @@ impl SessionTable {
         if port.is_some() {
             s.port = port;
         }
-        if let Some(u) = user {
-            if s.user.as_deref() != Some(u) {
-                s.user = Some(u.into());
-            }
+        if let Some(u) = user
+            && s.user.as_deref() != Some(u)
+        {
+            s.user = Some(u.into());
         }
     }
 
