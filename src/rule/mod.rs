@@ -2,4 +2,188 @@
 //! evaluated per event.
 
 pub mod condition;
+pub mod load;
 pub mod matcher;
+pub mod spec;
+
+use serde::Deserialize;
+
+use crate::event::Event;
+use condition::Condition;
+use matcher::{FieldMatcher, KeywordMatcher};
+
+/// How urgent a rule's alerts are, least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth recording, not worth waking anyone (Sigma `informational`).
+    #[serde(alias = "informational")]
+    Info,
+    /// Look when convenient.
+    Low,
+    /// Look today.
+    Medium,
+    /// Look now.
+    High,
+    /// Look now and escalate.
+    Critical,
+}
+
+impl Severity {
+    /// The rule-file keyword.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One compiled named selection.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// A map: every field predicate must hold.
+    Fields(Vec<FieldMatcher>),
+    /// A list of maps: any one map (all of its predicates) must hold.
+    AnyOf(Vec<Vec<FieldMatcher>>),
+    /// A list of scalars: any keyword anywhere in the event.
+    Keywords(KeywordMatcher),
+}
+
+impl Selection {
+    /// Whether the event satisfies this selection.
+    pub fn matches(&self, e: &Event) -> bool {
+        match self {
+            Selection::Fields(all) => all.iter().all(|m| m.matches(e)),
+            Selection::AnyOf(maps) => maps.iter().any(|all| all.iter().all(|m| m.matches(e))),
+            Selection::Keywords(k) => k.matches(e),
+        }
+    }
+}
+
+/// A compiled detection rule (no behaviour: it matches single events).
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Stable id, unique across the rule set.
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// How urgent a hit is.
+    pub severity: Severity,
+    /// Tags as written.
+    pub tags: Vec<String>,
+    /// The `alert` block as written (title template, dedup window string).
+    pub alert: spec::AlertSpec,
+    /// The rule's own `tests:` cases, not yet interpreted.
+    pub tests: Vec<serde_json::Value>,
+    /// Where the rule was loaded from (`file:line` of its `id`).
+    pub origin: String,
+    names: Vec<String>,
+    selections: Vec<Selection>,
+    condition: Condition,
+    /// `event.dataset` values the rule can match; `None` means every event is tried.
+    datasets: Option<Vec<&'static str>>,
+}
+
+impl Rule {
+    /// Whether the event triggers the rule: the dataset prefilter first (a cheap compare that
+    /// skips most events), then the condition, which evaluates selections only as needed.
+    pub fn matches(&self, e: &Event) -> bool {
+        self.dataset_allows(e) && self.condition.eval(&mut |i| self.selection_matches(i, e))
+    }
+
+    /// Names of the selections that made the rule match, or `None` when it does not match.
+    pub fn explain(&self, e: &Event) -> Option<Vec<String>> {
+        if !self.dataset_allows(e) {
+            return None;
+        }
+        let hits = self.condition.explain(&mut |i| self.selection_matches(i, e))?;
+        Some(hits.into_iter().filter_map(|i| self.names.get(i).cloned()).collect())
+    }
+
+    /// Selection names in rule order.
+    pub fn selection_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The dataset prefilter, `None` when the rule reads every dataset.
+    pub fn datasets(&self) -> Option<&[&'static str]> {
+        self.datasets.as_deref()
+    }
+
+    /// The compiled condition.
+    pub fn condition(&self) -> &Condition {
+        &self.condition
+    }
+
+    fn dataset_allows(&self, e: &Event) -> bool {
+        match (&self.datasets, &e.dataset) {
+            (None, _) => true,
+            (Some(list), Some(d)) => list.iter().any(|x| **x == **d),
+            (Some(_), None) => false,
+        }
+    }
+
+    fn selection_matches(&self, i: usize, e: &Event) -> bool {
+        // The condition only holds indices of `names`, which has one entry per selection.
+        self.selections.get(i).is_some_and(|s| s.matches(e))
+    }
+}
+
+/// The `event.dataset` values a Sigma `logsource` covers, or `None` (no prefilter) when the
+/// logsource is absent or names a product/service logwarden has no parser for: an unknown
+/// source must not silently make a rule match nothing, so it falls back to trying every event.
+pub fn logsource_datasets(ls: Option<&spec::LogSourceSpec>) -> Option<Vec<&'static str>> {
+    let ls = ls?;
+    let list: &[&'static str] = match (ls.product.as_deref(), ls.service.as_deref()) {
+        (Some("aws"), Some("cloudtrail")) => &["cloudtrail"],
+        (Some("linux") | None, Some("sshd")) => &["sshd"],
+        (Some("linux"), Some("auth")) => &["sshd", "pam", "sudo", "su"],
+        (Some("linux") | None, Some("sudo")) => &["sudo"],
+        _ => return None,
+    };
+    Some(list.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spec::LogSourceSpec;
+
+    fn ls(product: Option<&str>, service: Option<&str>) -> LogSourceSpec {
+        LogSourceSpec {
+            product: product.map(str::to_owned),
+            service: service.map(str::to_owned),
+            ..LogSourceSpec::default()
+        }
+    }
+
+    #[test]
+    fn severities_are_ordered() {
+        assert!(Severity::Info < Severity::Low);
+        assert!(Severity::Low < Severity::Medium);
+        assert!(Severity::Medium < Severity::High);
+        assert!(Severity::High < Severity::Critical);
+        assert_eq!(Severity::Critical.as_str(), "critical");
+    }
+
+    #[test]
+    fn logsource_maps_to_datasets() {
+        assert_eq!(logsource_datasets(None), None);
+        assert_eq!(
+            logsource_datasets(Some(&ls(Some("aws"), Some("cloudtrail")))),
+            Some(vec!["cloudtrail"])
+        );
+        assert_eq!(logsource_datasets(Some(&ls(Some("linux"), Some("sshd")))), Some(vec!["sshd"]));
+        assert_eq!(
+            logsource_datasets(Some(&ls(Some("linux"), Some("auth")))),
+            Some(vec!["sshd", "pam", "sudo", "su"])
+        );
+        assert_eq!(logsource_datasets(Some(&ls(None, Some("sudo")))), Some(vec!["sudo"]));
+        assert_eq!(logsource_datasets(Some(&ls(Some("windows"), Some("security")))), None);
+        assert_eq!(logsource_datasets(Some(&ls(Some("aws"), None))), None);
+    }
+}

@@ -1,0 +1,821 @@
+//! Reads rule files, compiles each YAML document to a [`Rule`], and reports every error found
+//! with its file, line and column, so one run of the loader shows all that needs fixing.
+//!
+//! Line numbers: YAML syntax and shape errors carry serde-saphyr's exact position. Errors found
+//! after deserializing (a bad modifier, an unknown selection in the condition) come from a
+//! JSON tree that has no positions, so the loader finds the offending key by searching the
+//! document text: the first line at or after the selection's name whose text starts with the
+//! key. That is exact for ordinary rules and can point at an earlier line when the same key
+//! text appears twice in one selection; the key itself is always named in the message.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::rule::condition::{Condition, ConditionError};
+use crate::rule::matcher::{FieldMatcher, KeywordMatcher, MatchError, RuleValue};
+use crate::rule::spec::{BEHAVIOUR_KEYS, RuleSpec};
+use crate::rule::{Rule, Selection, Severity, logsource_datasets};
+
+/// Why a rule file or document could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    /// The directory or a file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The path that failed.
+        file: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or does not have the rule shape (an unknown key, a missing
+    /// `title`, a list where a string belongs).
+    #[error("{file}:{line}:{column}: {}{message}", rule_label(.rule_id.as_deref()))]
+    Yaml {
+        /// The file.
+        file: String,
+        /// 1-based line.
+        line: u64,
+        /// 1-based column.
+        column: u64,
+        /// The rule id when the document has a readable one.
+        rule_id: Option<String>,
+        /// serde-saphyr's message (names the key for unknown and missing fields).
+        message: String,
+    },
+    /// A behaviour key (`threshold`, `sequence`...) this build does not implement yet.
+    #[error("{file}:{line}: {}behaviour `{key}` is not supported yet", rule_label(.rule_id.as_deref()))]
+    Unsupported {
+        /// The file.
+        file: String,
+        /// 1-based line of the key.
+        line: u64,
+        /// The rule id when the document has a readable one.
+        rule_id: Option<String>,
+        /// The behaviour key.
+        key: String,
+    },
+    /// Neither or both of `severity` and `level`.
+    #[error("{file}:{line}: rule `{rule_id}`: {detail}")]
+    Severity {
+        /// The file.
+        file: String,
+        /// 1-based line of the rule's `id`.
+        line: u64,
+        /// The rule id.
+        rule_id: String,
+        /// What is wrong.
+        detail: &'static str,
+    },
+    /// A `detection` entry with the wrong shape (a nested map as a value, an empty selection,
+    /// a missing condition).
+    #[error("{file}:{line}:{column}: rule `{rule_id}`: `{key}`: {detail}")]
+    Detection {
+        /// The file.
+        file: String,
+        /// 1-based line of the key (found by text search, see the module docs).
+        line: u64,
+        /// 1-based column of the key.
+        column: u64,
+        /// The rule id.
+        rule_id: String,
+        /// The selection name or selection key at fault.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A selection key or value that does not compile (unknown modifier, bad regex or CIDR).
+    #[error("{file}:{line}:{column}: rule `{rule_id}`: {source}")]
+    Match {
+        /// The file.
+        file: String,
+        /// 1-based line of the key (found by text search, see the module docs).
+        line: u64,
+        /// 1-based column of the key.
+        column: u64,
+        /// The rule id.
+        rule_id: String,
+        /// The matcher's error; it names the key.
+        #[source]
+        source: MatchError,
+    },
+    /// A condition that does not parse against the rule's selections; the column inside the
+    /// condition string is in the source error.
+    #[error("{file}:{line}: rule `{rule_id}`: condition `{condition}`: {source}")]
+    Condition {
+        /// The file.
+        file: String,
+        /// 1-based line of the `condition` key.
+        line: u64,
+        /// The rule id.
+        rule_id: String,
+        /// The condition text at fault.
+        condition: String,
+        /// The parser's error, with the column.
+        #[source]
+        source: ConditionError,
+    },
+    /// Two rules share an id.
+    #[error("{file}:{line}: duplicate rule id `{id}`, first defined at {first}")]
+    DuplicateId {
+        /// The later file.
+        file: String,
+        /// 1-based line of the later `id`.
+        line: u64,
+        /// The id.
+        id: String,
+        /// `file:line` of the first definition.
+        first: String,
+    },
+}
+
+impl RuleError {
+    /// A stable label for metrics and lint output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuleError::Io { .. } => "io",
+            RuleError::Yaml { .. } => "yaml",
+            RuleError::Unsupported { .. } => "unsupported",
+            RuleError::Severity { .. } => "severity",
+            RuleError::Detection { .. } => "detection",
+            RuleError::Match { source, .. } => source.kind(),
+            RuleError::Condition { .. } => "condition",
+            RuleError::DuplicateId { .. } => "duplicate_id",
+        }
+    }
+}
+
+fn rule_label(id: Option<&str>) -> String {
+    id.map(|id| format!("rule `{id}`: ")).unwrap_or_default()
+}
+
+/// Loads every `*.yml` and `*.yaml` file directly in `dir`, in name order. Rule ids must be
+/// unique across all files. Returns all rules, or every error from every file.
+pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
+    let io = |source| vec![RuleError::Io { file: dir.display().to_string(), source }];
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|x| x == "yml" || x == "yaml") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    let mut loader = Loader::default();
+    for path in &paths {
+        let file = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => loader.load_file(&text, &file),
+            Err(source) => loader.errors.push(RuleError::Io { file, source }),
+        }
+    }
+    loader.finish()
+}
+
+/// Loads the rule documents in `text` (separated by lines that are exactly `---`), naming
+/// `file` in errors.
+pub fn load_str(text: &str, file: &str) -> Result<Vec<Rule>, Vec<RuleError>> {
+    let mut loader = Loader::default();
+    loader.load_file(text, file);
+    loader.finish()
+}
+
+/// Warnings about a rule that compiles but is probably not what its author meant.
+pub fn lint(rule: &Rule) -> Vec<String> {
+    let mut out = Vec::new();
+    let referenced = rule.condition().referenced();
+    for (i, name) in rule.selection_names().iter().enumerate() {
+        if referenced.binary_search(&i).is_err() {
+            out.push(format!(
+                "rule `{}`: selection `{name}` is not used by the condition",
+                rule.id
+            ));
+        }
+    }
+    match rule.condition().always() {
+        Some(true) => out.push(format!(
+            "rule `{}`: the condition is always true: the rule matches every event",
+            rule.id
+        )),
+        Some(false) => out.push(format!(
+            "rule `{}`: the condition is never true: the rule can never match",
+            rule.id
+        )),
+        None => {}
+    }
+    out
+}
+
+/// Accumulates rules and errors over several files so that duplicate ids are caught across
+/// them.
+#[derive(Default)]
+struct Loader {
+    rules: Vec<Rule>,
+    errors: Vec<RuleError>,
+    /// Rule id -> `file:line` of its first definition.
+    seen: HashMap<String, String>,
+}
+
+impl Loader {
+    fn finish(self) -> Result<Vec<Rule>, Vec<RuleError>> {
+        if self.errors.is_empty() { Ok(self.rules) } else { Err(self.errors) }
+    }
+
+    fn load_file(&mut self, text: &str, file: &str) {
+        for doc in split_documents(text) {
+            self.load_document(&doc, file);
+        }
+    }
+
+    /// `doc` is one document padded with blank lines in place of the file's earlier lines, so
+    /// every position serde-saphyr reports, and every line found by search, is a file line.
+    fn load_document(&mut self, doc: &str, file: &str) {
+        // First pass into a plain tree: skip empty documents, learn the id for error
+        // messages, and spot behaviour keys before `deny_unknown_fields` would call them
+        // unknown.
+        let tree: Value = match serde_saphyr::from_str(doc) {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(yaml_error(&e, file, None));
+                return;
+            }
+        };
+        if tree.is_null() {
+            return;
+        }
+        let id = tree.get("id").and_then(Value::as_str).map(str::to_owned);
+        let mut unsupported = false;
+        if let Value::Object(map) = &tree {
+            for key in BEHAVIOUR_KEYS.iter().filter(|k| map.contains_key(**k)) {
+                unsupported = true;
+                self.errors.push(RuleError::Unsupported {
+                    file: file.to_owned(),
+                    line: find_top_key(doc, key).unwrap_or(1),
+                    rule_id: id.clone(),
+                    key: (*key).to_owned(),
+                });
+            }
+        }
+        if unsupported {
+            return;
+        }
+        let spec: RuleSpec = match serde_saphyr::from_str(doc) {
+            Ok(s) => s,
+            Err(e) => {
+                self.errors.push(yaml_error(&e, file, id));
+                return;
+            }
+        };
+        let id_line = find_top_key(doc, "id").unwrap_or(1);
+        let origin = format!("{file}:{id_line}");
+        let before = self.errors.len();
+        let rule_id = spec.id.clone();
+        let ctx = Ctx { file, doc, rule_id: &rule_id };
+        if let Some(rule) = ctx.compile(spec, id_line, origin.clone(), &mut self.errors) {
+            if let Some(first) = self.seen.get(&rule.id) {
+                self.errors.push(RuleError::DuplicateId {
+                    file: file.to_owned(),
+                    line: id_line,
+                    id: rule.id.clone(),
+                    first: first.clone(),
+                });
+            } else if self.errors.len() == before {
+                self.seen.insert(rule.id.clone(), origin);
+                self.rules.push(rule);
+            }
+        }
+    }
+}
+
+/// What every compile error names.
+struct Ctx<'a> {
+    file: &'a str,
+    doc: &'a str,
+    rule_id: &'a str,
+}
+
+impl Ctx<'_> {
+    /// Compiles a deserialized spec; pushes every error found and returns `None` if any.
+    fn compile(
+        &self,
+        spec: RuleSpec,
+        id_line: u64,
+        origin: String,
+        errors: &mut Vec<RuleError>,
+    ) -> Option<Rule> {
+        let before = errors.len();
+        let severity = match (spec.severity, spec.level) {
+            (Some(s), None) | (None, Some(s)) => s,
+            (None, None) => {
+                errors.push(self.severity_error(id_line, "missing `severity` (or Sigma `level`)"));
+                Severity::Info
+            }
+            (Some(_), Some(_)) => {
+                errors.push(self.severity_error(id_line, "give `severity` or `level`, not both"));
+                Severity::Info
+            }
+        };
+
+        let detection_line = find_top_key(self.doc, "detection").unwrap_or(id_line);
+        let mut names = Vec::new();
+        let mut selections = Vec::new();
+        for (name, value) in spec.detection.iter().filter(|(k, _)| *k != "condition") {
+            let at = self.find(name, detection_line);
+            names.push(name.clone());
+            if let Some(sel) = self.selection(name, value, at.0, errors) {
+                selections.push(sel);
+            }
+        }
+
+        let condition = self.condition(spec.detection.get("condition"), &names, detection_line);
+        let condition = match condition {
+            Ok(c) => Some(c),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        };
+        if errors.len() > before {
+            return None;
+        }
+        Some(Rule {
+            id: spec.id,
+            title: spec.title,
+            severity,
+            tags: spec.tags,
+            alert: spec.alert.unwrap_or_default(),
+            tests: spec.tests,
+            origin,
+            names,
+            selections,
+            condition: condition?,
+            datasets: logsource_datasets(spec.logsource.as_ref()),
+        })
+    }
+
+    fn severity_error(&self, line: u64, detail: &'static str) -> RuleError {
+        RuleError::Severity {
+            file: self.file.to_owned(),
+            line,
+            rule_id: self.rule_id.to_owned(),
+            detail,
+        }
+    }
+
+    fn detection_error(&self, at: (u64, u64), key: &str, detail: impl Into<String>) -> RuleError {
+        RuleError::Detection {
+            file: self.file.to_owned(),
+            line: at.0,
+            column: at.1,
+            rule_id: self.rule_id.to_owned(),
+            key: key.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Line and column of `key` at or after `from`, or the start of line `from` if the search
+    /// misses (a key spelled differently in the text, e.g. with escapes).
+    fn find(&self, key: &str, from: u64) -> (u64, u64) {
+        find_key(self.doc, key, from).unwrap_or((from, 1))
+    }
+
+    /// Compiles one named selection; `line` is the line of its name.
+    fn selection(
+        &self,
+        name: &str,
+        value: &Value,
+        line: u64,
+        errors: &mut Vec<RuleError>,
+    ) -> Option<Selection> {
+        let at = self.find(name, line);
+        match value {
+            Value::Object(map) => self.fields(name, map, line, errors).map(Selection::Fields),
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+                let mut maps = Vec::new();
+                for item in items.iter().filter_map(Value::as_object) {
+                    maps.push(self.fields(name, item, line, errors));
+                }
+                maps.into_iter().collect::<Option<Vec<_>>>().map(Selection::AnyOf)
+            }
+            Value::Array(items) if !items.is_empty() => {
+                let Some(values) = scalars(value) else {
+                    let detail = "a list must hold only maps or only keywords (scalars)";
+                    errors.push(self.detection_error(at, name, detail));
+                    return None;
+                };
+                match KeywordMatcher::compile(&values) {
+                    Ok(k) => Some(Selection::Keywords(k)),
+                    Err(source) => {
+                        errors.push(self.match_error(at, source));
+                        None
+                    }
+                }
+            }
+            _ => {
+                let detail = "a selection must be a map, a list of maps or a list of keywords";
+                errors.push(self.detection_error(at, name, detail));
+                None
+            }
+        }
+    }
+
+    /// Compiles a `field|modifiers: values` map (all keys must hold).
+    fn fields(
+        &self,
+        name: &str,
+        map: &serde_json::Map<String, Value>,
+        line: u64,
+        errors: &mut Vec<RuleError>,
+    ) -> Option<Vec<FieldMatcher>> {
+        if map.is_empty() {
+            errors.push(self.detection_error(self.find(name, line), name, "empty selection"));
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (key, value) in map {
+            let at = self.find(key, line);
+            let Some(values) = scalars(value) else {
+                let detail = "value must be a scalar or a list of scalars";
+                errors.push(self.detection_error(at, key, detail));
+                ok = false;
+                continue;
+            };
+            match FieldMatcher::compile(key, &values) {
+                Ok(m) => out.push(m),
+                Err(source) => {
+                    errors.push(self.match_error(at, source));
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn match_error(&self, at: (u64, u64), source: MatchError) -> RuleError {
+        RuleError::Match {
+            file: self.file.to_owned(),
+            line: at.0,
+            column: at.1,
+            rule_id: self.rule_id.to_owned(),
+            source,
+        }
+    }
+
+    /// Parses `condition` (a string, or a list of strings meaning their OR). Each string is
+    /// parsed on its own first so that error columns point into the text the author wrote.
+    fn condition(
+        &self,
+        value: Option<&Value>,
+        names: &[String],
+        detection_line: u64,
+    ) -> Result<Condition, Vec<RuleError>> {
+        let at = self.find("condition", detection_line);
+        let texts: Vec<&str> = match value {
+            Some(Value::String(s)) => vec![s.as_str()],
+            Some(Value::Array(items)) if !items.is_empty() => {
+                match items.iter().map(Value::as_str).collect::<Option<Vec<_>>>() {
+                    Some(t) => t,
+                    None => {
+                        let detail = "a condition list must hold only strings";
+                        return Err(vec![self.detection_error(at, "condition", detail)]);
+                    }
+                }
+            }
+            None => {
+                let detail = "detection has no `condition`";
+                return Err(vec![self.detection_error(at, "detection", detail)]);
+            }
+            Some(_) => {
+                let detail = "must be a string or a list of strings";
+                return Err(vec![self.detection_error(at, "condition", detail)]);
+            }
+        };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut errors = Vec::new();
+        let mut parsed = Vec::new();
+        for text in &texts {
+            match Condition::parse(text, &names) {
+                Ok(c) => parsed.push(c),
+                Err(source) => errors.push(RuleError::Condition {
+                    file: self.file.to_owned(),
+                    line: at.0,
+                    rule_id: self.rule_id.to_owned(),
+                    condition: (*text).to_owned(),
+                    source,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if parsed.len() == 1 {
+            return Ok(parsed.remove(0));
+        }
+        let joined = texts.iter().map(|t| format!("({t})")).collect::<Vec<_>>().join(" or ");
+        Condition::parse(&joined, &names).map_err(|source| {
+            vec![RuleError::Condition {
+                file: self.file.to_owned(),
+                line: at.0,
+                rule_id: self.rule_id.to_owned(),
+                condition: joined.clone(),
+                source,
+            }]
+        })
+    }
+}
+
+/// A selection value as rule scalars: one scalar, or a list of scalars. `None` for nested
+/// maps or lists.
+fn scalars(value: &Value) -> Option<Vec<RuleValue>> {
+    fn one(v: &Value) -> Option<RuleValue> {
+        Some(match v {
+            Value::Null => RuleValue::Null,
+            Value::Bool(b) => RuleValue::Bool(*b),
+            Value::Number(n) => match n.as_i64() {
+                Some(i) => RuleValue::Int(i),
+                None => RuleValue::Float(n.as_f64()?),
+            },
+            Value::String(s) => RuleValue::Str(s.clone()),
+            Value::Array(_) | Value::Object(_) => return None,
+        })
+    }
+    match value {
+        Value::Array(items) => items.iter().map(one).collect(),
+        v => one(v).map(|x| vec![x]),
+    }
+}
+
+/// Turns a serde-saphyr error into a [`RuleError::Yaml`], keeping its position.
+fn yaml_error(e: &serde_saphyr::Error, file: &str, rule_id: Option<String>) -> RuleError {
+    let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+    RuleError::Yaml {
+        file: file.to_owned(),
+        line,
+        column,
+        rule_id,
+        message: strip_location(&e.without_snippet().to_string()),
+    }
+}
+
+/// serde-saphyr appends its own ` at line L, column C`; the variant prints the position first
+/// (as `file:line:column`), so the suffix would repeat it.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Splits a multi-document file on lines that are exactly `---`. Each document keeps its
+/// place: the lines before it become blank lines, so positions inside it are file positions.
+fn split_documents(text: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut line_count = 0usize;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end_matches(['\r', '\n']) == "---" {
+            docs.push(std::mem::take(&mut current));
+            line_count += 1;
+            current = "\n".repeat(line_count);
+            continue;
+        }
+        current.push_str(line);
+        line_count += 1;
+    }
+    docs.push(current);
+    docs
+}
+
+/// Line of a top-level (unindented) `key:`.
+fn find_top_key(doc: &str, key: &str) -> Option<u64> {
+    find_key(doc, key, 1)
+        .filter(|&(_, col)| col == 1)
+        .map(|(line, _)| line)
+        .or_else(|| doc.lines().position(|l| key_at_start(l, key)).map(|i| i as u64 + 1))
+}
+
+/// 1-based line and column of the first line at or after line `from` whose text (after
+/// indentation and an optional `- ` list marker) starts with `key:`, bare or quoted.
+fn find_key(doc: &str, key: &str, from: u64) -> Option<(u64, u64)> {
+    for (i, line) in doc.lines().enumerate().skip(from.saturating_sub(1) as usize) {
+        let body = line.trim_start();
+        let mut column = line.len() - body.len();
+        let body = match body.strip_prefix("- ") {
+            Some(rest) => {
+                let trimmed = rest.trim_start();
+                column += 2 + rest.len() - trimmed.len();
+                trimmed
+            }
+            None => body,
+        };
+        if key_at_start(body, key) {
+            return Some((i as u64 + 1, column as u64 + 1));
+        }
+    }
+    None
+}
+
+/// Whether `text` starts with `key` followed by `:` (optionally with the key quoted).
+fn key_at_start(text: &str, key: &str) -> bool {
+    let bare = text.strip_prefix(key);
+    let quoted =
+        ['\'', '"'].iter().find_map(|q| text.strip_prefix(*q)?.strip_prefix(key)?.strip_prefix(*q));
+    bare.or(quoted).is_some_and(|rest| rest.trim_start().starts_with(':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<RuleError> {
+        load_str(text, "r.yml").unwrap_err()
+    }
+
+    fn one_error(text: &str) -> RuleError {
+        let mut e = errors(text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        e.remove(0)
+    }
+
+    const GOOD: &str = "\
+id: good
+title: Good
+severity: low
+detection:
+  sel:
+    event.dataset: sshd
+  condition: sel
+";
+
+    #[test]
+    fn documents_keep_their_file_line_numbers() {
+        let text = format!("{GOOD}---\nid: second\ntitle: t\nlevel: low\ncolour: red\n");
+        let e = one_error(&text);
+        assert_eq!(e.kind(), "yaml");
+        let RuleError::Yaml { line, column, rule_id, message, .. } = &e else { panic!("{e}") };
+        assert_eq!((*line, *column), (12, 1));
+        assert_eq!(rule_id.as_deref(), Some("second"));
+        assert!(message.contains("`colour`"), "{message}");
+        assert!(e.to_string().starts_with("r.yml:12:1: rule `second`: unknown field `colour`"));
+    }
+
+    #[test]
+    fn empty_documents_are_skipped() {
+        let text = format!("# header\n---\n{GOOD}---\n");
+        assert_eq!(load_str(&text, "r.yml").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn yaml_syntax_error_has_a_position() {
+        let e = one_error("id: a\ntitle: [t\n");
+        assert_eq!(e.kind(), "yaml");
+        assert!(e.to_string().starts_with("r.yml:2:"), "{e}");
+    }
+
+    #[test]
+    fn find_key_sees_list_markers_and_quotes() {
+        let doc = "a:\n  - 'x|re': 1\n    \"y\": 2\n";
+        assert_eq!(find_key(doc, "x|re", 1), Some((2, 5)));
+        assert_eq!(find_key(doc, "y", 1), Some((3, 5)));
+        assert_eq!(find_key(doc, "x", 1), None);
+        assert_eq!(find_top_key(doc, "a"), Some(1));
+    }
+
+    #[test]
+    fn dedup_duration_is_kept_as_written() {
+        let text = format!("{GOOD}alert:\n  title: x\n  dedup: soon\n");
+        let rules = load_str(&text, "r.yml").unwrap();
+        assert_eq!(rules[0].alert.dedup.as_deref(), Some("soon"));
+    }
+
+    #[test]
+    fn unknown_modifier_names_the_key_and_its_line() {
+        let text = GOOD
+            .replace("event.dataset: sshd", "event.dataset: sshd\n    user.name|sounds_like: bob");
+        let e = one_error(&text);
+        assert_eq!(e.kind(), "unknown_modifier");
+        let RuleError::Match { line, column, .. } = &e else { panic!("{e}") };
+        assert_eq!((*line, *column), (7, 5));
+        let msg = e.to_string();
+        assert!(msg.contains("user.name|sounds_like") && msg.contains("sounds_like"), "{msg}");
+    }
+
+    #[test]
+    fn bad_regex_is_reported() {
+        let text = GOOD.replace("event.dataset: sshd", "'message|re': 'a(b'");
+        let e = one_error(&text);
+        assert_eq!(e.kind(), "bad_regex");
+        assert!(e.to_string().starts_with("r.yml:6:5: rule `good`:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_selection_in_condition_gives_the_column() {
+        let e = one_error(&GOOD.replace("condition: sel", "condition: sel and not other"));
+        let RuleError::Condition { line, source, .. } = &e else { panic!("{e}") };
+        assert_eq!(*line, 7);
+        assert!(
+            matches!(source, ConditionError::UnknownSelection { name, column: 13 } if name == "other"),
+            "{source:?}"
+        );
+        assert!(e.to_string().contains("column 13"), "{e}");
+    }
+
+    #[test]
+    fn behaviour_keys_are_unsupported_not_unknown() {
+        let text = format!("{GOOD}threshold:\n  count: 10\n");
+        let e = one_error(&text);
+        assert_eq!(e.kind(), "unsupported");
+        let RuleError::Unsupported { line, rule_id, key, .. } = &e else { panic!("{e}") };
+        assert_eq!((*line, rule_id.as_deref(), key.as_str()), (8, Some("good"), "threshold"));
+    }
+
+    #[test]
+    fn severity_must_be_given_once() {
+        assert_eq!(one_error(&GOOD.replace("severity: low\n", "")).kind(), "severity");
+        let both = GOOD.replace("severity: low\n", "severity: low\nlevel: high\n");
+        assert_eq!(one_error(&both).kind(), "severity");
+        let bad = one_error(&GOOD.replace("severity: low", "severity: urgent"));
+        assert_eq!(bad.kind(), "yaml");
+    }
+
+    #[test]
+    fn detection_shapes_are_checked() {
+        let nested = GOOD.replace("event.dataset: sshd", "event: {dataset: sshd}");
+        let e = one_error(&nested);
+        assert!(matches!(&e, RuleError::Detection { key, line: 6, .. } if key == "event"), "{e}");
+        let mixed = GOOD.replace("sel:\n    event.dataset: sshd", "sel: [a, {b: 1}]");
+        assert_eq!(one_error(&mixed).kind(), "detection");
+        let no_condition = GOOD.replace("  condition: sel\n", "");
+        assert_eq!(one_error(&no_condition).kind(), "detection");
+    }
+
+    #[test]
+    fn several_errors_are_reported_together() {
+        let text = "\
+id: a
+title: t
+severity: low
+detection:
+  one:
+    x|nope: 1
+  two:
+    'y|re': '('
+  condition: one and three
+---
+id: b
+title: t
+travel: {max_speed_kmh: 900}
+---
+id: c
+title: t
+";
+        let kinds: Vec<&str> = errors(text).iter().map(RuleError::kind).collect();
+        assert_eq!(kinds, ["unknown_modifier", "bad_regex", "condition", "unsupported", "yaml"]);
+    }
+
+    #[test]
+    fn duplicate_ids_name_both_places() {
+        let text = format!("{GOOD}---\n{GOOD}");
+        let e = one_error(&text);
+        assert_eq!(e.kind(), "duplicate_id");
+        assert!(e.to_string().starts_with("r.yml:9: duplicate rule id `good`"), "{e}");
+        assert!(e.to_string().ends_with("first defined at r.yml:1"), "{e}");
+    }
+
+    #[test]
+    fn condition_list_is_an_or() {
+        let text = GOOD.replace(
+            "  condition: sel",
+            "  other:\n    event.dataset: sudo\n  condition: [sel, other]",
+        );
+        let rules = load_str(&text, "r.yml").unwrap();
+        let rule = &rules[0];
+        let e = |d: &str| crate::event::Event { dataset: Some(d.into()), ..Default::default() };
+        assert!(rule.matches(&e("sshd")) && rule.matches(&e("sudo")) && !rule.matches(&e("pam")));
+        assert_eq!(rule.explain(&e("sudo")), Some(vec!["other".to_owned()]));
+        assert_eq!(rule.explain(&e("pam")), None);
+    }
+
+    #[test]
+    fn lint_flags_unused_selections() {
+        let text =
+            GOOD.replace("  condition: sel", "  spare:\n    user.name: bob\n  condition: sel");
+        let rules = load_str(&text, "r.yml").unwrap();
+        let warnings = lint(&rules[0]);
+        assert_eq!(warnings, ["rule `good`: selection `spare` is not used by the condition"]);
+        assert!(lint(&load_str(GOOD, "r.yml").unwrap()[0]).is_empty());
+    }
+
+    #[test]
+    fn lint_flags_constant_conditions() {
+        let never = GOOD.replace("condition: sel", "condition: sel and not sel");
+        let warnings = lint(&load_str(&never, "r.yml").unwrap()[0]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("never true"), "{warnings:?}");
+        let always = GOOD.replace("condition: sel", "condition: sel or not sel");
+        assert!(lint(&load_str(&always, "r.yml").unwrap()[0])[0].contains("always true"));
+    }
+}
