@@ -6,3 +6,4 @@ mod golden_sshd;
 mod props;
 mod replay_cli;
 mod replay_parallel;
+mod rules;
