@@ -270,7 +270,6 @@ impl Loader {
         };
         let id_line = find_top_key(doc, "id").unwrap_or(1);
         let origin = format!("{file}:{id_line}");
-        let before = self.errors.len();
         let rule_id = spec.id.clone();
         let ctx = Ctx { file, doc, rule_id: &rule_id };
         if let Some(rule) = ctx.compile(spec, id_line, origin.clone(), &mut self.errors) {
@@ -281,7 +280,7 @@ impl Loader {
                     id: rule.id.clone(),
                     first: first.clone(),
                 });
-            } else if self.errors.len() == before {
+            } else {
                 self.seen.insert(rule.id.clone(), origin);
                 self.rules.push(rule);
             }
@@ -297,7 +296,8 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Compiles a deserialized spec; pushes every error found and returns `None` if any.
+    /// Compiles a deserialized spec; pushes every error found and returns `None` if there was
+    /// any, so a rule is either whole or absent.
     fn compile(
         &self,
         spec: RuleSpec,
@@ -571,6 +571,9 @@ fn strip_location(message: &str) -> String {
 
 /// Splits a multi-document file on lines that are exactly `---`. Each document keeps its
 /// place: the lines before it become blank lines, so positions inside it are file positions.
+/// serde-saphyr's own multi-document reader fails the whole stream on one bad document; split
+/// here, each document is loaded (and its errors reported) on its own. A separator with
+/// trailing text (`--- # x`) is not recognised and makes that chunk a multi-document error.
 fn split_documents(text: &str) -> Vec<String> {
     let mut docs = Vec::new();
     let mut current = String::new();
@@ -589,12 +592,10 @@ fn split_documents(text: &str) -> Vec<String> {
     docs
 }
 
-/// Line of a top-level (unindented) `key:`.
+/// Line of a top-level (unindented) `key:`; a nested key of the same name (`related: - id:`)
+/// is skipped.
 fn find_top_key(doc: &str, key: &str) -> Option<u64> {
-    find_key(doc, key, 1)
-        .filter(|&(_, col)| col == 1)
-        .map(|(line, _)| line)
-        .or_else(|| doc.lines().position(|l| key_at_start(l, key)).map(|i| i as u64 + 1))
+    doc.lines().position(|l| key_at_start(l, key)).map(|i| i as u64 + 1)
 }
 
 /// 1-based line and column of the first line at or after line `from` whose text (after
