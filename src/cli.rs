@@ -26,6 +26,18 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write synthetic auth-log traffic (sshd-heavy RFC 3164) for load tests and demos.
     Generate(GenerateArgs),
+    /// Validate rule files: every YAML, field, modifier, regex and condition error with its
+    /// file:line:column, duplicate ids, and lint findings (unused selections, conditions that
+    /// are always or never true). Exit status 1 when anything is found.
+    Check(CheckArgs),
+}
+
+/// Flags of `logwarden check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Directory of rule files (`*.yml`, `*.yaml`; several documents per file).
+    #[arg(long, default_value = "rules", value_name = "DIR")]
+    pub rules: PathBuf,
 }
 
 /// Flags of `logwarden generate`.
@@ -88,6 +100,7 @@ fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
+        Command::Check(args) => Ok(run_check(&args)),
         Command::Generate(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match crate::generate::write_syslog(&mut out, args.lines, args.seed)
@@ -98,6 +111,39 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn run_check(args: &CheckArgs) -> ExitCode {
+    let dir = args.rules.display();
+    match crate::rule::load::load_dir(&args.rules) {
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} error{}", dir, errors.len(), plural(errors.len()));
+            ExitCode::FAILURE
+        }
+        Ok(rules) => {
+            let mut findings = 0;
+            for rule in &rules {
+                for finding in crate::rule::load::lint(rule) {
+                    eprintln!("{}: {finding}", rule.origin);
+                    findings += 1;
+                }
+            }
+            println!(
+                "{dir}: {} rule{} loaded, {findings} lint finding{}",
+                rules.len(),
+                plural(rules.len()),
+                plural(findings)
+            );
+            if findings > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
 //! The integration test binary: one module per area.
 
+mod check_cli;
 mod cloudtrail;
 mod corpus;
 mod golden_sshd;

@@ -1,0 +1,138 @@
+//! `logwarden check`: rule files validated from the command line, every problem named with its
+//! place, and the exit status saying whether any was found.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn check(dir: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["check", "--rules"])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run logwarden: {e}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dir
+}
+
+const GOOD: &str = "\
+title: CloudTrail logging stopped or deleted
+id: ct-stop-logging
+level: medium
+logsource:
+  product: aws
+  service: cloudtrail
+detection:
+  selection_source:
+    eventSource: cloudtrail.amazonaws.com
+  selection_eventname:
+    eventName:
+      - StopLogging
+      - DeleteTrail
+  condition: all of selection_*
+falsepositives:
+  - A trail retired on purpose
+";
+
+#[test]
+fn good_rules_pass() {
+    let dir = dir_with(&[("ct.yml", GOOD)]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, format!("{}: 1 rule loaded, 0 lint findings\n", dir.path().display()));
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn the_shipped_rules_directory_checks_clean() {
+    let r = check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.ends_with(" lint findings\n"), "{}", r.stdout);
+}
+
+#[test]
+fn compile_errors_are_all_reported_with_their_place() {
+    let bad = "\
+id: bad-one
+title: bad
+severity: high
+detection:
+  sel:
+    eventName|nope: x
+  other:
+    message|re: '(unclosed'
+  condition: sel and missing
+";
+    let dir = dir_with(&[("ct.yml", GOOD), ("bad.yml", bad)]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 1);
+    let file = dir.path().join("bad.yml").display().to_string();
+    assert!(
+        r.stderr.contains(&format!("{file}:6:")) && r.stderr.contains("eventName|nope"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("{file}:8:")) && r.stderr.contains("message|re"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("missing"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn unknown_keys_and_duplicate_ids_fail() {
+    let unknown =
+        "id: u1\ntitle: t\nlevel: low\nbogus: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n";
+    let dup = GOOD.to_owned();
+    let dir = dir_with(&[("a.yml", GOOD), ("b.yml", &dup), ("c.yml", unknown)]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("c.yml:4:1") && r.stderr.contains("`bogus`"), "{}", r.stderr);
+    assert!(r.stderr.contains("duplicate rule id `ct-stop-logging`"), "{}", r.stderr);
+}
+
+#[test]
+fn lint_findings_fail_the_check() {
+    let unused = "\
+id: l1
+title: unused selection and a contradiction
+severity: low
+detection:
+  sel:
+    event.dataset: sshd
+  spare:
+    event.outcome: failure
+  condition: sel and not sel
+";
+    let dir = dir_with(&[("lint.yml", unused)]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("selection `spare` is not used"), "{}", r.stderr);
+    assert!(r.stderr.contains("never true"), "{}", r.stderr);
+    assert!(r.stdout.contains("1 rule loaded, 2 lint findings"), "{}", r.stdout);
+}
+
+#[test]
+fn a_missing_directory_is_an_error() {
+    let r = check(Path::new("/nonexistent/rules"));
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("/nonexistent/rules"), "{}", r.stderr);
+}
