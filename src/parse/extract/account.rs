@@ -97,20 +97,14 @@ fn parse(msg: &str) -> Option<Change<'_>> {
         ))
     } else if let Some(rest) = msg.strip_prefix("add ") {
         // `add 'bob' to group 'sudo'`, `add 'bob' to shadow group 'sudo'`
-        let (target, rest) = quoted(rest)?;
-        let rest = rest.strip_prefix(" to ")?;
-        let rest = rest.strip_prefix("shadow ").unwrap_or(rest);
-        let (g, _) = quoted(rest.strip_prefix("group ")?)?;
+        let (target, g) = user_and_group(rest, " to ")?;
         Some(membership("user_added_to_group", None, Some(target), Some(g)))
     } else if let Some(rest) = msg.strip_prefix("delete user ") {
         let (target, _) = quoted(rest)?;
         Some(user("user_deleted", EventType::USER | EventType::DELETION, Some(target)))
     } else if let Some(rest) = msg.strip_prefix("delete ") {
         // `delete 'bob' from group 'sudo'`, `delete 'bob' from shadow group 'sudo'`
-        let (target, rest) = quoted(rest)?;
-        let rest = rest.strip_prefix(" from ")?;
-        let rest = rest.strip_prefix("shadow ").unwrap_or(rest);
-        let (g, _) = quoted(rest.strip_prefix("group ")?)?;
+        let (target, g) = user_and_group(rest, " from ")?;
         Some(membership("user_removed_from_group", None, Some(target), Some(g)))
     } else if let Some(rest) = msg.strip_prefix("removed ") {
         // `removed group 'bob' owned by 'bob'`, `removed shadow group 'bob' owned by 'bob'`
@@ -175,6 +169,15 @@ fn field<'a>(list: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// `'bob' rest` -> (`bob`, ` rest`).
+/// `'user' <preposition> [shadow ]group 'group'`: the user and the group.
+fn user_and_group<'a>(s: &'a str, preposition: &str) -> Option<(&'a str, &'a str)> {
+    let (user, rest) = quoted(s)?;
+    let rest = rest.strip_prefix(preposition)?;
+    let rest = rest.strip_prefix("shadow ").unwrap_or(rest);
+    let (group, _) = quoted(rest.strip_prefix("group ")?)?;
+    Some((user, group))
+}
+
 fn quoted(s: &str) -> Option<(&str, &str)> {
     let (inner, rest) = s.strip_prefix('\'')?.split_once('\'')?;
     Some((name(inner)?, rest))
