@@ -1,26 +1,13 @@
 //! `logwarden check`: rule files validated from the command line, every problem named with its
 //! place, and the exit status saying whether any was found.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+use crate::cli::{self, Run};
 
 fn check(dir: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
-        .args(["check", "--rules"])
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run logwarden: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cli::logwarden([OsStr::new("check"), OsStr::new("--rules"), dir.as_os_str()])
 }
 
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -1,6 +1,7 @@
 //! The integration test binary: one module per area.
 
 mod check_cli;
+mod cli;
 mod cloudtrail;
 mod corpus;
 mod golden_sshd;

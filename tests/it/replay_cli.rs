@@ -5,25 +5,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cli::{self, Run};
 use crate::corpus;
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn replay(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
-        .arg("replay")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run logwarden: {e}"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cli::logwarden(std::iter::once("replay").chain(args.iter().copied()))
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
