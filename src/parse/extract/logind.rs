@@ -102,20 +102,19 @@ mod tests {
 
     #[test]
     fn unrecognized_lines_leave_the_event_alone() {
-        for msg in [
-            "",
-            "New seat seat0.",
-            "Watching system buttons on /dev/input/event0 (Power Button)",
-            "New session  of user alice.",
-            "New session 12 of user .",
-            "Removed session .",
-            "Session 12 is stopping.",
-            "Session x y logged out.",
-        ] {
-            let mut e = Event::default();
-            assert!(!extract(msg, &mut e), "{msg}");
-            assert_eq!(e, Event::default(), "{msg}");
-        }
+        crate::parse::extract::testing::assert_declines(
+            extract,
+            &[
+                "",
+                "New seat seat0.",
+                "Watching system buttons on /dev/input/event0 (Power Button)",
+                "New session  of user alice.",
+                "New session 12 of user .",
+                "Removed session .",
+                "Session 12 is stopping.",
+                "Session x y logged out.",
+            ],
+        );
     }
 
     proptest! {

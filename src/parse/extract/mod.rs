@@ -50,6 +50,22 @@ impl Extractors {
     }
 }
 
+/// Helpers the extractors' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::event::Event;
+
+    /// Asserts that `extract` recognizes none of `msgs` and leaves the event untouched (the
+    /// contract every extractor keeps, so the dispatcher may try another).
+    pub(crate) fn assert_declines(extract: fn(&str, &mut Event) -> bool, msgs: &[&str]) {
+        for msg in msgs {
+            let mut e = Event::default();
+            assert!(!extract(msg, &mut e), "recognized: {msg}");
+            assert_eq!(e, Event::default(), "changed the event: {msg}");
+        }
+    }
+}
+
 /// The program name without a `(module)` suffix (`sshd(pam_unix)` -> `sshd`).
 fn program(app: &str) -> &str {
     app.split_once('(').map_or(app, |(p, _)| p)

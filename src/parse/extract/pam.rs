@@ -366,24 +366,23 @@ mod tests {
 
     #[test]
     fn unrecognized_lines_leave_the_event_alone() {
-        for msg in [
-            "",
-            "pam_unix",
-            "pam_unix(sshd:auth)",
-            "pam_unix(sshd:auth): conversation failed",
-            "pam_unix(sudo:auth): auth could not identify password for [alice]",
-            "pam_systemd(sshd:session): Failed to release session: Interrupted system call",
-            "pam_unix(sshd:session): session opened for user  by (uid=0)",
-            "pam_nope: authentication failure; user=root",
-            "PAM more authentication failures; rhost=1.2.3.4",
-            "PAM 5 more authentication failures",
-            "PAM adding faulty module: /lib/security/pam_x.so",
-            "Accepted password for root from 1.2.3.4 port 22 ssh2",
-        ] {
-            let mut e = Event::default();
-            assert!(!extract(msg, &mut e), "{msg}");
-            assert_eq!(e, Event::default(), "{msg}");
-        }
+        crate::parse::extract::testing::assert_declines(
+            extract,
+            &[
+                "",
+                "pam_unix",
+                "pam_unix(sshd:auth)",
+                "pam_unix(sshd:auth): conversation failed",
+                "pam_unix(sudo:auth): auth could not identify password for [alice]",
+                "pam_systemd(sshd:session): Failed to release session: Interrupted system call",
+                "pam_unix(sshd:session): session opened for user  by (uid=0)",
+                "pam_nope: authentication failure; user=root",
+                "PAM more authentication failures; rhost=1.2.3.4",
+                "PAM 5 more authentication failures",
+                "PAM adding faulty module: /lib/security/pam_x.so",
+                "Accepted password for root from 1.2.3.4 port 22 ssh2",
+            ],
+        );
     }
 
     proptest! {

@@ -103,21 +103,20 @@ mod tests {
 
     #[test]
     fn unrecognized_lines_leave_the_event_alone() {
-        for msg in [
-            "",
-            "(to root) alice",
-            "(to ) alice on pts/0",
-            "FAILED SU (to root)  on pts/0",
-            "Successful su for root",
-            "+ pts/0 aliceroot",
-            "- ",
-            "pam_authenticate: Authentication failure",
-            "session opened for user news by (uid=0)",
-        ] {
-            let mut e = Event::default();
-            assert!(!extract(msg, &mut e), "{msg}");
-            assert_eq!(e, Event::default(), "{msg}");
-        }
+        crate::parse::extract::testing::assert_declines(
+            extract,
+            &[
+                "",
+                "(to root) alice",
+                "(to ) alice on pts/0",
+                "FAILED SU (to root)  on pts/0",
+                "Successful su for root",
+                "+ pts/0 aliceroot",
+                "- ",
+                "pam_authenticate: Authentication failure",
+                "session opened for user news by (uid=0)",
+            ],
+        );
     }
 
     proptest! {

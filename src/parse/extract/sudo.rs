@@ -191,19 +191,18 @@ mod tests {
 
     #[test]
     fn unrecognized_lines_leave_the_event_alone() {
-        for msg in [
-            "",
-            " : TTY=pts/0 ; USER=root ; COMMAND=/bin/id",
-            "alice : (command continued) --verbose",
-            "alice : something ; PWD=/ ; USER=root",
-            "alice bob : TTY=pts/0 ; COMMAND=/bin/id",
-            "pam_unix(sudo:session): session closed for user root",
-            "unable to resolve host web-1: Name or service not known",
-        ] {
-            let mut e = Event::default();
-            assert!(!extract(msg, &mut e), "{msg}");
-            assert_eq!(e, Event::default(), "{msg}");
-        }
+        crate::parse::extract::testing::assert_declines(
+            extract,
+            &[
+                "",
+                " : TTY=pts/0 ; USER=root ; COMMAND=/bin/id",
+                "alice : (command continued) --verbose",
+                "alice : something ; PWD=/ ; USER=root",
+                "alice bob : TTY=pts/0 ; COMMAND=/bin/id",
+                "pam_unix(sudo:session): session closed for user root",
+                "unable to resolve host web-1: Name or service not known",
+            ],
+        );
     }
 
     proptest! {
