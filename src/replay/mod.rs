@@ -66,7 +66,8 @@ pub enum ReplayError {
     #[error(transparent)]
     Open(#[from] DetectError),
     /// Writing events or dead letters failed (a closed pipe, a full disk).
-    #[error("writing output: {0}")]
+    // The cause is not repeated here: main prints the error chain (`{:#}`), which adds it.
+    #[error("writing output")]
     Write(#[source] std::io::Error),
 }
 

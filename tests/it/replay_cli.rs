@@ -211,6 +211,7 @@ fn a_missing_file_is_an_error_naming_it() {
     let r = replay(&["/nonexistent/auth.log"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("/nonexistent/auth.log: No such file"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("No such file").count(), 1, "{}", r.stderr);
 }
 
 #[test]
@@ -272,4 +273,20 @@ fn many_bad_records_with_a_dead_letter_file_do_not_stall() {
     assert!(status.success());
     let rows = std::fs::read_to_string(&dead).unwrap_or_default().lines().count();
     assert_eq!(rows, 5000);
+}
+
+#[test]
+fn a_full_disk_is_an_error_that_says_so_once() {
+    let Ok(full) = std::fs::File::create("/dev/full") else { return };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["replay", "--events"])
+        .arg(root.join("examples/auth.log"))
+        .stdout(full)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("logwarden: writing output: "), "{stderr}");
+    assert_eq!(stderr.matches("No space left on device").count(), 1, "{stderr}");
 }
