@@ -6,9 +6,43 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::alert::JsonLines;
 use crate::parse::Format;
 use crate::parse::syslog::SyslogOptions;
 use crate::replay::{Outputs, ReplayError, ReplayOptions, replay};
+use crate::rule::engine::RuleStats;
+use crate::rule::set::RuleSet;
+
+/// One stderr paragraph on what the rules did: totals, then each rule that matched anything
+/// or set events aside.
+fn rules_summary(rules: &[(String, RuleStats)]) -> String {
+    let matches: u64 = rules.iter().map(|(_, s)| s.matches).sum();
+    let alerts: u64 = rules.iter().map(|(_, s)| s.alerts).sum();
+    let mut out = format!(
+        "rules: {} loaded, {matches} match{}, {alerts} alert{}",
+        rules.len(),
+        if matches == 1 { "" } else { "es" },
+        plural(alerts as usize)
+    );
+    for (id, s) in rules {
+        let b = &s.behaviour;
+        if s.matches == 0 && b.late == 0 && b.evicted == 0 {
+            continue;
+        }
+        out.push_str(&format!("\n  {id}: {} matched, {} alerted", s.matches, s.alerts));
+        for (n, label) in [
+            (b.late, "late"),
+            (b.evicted, "evicted"),
+            (b.ungrouped, "without a group field"),
+            (b.skipped, "skipped"),
+        ] {
+            if n > 0 {
+                out.push_str(&format!(", {n} {label}"));
+            }
+        }
+    }
+    out
+}
 
 /// logwarden: collect, normalize and alert on security logs.
 #[derive(Debug, Parser)]
@@ -30,6 +64,17 @@ pub enum Command {
     /// file:line:column, duplicate ids, and lint findings (unused selections, conditions that
     /// are always or never true). Exit status 1 when anything is found.
     Check(CheckArgs),
+    /// Run every rule's own test cases and print pass or fail per case, with what differed.
+    /// Exit status 1 when a case fails or a rule does not load.
+    Test(TestArgs),
+}
+
+/// Flags of `logwarden test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Directory of rule files.
+    #[arg(default_value = "rules", value_name = "DIR")]
+    pub rules: PathBuf,
 }
 
 /// Flags of `logwarden check`.
@@ -86,6 +131,13 @@ pub struct ReplayArgs {
     /// Write every quarantined record as a JSON line to this file.
     #[arg(long, value_name = "FILE")]
     pub dead_letter: Option<PathBuf>,
+    /// Run the rules in this directory and print each alert as a JSON line on standard output
+    /// (after the event that fired it, with `--events`).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// With `--rules`: add to each alert the condition and the selections that matched.
+    #[arg(long, requires = "rules")]
+    pub explain: bool,
     /// Files to read (`-` for standard input); gzip is detected.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -101,6 +153,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Replay(args) => run_replay(args),
         Command::Check(args) => Ok(run_check(&args)),
+        Command::Test(args) => Ok(run_test(&args)),
         Command::Generate(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match crate::generate::write_syslog(&mut out, args.lines, args.seed)
@@ -142,6 +195,51 @@ fn run_check(args: &CheckArgs) -> ExitCode {
     }
 }
 
+fn run_test(args: &TestArgs) -> ExitCode {
+    let dir = args.rules.display();
+    let rules = match crate::rule::load::load_dir(&args.rules) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} error{}", dir, errors.len(), plural(errors.len()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let results = crate::rule::test::run(&rules, &Default::default());
+    let mut failed = 0;
+    let mut out = std::io::stdout().lock();
+    for r in &results {
+        match &r.outcome {
+            Ok(()) => {
+                let _ = writeln!(out, "ok    {} :: {}", r.rule, r.name);
+            }
+            Err(diff) => {
+                failed += 1;
+                let _ = writeln!(out, "FAIL  {} :: {}", r.rule, r.name);
+                for line in diff.lines() {
+                    let _ = writeln!(out, "      {line}");
+                }
+            }
+        }
+    }
+    let untested: Vec<&str> =
+        rules.iter().filter(|r| r.tests.is_empty()).map(|r| r.id.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "{dir}: {} case{}, {} passed, {failed} failed; {} rule{} without tests{}{}",
+        results.len(),
+        plural(results.len()),
+        results.len() - failed,
+        untested.len(),
+        plural(untested.len()),
+        if untested.is_empty() { "" } else { ": " },
+        untested.join(", ")
+    );
+    if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -162,7 +260,27 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         max_record_bytes: args.max_line_bytes.max(1),
         progress: std::io::stderr().is_terminal() && std::io::stdout().is_terminal(),
         parallel: true,
+        rules: None,
+        services: Default::default(),
+        explain: args.explain,
     };
+    let mut opts = opts;
+    if let Some(dir) = &args.rules {
+        match crate::rule::load::load_dir(dir) {
+            Ok(rules) => opts.rules = Some(std::sync::Arc::new(RuleSet::new(rules))),
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!(
+                    "{}: {} rule error{}",
+                    dir.display(),
+                    errors.len(),
+                    plural(errors.len())
+                );
+            }
+        }
+    }
     // Stdout (not its lock) because the writer runs on another thread; writes are 256 KiB
     // chunks, so the per-write lock costs nothing.
     let mut stdout = std::io::stdout();
@@ -172,16 +290,21 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
+    let mut alert_out = JsonLines(std::io::stdout());
     let mut outputs = Outputs {
         events: if args.events { Some(&mut stdout) } else { None },
         dead_letter: dead_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
+        alerts: if opts.rules.is_some() { Some(&mut alert_out) } else { None },
     };
     let result = replay(&args.files, &opts, &mut outputs);
     match result {
-        Ok(ledgers) => {
+        Ok(report) => {
             let mut err = std::io::stderr().lock();
-            for l in &ledgers {
+            for l in &report.ledgers {
                 let _ = writeln!(err, "{l}");
+            }
+            if !report.rules.is_empty() {
+                let _ = writeln!(err, "{}", rules_summary(&report.rules));
             }
             Ok(ExitCode::SUCCESS)
         }

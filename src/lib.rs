@@ -8,9 +8,11 @@
 //! Elastic Common Schema names; `replay` runs files through that pipeline offline.
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod cli;
 pub mod event;
 pub mod generate;
+pub mod geo;
 pub mod ledger;
 pub mod parse;
 pub mod replay;

@@ -7,18 +7,23 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 mod parallel;
 
+use crate::alert::{Alert, AlertSink};
 use crate::event::{Event, Sym};
 use crate::ledger::{Ledger, Quarantined};
 use crate::parse::cloudtrail::CloudTrailParser;
 use crate::parse::json::JsonParser;
 use crate::parse::syslog::{SyslogOptions, SyslogParser};
 use crate::parse::{Format, Parser};
+use crate::rule::behaviour::Services;
+use crate::rule::engine::{Engine, RuleStats};
+use crate::rule::set::RuleSet;
 use crate::source::RawRecord;
 use crate::source::cloudtrail::{CloudTrailReadError, read_records};
 use crate::source::detect::{self, DetectError, Input};
@@ -45,6 +50,12 @@ pub struct ReplayOptions {
     /// Parse syslog on two threads (dealt by process id, merged back in order); false keeps
     /// one parser thread. Output is the same either way.
     pub parallel: bool,
+    /// Rules to run over the events; their state spans all files, in the order given.
+    pub rules: Option<Arc<RuleSet>>,
+    /// Services rules need (geolocation).
+    pub services: Services,
+    /// Add to each alert which selections matched.
+    pub explain: bool,
 }
 
 impl Default for ReplayOptions {
@@ -55,6 +66,9 @@ impl Default for ReplayOptions {
             max_record_bytes: crate::parse::frame::DEFAULT_MAX_RECORD_BYTES,
             progress: false,
             parallel: true,
+            rules: None,
+            services: Services::default(),
+            explain: false,
         }
     }
 }
@@ -87,34 +101,102 @@ pub struct Outputs<'a> {
     pub events: Option<&'a mut (dyn Write + Send)>,
     /// One JSON line per quarantined record (source, position, reason, raw text), if wanted.
     pub dead_letter: Option<&'a mut (dyn Write + Send)>,
+    /// Alerts of the rules, if any are loaded. When events go to the same stream, every
+    /// alert comes right after the event that fired it.
+    pub alerts: Option<&'a mut dyn AlertSink>,
 }
 
-/// Replays each file in turn; returns one ledger per file.
+/// What a replay found: a ledger per file, and counters per rule.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// One ledger per input, in order.
+    pub ledgers: Vec<Ledger>,
+    /// `(rule id, counters)` per loaded rule, in rule order.
+    pub rules: Vec<(String, RuleStats)>,
+}
+
+/// Replays each file in turn.
 pub fn replay(
     paths: &[PathBuf],
     opts: &ReplayOptions,
     out: &mut Outputs<'_>,
-) -> Result<Vec<Ledger>, ReplayError> {
+) -> Result<Report, ReplayError> {
+    let mut engine = new_engine(opts);
     let mut ledgers = Vec::with_capacity(paths.len());
     for path in paths {
         let input = detect::open(path, opts.format)?;
-        ledgers.push(replay_input(path, input, opts, out)?);
+        let name = path.display().to_string();
+        ledgers.push(replay_input(&name, input, opts, out, engine.as_mut())?);
     }
-    Ok(ledgers)
+    Ok(Report { ledgers, rules: rule_stats(engine.as_ref()) })
+}
+
+/// Replays bytes held in memory as one input named `name` (rule test cases).
+pub fn replay_bytes(
+    name: &str,
+    bytes: Vec<u8>,
+    opts: &ReplayOptions,
+    out: &mut Outputs<'_>,
+) -> Result<Report, ReplayError> {
+    let mut engine = new_engine(opts);
+    let format = opts.format.unwrap_or_else(|| detect::sniff(&bytes));
+    let size = Some(bytes.len() as u64);
+    let input = Input {
+        reader: Box::new(std::io::Cursor::new(bytes)),
+        format,
+        gzip: false,
+        consumed: Arc::default(),
+        size,
+    };
+    let ledger = replay_input(name, input, opts, out, engine.as_mut())?;
+    Ok(Report { ledgers: vec![ledger], rules: rule_stats(engine.as_ref()) })
+}
+
+fn new_engine(opts: &ReplayOptions) -> Option<Engine> {
+    opts.rules.as_ref().map(|set| Engine::new(Arc::clone(set), &opts.services, opts.explain))
+}
+
+fn rule_stats(engine: Option<&Engine>) -> Vec<(String, RuleStats)> {
+    let Some(engine) = engine else { return Vec::new() };
+    engine.rules().rules().iter().map(|r| r.id.clone()).zip(engine.stats()).collect()
+}
+
+/// Hands alerts to the sink; event bytes still buffered go out first, so on a shared stream
+/// an alert follows the event that fired it.
+fn deliver(
+    alerts: &mut Vec<Alert>,
+    buf: &mut Vec<u8>,
+    out: &mut Outputs<'_>,
+) -> Result<(), ReplayError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    if let Some(w) = out.events.as_deref_mut() {
+        w.write_all(buf).map_err(ReplayError::Write)?;
+        w.flush().map_err(ReplayError::Write)?;
+        buf.clear();
+    }
+    if let Some(sink) = out.alerts.as_deref_mut() {
+        for a in alerts.drain(..) {
+            sink.alert(a).map_err(ReplayError::Write)?;
+        }
+    }
+    alerts.clear();
+    Ok(())
 }
 
 fn replay_input(
-    path: &Path,
+    name: &str,
     input: Input,
     opts: &ReplayOptions,
     out: &mut Outputs<'_>,
+    engine: Option<&mut Engine>,
 ) -> Result<Ledger, ReplayError> {
-    let source = Sym::from(path.display().to_string());
+    let source = Sym::from(name);
     let format = input.format;
     let progress = progress_bar(opts.progress, input.size, &source);
     if format == Format::Syslog && opts.parallel {
-        let ledger =
-            parallel::replay(input, &source, opts.syslog, opts.max_record_bytes, out, &progress);
+        let ledger = parallel::replay(input, &source, opts, out, engine, &progress);
         if let Some(p) = &progress {
             p.finish_and_clear();
         }
@@ -134,7 +216,7 @@ fn replay_input(
             let channels = Channels { batches: tx, recycled: recycle_rx };
             scope.spawn(move || produce(input, format, source, syslog, max, channels))
         };
-        let written = consume(rx, recycle_tx, out, &progress, &consumed);
+        let written = consume(rx, recycle_tx, out, engine, &progress, &consumed);
         // The producer ends when input ends or when the consumer hung up; either way join it.
         let ledger = producer.join().unwrap_or_else(|_| {
             let mut l = Ledger::new(source.to_string(), format.as_str());
@@ -173,22 +255,31 @@ fn consume(
     rx: Receiver<Batch>,
     recycle: SyncSender<Vec<Event>>,
     out: &mut Outputs<'_>,
+    mut engine: Option<&mut Engine>,
     progress: &Option<indicatif::ProgressBar>,
     consumed: &std::sync::atomic::AtomicU64,
 ) -> Result<(), ReplayError> {
     let mut buf = Vec::with_capacity(WRITE_BUF + 64 * 1024);
+    let mut alerts = Vec::new();
+    let write_events = out.events.is_some();
     for Batch { events: batch, dead_letters } in rx {
         if let Some(w) = out.dead_letter.as_deref_mut() {
             w.write_all(&dead_letters).map_err(ReplayError::Write)?;
         }
-        if let Some(w) = out.events.as_deref_mut() {
-            for e in &batch {
+        for e in &batch {
+            if write_events {
                 crate::event::write_json(e, &mut buf);
                 buf.push(b'\n');
-                if buf.len() >= WRITE_BUF {
-                    w.write_all(&buf).map_err(ReplayError::Write)?;
-                    buf.clear();
-                }
+            }
+            if let Some(engine) = engine.as_deref_mut() {
+                engine.process(e, &mut alerts);
+                deliver(&mut alerts, &mut buf, out)?;
+            }
+            if let Some(w) = out.events.as_deref_mut()
+                && buf.len() >= WRITE_BUF
+            {
+                w.write_all(&buf).map_err(ReplayError::Write)?;
+                buf.clear();
             }
         }
         if let Some(p) = progress {
@@ -203,6 +294,9 @@ fn consume(
     }
     if let Some(w) = out.dead_letter.as_deref_mut() {
         w.flush().map_err(ReplayError::Write)?;
+    }
+    if let Some(sink) = out.alerts.as_deref_mut() {
+        sink.flush().map_err(ReplayError::Write)?;
     }
     Ok(())
 }

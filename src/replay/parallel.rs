@@ -13,11 +13,15 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use bytes::Bytes;
 
-use super::{Outputs, ReplayError, dead_letter_line};
+use std::sync::Arc;
+
+use super::{Outputs, ReplayError, ReplayOptions, dead_letter_line, deliver};
 use crate::event::{Event, Sym, write_json};
 use crate::ledger::{Ledger, Quarantined};
 use crate::parse::Parser;
-use crate::parse::syslog::{SyslogOptions, SyslogParser};
+use crate::parse::syslog::SyslogParser;
+use crate::rule::engine::Engine;
+use crate::rule::set::{Hit, RuleSet};
 use crate::source::RawRecord;
 use crate::source::detect::Input;
 use crate::source::file::{Framed, read_lines};
@@ -39,8 +43,9 @@ enum Route {
 
 /// One worker's result for one line.
 enum Outcome {
-    /// Parsed: how many events, and how many bytes of JSON they wrote.
-    Parsed { events: u32, json: u32 },
+    /// Parsed: how many events, how many bytes of JSON they wrote, and how many of them
+    /// matched a rule (those are in [`Results::matched`]).
+    Parsed { events: u32, json: u32, matched: u32 },
     /// Quarantined by the parser.
     Failed(Quarantined, Bytes),
 }
@@ -49,6 +54,10 @@ enum Outcome {
 struct Results {
     outcomes: Vec<Outcome>,
     json: Vec<u8>,
+    /// Events that matched a rule, with how many of `hits` are theirs.
+    matched: Vec<(Event, u32)>,
+    /// The rules they matched, in event order.
+    hits: Vec<Hit>,
 }
 
 /// The worker a line goes to: by the pid in an RFC 3164 tag (`prog[pid]:`), else 0.
@@ -75,11 +84,14 @@ fn worker_for(line: &[u8]) -> usize {
 pub(super) fn replay(
     input: Input,
     source: &Sym,
-    syslog: SyslogOptions,
-    max_record_bytes: usize,
+    opts: &ReplayOptions,
     out: &mut Outputs<'_>,
+    engine: Option<&mut Engine>,
     progress: &Option<indicatif::ProgressBar>,
 ) -> Result<Ledger, ReplayError> {
+    let (syslog, max_record_bytes) = (opts.syslog, opts.max_record_bytes);
+    // Workers match only when something will observe the hits.
+    let rules = engine.as_ref().and(opts.rules.clone());
     let write_events = out.events.is_some();
     let consumed = input.consumed.clone();
     let (route_tx, route_rx) = sync_channel::<Vec<Route>>(QUEUE);
@@ -100,11 +112,13 @@ pub(super) fn replay(
             // event by two threads would bounce its reference count between the cores.
             let path = Sym::from(source.as_str());
             let ends = WorkerEnds { input: work_rx, output: result_tx, recycled: recycle_rx };
-            scope.spawn(move || work(ends, SyslogParser::new(syslog), path, write_events));
+            let rules = rules.clone();
+            scope.spawn(move || work(ends, SyslogParser::new(syslog), path, write_events, rules));
         }
         let reader_source = source.clone();
         scope.spawn(move || deal(input, &reader_source, max_record_bytes, route_tx, work_txs));
-        let merged = merge(route_rx, &result_rxs, &recycle_txs, source, out, progress, &consumed);
+        let ends = MergeEnds { routes: route_rx, results: &result_rxs, recycle: &recycle_txs };
+        let merged = merge(ends, source, out, engine, progress, &consumed);
         // Hanging up on the workers (dropping the receivers) lets every thread finish even
         // when merging stopped early on a write error.
         drop(result_rxs);
@@ -158,7 +172,13 @@ struct WorkerEnds {
 }
 
 /// A parser: parses its share of each chunk and writes the events' JSON.
-fn work(ends: WorkerEnds, mut parser: SyslogParser, path: Sym, write_events: bool) {
+fn work(
+    ends: WorkerEnds,
+    mut parser: SyslogParser,
+    path: Sym,
+    write_events: bool,
+    rules: Option<Arc<RuleSet>>,
+) {
     let WorkerEnds { input, output, recycled } = ends;
     let mut events: Vec<Event> = Vec::new();
     // Sized from the last chunk, so a new JSON buffer is not regrown (and recopied) per chunk.
@@ -171,7 +191,12 @@ fn work(ends: WorkerEnds, mut parser: SyslogParser, path: Sym, write_events: boo
             }
             Err(_) => Vec::with_capacity(json_hint + json_hint / 8),
         };
-        let mut results = Results { outcomes: Vec::with_capacity(share.len()), json };
+        let mut results = Results {
+            outcomes: Vec::with_capacity(share.len()),
+            json,
+            matched: Vec::new(),
+            hits: Vec::new(),
+        };
         for rec in &share {
             events.clear();
             match parser.parse(rec, &mut events) {
@@ -186,7 +211,19 @@ fn work(ends: WorkerEnds, mut parser: SyslogParser, path: Sym, write_events: boo
                     }
                     let json = u32::try_from(results.json.len() - before).unwrap_or(u32::MAX);
                     let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
-                    results.outcomes.push(Outcome::Parsed { events: n, json });
+                    let mut matched = 0;
+                    if let Some(rules) = &rules {
+                        for e in events.drain(..) {
+                            let before = results.hits.len();
+                            rules.hits(&e, &mut results.hits);
+                            let hits = results.hits.len() - before;
+                            if hits > 0 {
+                                results.matched.push((e, hits as u32));
+                                matched += 1;
+                            }
+                        }
+                    }
+                    results.outcomes.push(Outcome::Parsed { events: n, json, matched });
                 }
                 Err(err) => {
                     let q = Quarantined {
@@ -209,17 +246,35 @@ fn work(ends: WorkerEnds, mut parser: SyslogParser, path: Sym, write_events: boo
 
 /// The main thread: walks each chunk's route and takes every line's result from the worker
 /// that parsed it, so output and ledger come out in file order.
-fn merge(
+/// The merging thread's ends of the channels.
+struct MergeEnds<'a> {
     routes: Receiver<Vec<Route>>,
-    results: &[Receiver<Results>],
-    recycle: &[SyncSender<Vec<u8>>],
+    results: &'a [Receiver<Results>],
+    recycle: &'a [SyncSender<Vec<u8>>],
+}
+
+/// One worker's results for the chunk being merged, with read positions.
+struct Share {
+    outcomes: std::vec::IntoIter<Outcome>,
+    json: Vec<u8>,
+    at: usize,
+    matched: std::vec::IntoIter<(Event, u32)>,
+    hits: Vec<Hit>,
+    hit_at: usize,
+}
+
+fn merge(
+    ends: MergeEnds<'_>,
     source: &Sym,
     out: &mut Outputs<'_>,
+    mut engine: Option<&mut Engine>,
     progress: &Option<indicatif::ProgressBar>,
     consumed: &AtomicU64,
 ) -> Result<Ledger, ReplayError> {
+    let MergeEnds { routes, results, recycle } = ends;
     let mut ledger = Ledger::new(source.to_string(), "syslog");
     let mut buf = Vec::with_capacity(super::WRITE_BUF + 64 * 1024);
+    let mut alerts = Vec::new();
     let set_aside = |ledger: &mut Ledger, q: Quarantined, raw: &[u8], out: &mut Outputs<'_>| {
         if let Some(w) = out.dead_letter.as_deref_mut() {
             w.write_all(&dead_letter_line(source, &q, raw)).map_err(ReplayError::Write)?;
@@ -228,13 +283,24 @@ fn merge(
         Ok::<(), ReplayError>(())
     };
     for route in routes {
-        let mut shares: Vec<(std::vec::IntoIter<Outcome>, Vec<u8>, usize)> =
-            Vec::with_capacity(WORKERS);
+        let mut shares: Vec<Share> = Vec::with_capacity(WORKERS);
         for rx in results {
             // A worker that stopped sending has died; the rest of its lines are lost, which the
             // ledger must say rather than hide.
-            let r = rx.recv().unwrap_or(Results { outcomes: Vec::new(), json: Vec::new() });
-            shares.push((r.outcomes.into_iter(), r.json, 0));
+            let r = rx.recv().unwrap_or(Results {
+                outcomes: Vec::new(),
+                json: Vec::new(),
+                matched: Vec::new(),
+                hits: Vec::new(),
+            });
+            shares.push(Share {
+                outcomes: r.outcomes.into_iter(),
+                json: r.json,
+                at: 0,
+                matched: r.matched.into_iter(),
+                hits: r.hits,
+                hit_at: 0,
+            });
         }
         for step in route {
             ledger.records += 1;
@@ -247,13 +313,21 @@ fn merge(
                 continue;
             }
             let Some(w) = w else { continue };
-            let (outcomes, json, at) = &mut shares[w];
-            match outcomes.next() {
-                Some(Outcome::Parsed { events, json: len }) => {
+            let share = &mut shares[w];
+            match share.outcomes.next() {
+                Some(Outcome::Parsed { events, json: len, matched }) => {
                     ledger.events += u64::from(events);
-                    let end = *at + len as usize;
-                    buf.extend_from_slice(&json[*at..end]);
-                    *at = end;
+                    let end = share.at + len as usize;
+                    buf.extend_from_slice(&share.json[share.at..end]);
+                    share.at = end;
+                    for (e, n) in share.matched.by_ref().take(matched as usize) {
+                        let hits = &share.hits[share.hit_at..share.hit_at + n as usize];
+                        share.hit_at += n as usize;
+                        if let Some(engine) = engine.as_deref_mut() {
+                            engine.observe(&e, hits, &mut alerts);
+                        }
+                    }
+                    deliver(&mut alerts, &mut buf, out)?;
                 }
                 Some(Outcome::Failed(q, raw)) => set_aside(&mut ledger, q, &raw, out)?,
                 None => {
@@ -268,9 +342,9 @@ fn merge(
                 }
             }
         }
-        for ((_, json, _), back) in shares.into_iter().zip(recycle) {
+        for (share, back) in shares.into_iter().zip(recycle) {
             // A full queue means the worker has buffers enough; this one is dropped.
-            let _ = back.try_send(json);
+            let _ = back.try_send(share.json);
         }
         if let Some(w) = out.events.as_deref_mut()
             && buf.len() >= super::WRITE_BUF
@@ -288,6 +362,9 @@ fn merge(
     }
     if let Some(w) = out.dead_letter.as_deref_mut() {
         w.flush().map_err(ReplayError::Write)?;
+    }
+    if let Some(sink) = out.alerts.as_deref_mut() {
+        sink.flush().map_err(ReplayError::Write)?;
     }
     Ok(ledger)
 }

@@ -13,10 +13,14 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::rule::behaviour::{
+    Behaviour, BehaviourError, new_value, sequence, spike, threshold, travel,
+};
 use crate::rule::condition::{Condition, ConditionError};
+use crate::rule::group::GroupBy;
 use crate::rule::matcher::{FieldMatcher, KeywordMatcher, MatchError, RuleValue};
-use crate::rule::spec::{BEHAVIOUR_KEYS, RuleSpec};
-use crate::rule::{Rule, Selection, Severity, logsource_datasets};
+use crate::rule::spec::RuleSpec;
+use crate::rule::{Rule, Selection, Severity, duration, logsource_datasets};
 
 /// Why a rule file or document could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -45,17 +49,22 @@ pub enum RuleError {
         /// serde-saphyr's message (names the key for unknown and missing fields).
         message: String,
     },
-    /// A behaviour key (`threshold`, `sequence`...) this build does not implement yet.
-    #[error("{file}:{line}: {}behaviour `{key}` is not supported yet", rule_label(.rule_id.as_deref()))]
-    Unsupported {
+    /// A behaviour or alert key whose value does not compile (a bad duration, a zero count, a
+    /// step condition naming no selection), or two behaviours in one rule.
+    #[error("{file}:{line}:{column}: rule `{rule_id}`: `{key}`: {detail}")]
+    Invalid {
         /// The file.
         file: String,
-        /// 1-based line of the key.
+        /// 1-based line of the key (found by text search, see the module docs).
         line: u64,
-        /// The rule id when the document has a readable one.
-        rule_id: Option<String>,
-        /// The behaviour key.
+        /// 1-based column of the key.
+        column: u64,
+        /// The rule id.
+        rule_id: String,
+        /// The dotted key (`threshold.window`, `alert.dedup`).
         key: String,
+        /// What is wrong.
+        detail: String,
     },
     /// Neither or both of `severity` and `level`.
     #[error("{file}:{line}: rule `{rule_id}`: {detail}")]
@@ -137,7 +146,7 @@ impl RuleError {
         match self {
             RuleError::Io { .. } => "io",
             RuleError::Yaml { .. } => "yaml",
-            RuleError::Unsupported { .. } => "unsupported",
+            RuleError::Invalid { .. } => "invalid",
             RuleError::Severity { .. } => "severity",
             RuleError::Detection { .. } => "detection",
             RuleError::Match { source, .. } => source.kind(),
@@ -246,21 +255,6 @@ impl Loader {
             return;
         }
         let id = tree.get("id").and_then(Value::as_str).map(str::to_owned);
-        let mut unsupported = false;
-        if let Value::Object(map) = &tree {
-            for key in BEHAVIOUR_KEYS.iter().filter(|k| map.contains_key(**k)) {
-                unsupported = true;
-                self.errors.push(RuleError::Unsupported {
-                    file: file.to_owned(),
-                    line: find_top_key(doc, key).unwrap_or(1),
-                    rule_id: id.clone(),
-                    key: (*key).to_owned(),
-                });
-            }
-        }
-        if unsupported {
-            return;
-        }
         let spec: RuleSpec = match serde_saphyr::from_str(doc) {
             Ok(s) => s,
             Err(e) => {
@@ -337,22 +331,116 @@ impl Ctx<'_> {
                 None
             }
         };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let behaviour = self.behaviour(&spec, &refs, id_line, errors);
+        let alert = spec.alert.clone().unwrap_or_default();
+        let dedup = match alert.dedup.as_deref().map(duration::parse) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                let line = find_top_key(self.doc, "alert").unwrap_or(id_line);
+                errors.push(self.invalid(line, "alert.dedup", e.to_string()));
+                None
+            }
+        };
+        if !alert.group_by.is_empty() && behaviour.is_some() {
+            let line = find_top_key(self.doc, "alert").unwrap_or(id_line);
+            let detail = "a rule with a behaviour groups by the behaviour's `group_by`";
+            errors.push(self.invalid(line, "alert.group_by", detail));
+        }
         if errors.len() > before {
             return None;
         }
+        let condition_text = match spec.detection.get("condition") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(items)) => {
+                items.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" or ")
+            }
+            _ => String::new(),
+        };
         Some(Rule {
             id: spec.id,
             title: spec.title,
             severity,
             tags: spec.tags,
-            alert: spec.alert.unwrap_or_default(),
+            group_by: GroupBy::new(&alert.group_by),
+            alert,
+            dedup,
+            behaviour,
+            condition_text,
             tests: spec.tests,
             origin,
+            file: std::path::PathBuf::from(self.file),
             names,
             selections,
             condition: condition?,
             datasets: logsource_datasets(spec.logsource.as_ref()),
         })
+    }
+
+    /// Compiles the rule's behaviour block, if any; at most one is allowed.
+    fn behaviour(
+        &self,
+        spec: &RuleSpec,
+        selections: &[&str],
+        id_line: u64,
+        errors: &mut Vec<RuleError>,
+    ) -> Option<Behaviour> {
+        type Compiled = Result<Behaviour, BehaviourError>;
+        let mut found: Vec<(&'static str, Compiled)> = Vec::new();
+        if let Some(b) = &spec.threshold {
+            found.push(("threshold", threshold::Config::compile(b).map(Behaviour::Threshold)));
+        }
+        if let Some(b) = &spec.sequence {
+            let c = sequence::Config::compile(b, selections).map(Behaviour::Sequence);
+            found.push(("sequence", c));
+        }
+        if let Some(b) = &spec.travel {
+            found.push(("travel", travel::Config::compile(b).map(Behaviour::Travel)));
+        }
+        if let Some(b) = &spec.spike {
+            found.push(("spike", spike::Config::compile(b).map(Behaviour::Spike)));
+        }
+        if let Some(b) = &spec.new_value {
+            found.push(("new_value", new_value::Config::compile(b).map(Behaviour::NewValue)));
+        }
+        if found.len() > 1 {
+            let keys: Vec<&str> = found.iter().map(|(k, _)| *k).collect();
+            let line = find_top_key(self.doc, keys[1]).unwrap_or(id_line);
+            let detail = format!("at most one behaviour per rule, found {}", keys.join(", "));
+            errors.push(self.invalid(line, keys[1], detail));
+            return None;
+        }
+        let (name, compiled) = found.pop()?;
+        match compiled {
+            Ok(b) => Some(b),
+            Err(e) => {
+                let top = find_top_key(self.doc, name).unwrap_or(id_line);
+                // The failing key's own line when it is written under the block.
+                let leaf = e.key.split(['.', '[']).next().unwrap_or(&e.key);
+                let (line, column) = find_key(self.doc, leaf, top).unwrap_or((top, 1));
+                errors.push(RuleError::Invalid {
+                    file: self.file.to_owned(),
+                    line,
+                    column,
+                    rule_id: self.rule_id.to_owned(),
+                    key: format!("{name}.{}", e.key),
+                    detail: e.detail,
+                });
+                None
+            }
+        }
+    }
+
+    fn invalid(&self, line: u64, key: &str, detail: impl Into<String>) -> RuleError {
+        RuleError::Invalid {
+            file: self.file.to_owned(),
+            line,
+            column: 1,
+            rule_id: self.rule_id.to_owned(),
+            key: key.to_owned(),
+            detail: detail.into(),
+        }
     }
 
     fn severity_error(&self, line: u64, detail: &'static str) -> RuleError {
@@ -686,10 +774,12 @@ detection:
     }
 
     #[test]
-    fn dedup_duration_is_kept_as_written() {
-        let text = format!("{GOOD}alert:\n  title: x\n  dedup: soon\n");
+    fn dedup_duration_is_parsed_and_a_bad_one_named() {
+        let text = format!("{GOOD}alert:\n  title: x\n  dedup: 1h\n");
         let rules = load_str(&text, "r.yml").unwrap();
-        assert_eq!(rules[0].alert.dedup.as_deref(), Some("soon"));
+        assert_eq!(rules[0].dedup, Some(crate::rule::duration::Span::from_secs(3600)));
+        let e = one_error(&text.replace("1h", "soon"));
+        assert!(e.to_string().contains("`alert.dedup`: bad duration `soon`"), "{e}");
     }
 
     #[test]
@@ -725,12 +815,44 @@ detection:
     }
 
     #[test]
-    fn behaviour_keys_are_unsupported_not_unknown() {
-        let text = format!("{GOOD}threshold:\n  count: 10\n");
+    fn behaviour_errors_name_the_key_and_its_line() {
+        let text = format!("{GOOD}threshold:\n  count: 10\n  window: 5 fortnights\n");
         let e = one_error(&text);
-        assert_eq!(e.kind(), "unsupported");
-        let RuleError::Unsupported { line, rule_id, key, .. } = &e else { panic!("{e}") };
-        assert_eq!((*line, rule_id.as_deref(), key.as_str()), (8, Some("good"), "threshold"));
+        assert_eq!(e.kind(), "invalid");
+        let RuleError::Invalid { line, column, rule_id, key, .. } = &e else { panic!("{e}") };
+        assert_eq!(
+            (*line, *column, rule_id.as_str(), key.as_str()),
+            (10, 3, "good", "threshold.window")
+        );
+        assert!(
+            e.to_string().starts_with("r.yml:10:3: rule `good`: `threshold.window`: bad duration"),
+            "{e}"
+        );
+        // A missing key is serde's error, with its position.
+        let e = one_error(&format!("{GOOD}threshold:\n  count: 10\n"));
+        assert_eq!(e.kind(), "yaml");
+        assert!(e.to_string().contains("window"), "{e}");
+    }
+
+    #[test]
+    fn two_behaviours_in_one_rule_are_refused() {
+        let text = format!(
+            "{GOOD}threshold:\n  count: 2\n  window: 1m\nnew_value:\n  field: user.name\n  learning: 1d\n"
+        );
+        let e = load_str(&text, "r.yml").unwrap_err();
+        assert!(e.iter().any(|e| e.to_string().contains("at most one behaviour")), "{e:?}");
+    }
+
+    #[test]
+    fn sequence_steps_compile_against_the_selections() {
+        let text = format!(
+            "{GOOD}sequence:\n  within: 5m\n  steps:\n    - condition: sel\n      count: 3\n    - condition: sel\n"
+        );
+        let rules = load_str(&text, "r.yml").unwrap();
+        assert_eq!(rules[0].behaviour.as_ref().map(|b| b.name()), Some("sequence"));
+        let bad = format!("{text}    - condition: other\n");
+        let e = load_str(&bad, "r.yml").unwrap_err();
+        assert!(e.iter().any(|e| e.to_string().contains("steps[2].condition")), "{e:?}");
     }
 
     #[test]
@@ -774,7 +896,7 @@ id: c
 title: t
 ";
         let kinds: Vec<&str> = errors(text).iter().map(RuleError::kind).collect();
-        assert_eq!(kinds, ["unknown_modifier", "bad_regex", "condition", "unsupported", "yaml"]);
+        assert_eq!(kinds, ["unknown_modifier", "bad_regex", "condition", "yaml", "yaml"]);
     }
 
     #[test]

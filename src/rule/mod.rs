@@ -1,15 +1,24 @@
 //! Detection rules: Sigma-style selections and conditions, compiled once at load, then
 //! evaluated per event.
 
+pub mod behaviour;
 pub mod condition;
+pub mod duration;
+pub mod engine;
+pub mod group;
 pub mod load;
 pub mod matcher;
+pub mod set;
 pub mod spec;
+pub mod test;
 
 use serde::Deserialize;
 
 use crate::event::Event;
+use behaviour::Behaviour;
 use condition::Condition;
+use duration::Span;
+use group::GroupBy;
 use matcher::{FieldMatcher, KeywordMatcher};
 
 /// How urgent a rule's alerts are, least to most.
@@ -64,7 +73,7 @@ impl Selection {
     }
 }
 
-/// A compiled detection rule (no behaviour: it matches single events).
+/// A compiled detection rule: a condition over named selections, and at most one behaviour.
 #[derive(Debug, Clone)]
 pub struct Rule {
     /// Stable id, unique across the rule set.
@@ -77,10 +86,20 @@ pub struct Rule {
     pub tags: Vec<String>,
     /// The `alert` block as written (title template, dedup window string).
     pub alert: spec::AlertSpec,
-    /// The rule's own `tests:` cases, not yet interpreted.
-    pub tests: Vec<serde_json::Value>,
+    /// The `alert.dedup` window, parsed.
+    pub dedup: Option<Span>,
+    /// Group fields of single-event rules (`alert.group_by`).
+    pub group_by: GroupBy,
+    /// The behaviour, if the rule has one.
+    pub behaviour: Option<Behaviour>,
+    /// The condition as written (for `explain`).
+    pub condition_text: String,
+    /// The rule's own `tests:` cases.
+    pub tests: Vec<test::TestCase>,
     /// Where the rule was loaded from (`file:line` of its `id`).
     pub origin: String,
+    /// The file the rule was loaded from (test inputs are relative to its directory).
+    pub file: std::path::PathBuf,
     names: Vec<String>,
     selections: Vec<Selection>,
     condition: Condition,
@@ -93,6 +112,18 @@ impl Rule {
     /// skips most events), then the condition, which evaluates selections only as needed.
     pub fn matches(&self, e: &Event) -> bool {
         self.dataset_allows(e) && self.condition.eval(&mut |i| self.selection_matches(i, e))
+    }
+
+    /// `Some(steps)` when the event matches: `steps` is the sequence step mask (0 for other
+    /// behaviours), `None` when it does not match.
+    pub fn hit(&self, e: &Event) -> Option<u64> {
+        if !self.matches(e) {
+            return None;
+        }
+        Some(match &self.behaviour {
+            Some(Behaviour::Sequence(seq)) => seq.step_mask(&mut |i| self.selection_matches(i, e)),
+            _ => 0,
+        })
     }
 
     /// Names of the selections that made the rule match, or `None` when it does not match.

@@ -8,11 +8,6 @@ use serde::Deserialize;
 
 use crate::rule::Severity;
 
-/// Top-level keys of behaviours (DESIGN section 3) that this build does not run yet. The loader
-/// looks for them before deserializing, so such a rule is rejected as unsupported rather than
-/// with `deny_unknown_fields`' generic "unknown field".
-pub const BEHAVIOUR_KEYS: [&str; 5] = ["threshold", "sequence", "travel", "spike", "new_value"];
-
 /// One rule document.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,10 +63,180 @@ pub struct RuleSpec {
     /// How an alert from this rule is presented and deduplicated.
     #[serde(default)]
     pub alert: Option<AlertSpec>,
-    /// The rule's own test cases, kept opaque until the rule test runner exists.
+    /// Count (or distinct count) per group in a sliding window.
     #[serde(default)]
-    pub tests: Vec<serde_json::Value>,
+    pub threshold: Option<ThresholdSpec>,
+    /// Ordered steps per group within a span.
+    #[serde(default)]
+    pub sequence: Option<SequenceSpec>,
+    /// Impossible travel between successful logins of one user.
+    #[serde(default)]
+    pub travel: Option<TravelSpec>,
+    /// A group's count far above its own baseline.
+    #[serde(default)]
+    pub spike: Option<SpikeSpec>,
+    /// A value never seen for the group during the learning period.
+    #[serde(default)]
+    pub new_value: Option<NewValueSpec>,
+    /// The rule's own test cases, run by `logwarden test`.
+    #[serde(default)]
+    pub tests: Vec<crate::rule::test::TestCase>,
 }
+
+/// Keys every behaviour accepts: how long a late event is still taken, and how many groups
+/// are tracked before the least recently seen is evicted.
+pub trait Bounds {
+    /// `lateness` as written.
+    fn lateness(&self) -> Option<&str>;
+    /// `max_groups` as written.
+    fn max_groups(&self) -> Option<usize>;
+}
+
+macro_rules! bounds {
+    ($t:ty) => {
+        impl Bounds for $t {
+            fn lateness(&self) -> Option<&str> {
+                self.lateness.as_deref()
+            }
+            fn max_groups(&self) -> Option<usize> {
+                self.max_groups
+            }
+        }
+    };
+}
+
+/// `threshold`: at least `count` events (or `count` distinct values of `distinct`) per group
+/// within `window`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    /// Fields whose values make the group key.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// How many events (or distinct values) fire the rule.
+    pub count: u32,
+    /// Count distinct values of this field instead of events.
+    #[serde(default)]
+    pub distinct: Option<String>,
+    /// The sliding window (`10m`).
+    pub window: String,
+    /// How far behind the group's newest event an event may be and still count.
+    #[serde(default)]
+    pub lateness: Option<String>,
+    /// Most groups tracked at once.
+    #[serde(default)]
+    pub max_groups: Option<usize>,
+}
+bounds!(ThresholdSpec);
+
+/// `sequence`: steps in order per group, all within `within`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequenceSpec {
+    /// Fields whose values make the group key.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// The longest time from the first step's first event to the last step's event.
+    pub within: String,
+    /// The steps, in order.
+    pub steps: Vec<StepSpec>,
+    /// How far behind the group's newest event an event may be and still count.
+    #[serde(default)]
+    pub lateness: Option<String>,
+    /// Most groups tracked at once.
+    #[serde(default)]
+    pub max_groups: Option<usize>,
+}
+bounds!(SequenceSpec);
+
+/// One step of a sequence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    /// A condition over the rule's selections (`failed`, `success and not allowlisted`).
+    pub condition: String,
+    /// How many events of this step (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// `travel`: consecutive successful logins of one user too far apart for the time between.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelSpec {
+    /// Fields whose values make the group key (default `[user.name]`).
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// Fastest plausible speed (default 900 km/h).
+    #[serde(default)]
+    pub max_speed_kmh: Option<f64>,
+    /// Shortest distance worth an alert (default 500 km).
+    #[serde(default)]
+    pub min_distance_km: Option<f64>,
+    /// Source networks never considered (VPN egress, offices).
+    #[serde(default)]
+    pub ignore_cidrs: Vec<String>,
+    /// How far behind the group's newest event an event may be and still count.
+    #[serde(default)]
+    pub lateness: Option<String>,
+    /// Most groups tracked at once.
+    #[serde(default)]
+    pub max_groups: Option<usize>,
+}
+bounds!(TravelSpec);
+
+/// `spike`: the current window's count against the group's own EWMA baseline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpikeSpec {
+    /// Fields whose values make the group key.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// The counting window (`1h`).
+    pub window: String,
+    /// The period the baseline averages over (`7d`).
+    pub baseline: String,
+    /// Alert when the count exceeds `factor` times the baseline mean.
+    #[serde(default)]
+    pub factor: Option<f64>,
+    /// Alert when the count is more than `z` deviations above the baseline mean.
+    #[serde(default)]
+    pub z: Option<f64>,
+    /// Never alert below this count.
+    #[serde(default)]
+    pub min_count: Option<u32>,
+    /// How far behind the group's newest event an event may be and still count.
+    #[serde(default)]
+    pub lateness: Option<String>,
+    /// Most groups tracked at once.
+    #[serde(default)]
+    pub max_groups: Option<usize>,
+}
+bounds!(SpikeSpec);
+
+/// `new_value`: a value of `field` never seen for the group during `learning`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewValueSpec {
+    /// Fields whose values make the group key.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// The field whose values are learned.
+    pub field: String,
+    /// How long values are learned (quietly) before new ones alert, from the group's first
+    /// event.
+    pub learning: String,
+    /// Most values remembered per group.
+    #[serde(default)]
+    pub max_values: Option<usize>,
+    /// How far behind the group's newest event an event may be and still count.
+    #[serde(default)]
+    pub lateness: Option<String>,
+    /// Most groups tracked at once.
+    #[serde(default)]
+    pub max_groups: Option<usize>,
+}
+bounds!(NewValueSpec);
 
 /// Sigma `logsource`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -98,9 +263,13 @@ pub struct AlertSpec {
     /// Title template with `{field}` placeholders.
     #[serde(default)]
     pub title: Option<String>,
-    /// Suppression window as written (`1h`); parsed when routing is built.
+    /// Suppression window as written (`1h`), checked at load, applied by the router.
     #[serde(default)]
     pub dedup: Option<String>,
+    /// For rules without a behaviour: the fields that make an alert's group (and so its
+    /// fingerprint). Without it every hit of the rule shares one fingerprint.
+    #[serde(default)]
+    pub group_by: Vec<String>,
 }
 
 #[cfg(test)]
@@ -131,7 +300,7 @@ detection:
   sel: {a: 1}
   condition: sel
 alert: {title: 'T {user.name}', dedup: 1h}
-tests: [{name: n}]
+tests: [{name: n, input: [x], expect: []}]
 ";
         let spec: RuleSpec = serde_saphyr::from_str(text).unwrap();
         assert_eq!(spec.level, Some(Severity::Info));

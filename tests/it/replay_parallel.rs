@@ -19,8 +19,9 @@ fn run(paths: &[PathBuf], parallel: bool) -> (Vec<u8>, Vec<u8>, Vec<Ledger>) {
     };
     let (mut events, mut dead) = (Vec::new(), Vec::new());
     let ledgers = {
-        let mut out = Outputs { events: Some(&mut events), dead_letter: Some(&mut dead) };
-        replay(paths, &opts, &mut out).unwrap_or_else(|e| panic!("replay failed: {e}"))
+        let mut out =
+            Outputs { events: Some(&mut events), dead_letter: Some(&mut dead), alerts: None };
+        replay(paths, &opts, &mut out).unwrap_or_else(|e| panic!("replay failed: {e}")).ledgers
     };
     (events, dead, ledgers)
 }

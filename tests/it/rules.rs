@@ -225,12 +225,14 @@ fn errors_from_several_files_are_reported_together() {
     let dir = tempfile::tempdir().unwrap();
     let bad_modifier = SSH_FAILURE.replace("source.ip|cidr", "source.ip|cidrr");
     fs::write(dir.path().join("a.yml"), bad_modifier).unwrap();
-    let sequence = SIGMA_DISABLE_LOGGING.replace("level: medium", "level: medium\nsequence: []");
+    let sequence = SIGMA_DISABLE_LOGGING
+        .replace("level: medium", "level: medium\nsequence:\n  within: 1m\n  steps: [{condition: nope}, {condition: selection}]");
     fs::write(dir.path().join("b.yml"), sequence).unwrap();
     fs::write(dir.path().join("c.yml"), "id: c\ntitle: [\n").unwrap();
     let errors = load_dir(dir.path()).unwrap_err();
     let kinds: Vec<&str> = errors.iter().map(RuleError::kind).collect();
-    assert_eq!(kinds, ["unknown_modifier", "unsupported", "yaml"]);
+    assert_eq!(kinds, ["unknown_modifier", "invalid", "yaml"]);
     assert!(errors[0].to_string().contains("a.yml:11:5: rule `ssh-failure`"), "{}", errors[0]);
-    assert!(errors[1].to_string().contains("`sequence` is not supported"), "{}", errors[1]);
+    let seq = errors[1].to_string();
+    assert!(seq.contains("`sequence.steps[0].condition`: `nope`: unknown selection"), "{seq}");
 }

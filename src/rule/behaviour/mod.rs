@@ -1,0 +1,390 @@
+//! Behaviours: per-rule state machines over the events that match a rule's condition
+//! (threshold, sequence, travel, spike, new_value; DESIGN section 3).
+//!
+//! Every behaviour runs on event time, never the wall clock, so a replay of last month's logs
+//! alerts exactly as the live run did. Each keeps its state per group key in a [`GroupTable`]:
+//! bounded (the least recently seen group is evicted, and counted, when a rule tracks
+//! `max_groups`), and swept of groups idle longer than the behaviour's span. An event older
+//! than its group's newest event by more than `lateness` is counted as late and not used:
+//! accepting it would reopen windows that have already been judged.
+
+pub mod new_value;
+pub mod sequence;
+pub mod spike;
+pub mod threshold;
+pub mod travel;
+
+use std::fmt;
+use std::sync::Arc;
+
+use compact_str::CompactString;
+use lru::LruCache;
+
+use crate::event::{Event, Sym, Timestamp};
+use crate::rule::duration::{self, Span};
+use crate::rule::group::GroupBy;
+use crate::rule::spec::Bounds;
+
+/// Default allowed lateness: syslog relays and CloudTrail delivery reorder within seconds to
+/// a minute.
+pub const DEFAULT_LATENESS: Span = Span(60_000_000_000);
+/// Default most groups per rule: at about 200 bytes a group, 20 MB for one rule at worst.
+pub const DEFAULT_MAX_GROUPS: usize = 100_000;
+/// Observations between sweeps of idle groups.
+const SWEEP_EVERY: u32 = 4096;
+
+/// Where an event came from: what an alert keeps of the events that made it, instead of the
+/// events themselves (a group may hold many; the state must stay small).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRef {
+    /// The event's time.
+    pub timestamp: Timestamp,
+    /// `log.file.path`.
+    pub path: Option<Sym>,
+    /// `log.offset`.
+    pub offset: Option<u64>,
+}
+
+impl EventRef {
+    /// The reference of an event.
+    pub fn of(e: &Event) -> EventRef {
+        EventRef { timestamp: e.timestamp, path: e.log_file_path.clone(), offset: e.log_offset }
+    }
+}
+
+/// What a behaviour reports when it fires; the engine makes the alert from it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fired {
+    /// The group key (see [`GroupBy::key`]).
+    pub key: CompactString,
+    /// How many events made the alert.
+    pub count: u64,
+    /// Time of the first of them.
+    pub first_seen: Timestamp,
+    /// Time of the last of them.
+    pub last_seen: Timestamp,
+    /// References to the events, oldest first, at most [`MAX_REFS`].
+    pub events: Vec<EventRef>,
+    /// Behaviour-specific facts (distance and speed, baseline mean, the new value).
+    pub detail: Option<serde_json::Value>,
+}
+
+/// Most event references an alert carries.
+pub const MAX_REFS: usize = 100;
+
+/// Counters every behaviour keeps; `/metrics` and `replay` report them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Groups tracked now.
+    pub groups: usize,
+    /// Groups evicted because the rule tracked `max_groups`.
+    pub evicted: u64,
+    /// Groups dropped after being idle longer than the behaviour's span.
+    pub expired: u64,
+    /// Events older than their group's newest by more than the allowed lateness.
+    pub late: u64,
+    /// Events missing a `group_by` field.
+    pub ungrouped: u64,
+    /// Events the behaviour could not use for its own reason (travel: no location).
+    pub skipped: u64,
+}
+
+/// A behaviour's state machine for one rule.
+pub trait Detector: Send + fmt::Debug {
+    /// Feeds one event that matched the rule's condition. `steps` has bit `i` set when the
+    /// event matches step `i` of a sequence (other behaviours ignore it). Alerts go to `out`.
+    fn observe(&mut self, e: &Event, steps: u64, out: &mut Vec<Fired>);
+    /// The counters.
+    fn stats(&self) -> Stats;
+}
+
+/// Shared services behaviours may need.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// Geolocation for `travel` (and `source.geo` enrichment).
+    pub geo: Option<Arc<crate::geo::Geo>>,
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services").field("geo", &self.geo.is_some()).finish()
+    }
+}
+
+/// A compiled behaviour block.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// `threshold`.
+    Threshold(threshold::Config),
+    /// `sequence`.
+    Sequence(sequence::Config),
+    /// `travel`.
+    Travel(travel::Config),
+    /// `spike`.
+    Spike(spike::Config),
+    /// `new_value`.
+    NewValue(new_value::Config),
+}
+
+impl Behaviour {
+    /// The rule-file key.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Behaviour::Threshold(_) => "threshold",
+            Behaviour::Sequence(_) => "sequence",
+            Behaviour::Travel(_) => "travel",
+            Behaviour::Spike(_) => "spike",
+            Behaviour::NewValue(_) => "new_value",
+        }
+    }
+
+    /// The fields that make the group key.
+    pub fn group_by(&self) -> &GroupBy {
+        match self {
+            Behaviour::Threshold(c) => &c.group_by,
+            Behaviour::Sequence(c) => &c.group_by,
+            Behaviour::Travel(c) => &c.group_by,
+            Behaviour::Spike(c) => &c.group_by,
+            Behaviour::NewValue(c) => &c.group_by,
+        }
+    }
+
+    /// A fresh state machine.
+    pub fn start(&self, services: &Services) -> Box<dyn Detector> {
+        match self {
+            Behaviour::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+            Behaviour::Sequence(c) => Box::new(sequence::Sequence::new(c.clone())),
+            Behaviour::Travel(c) => Box::new(travel::Travel::new(c.clone(), services.geo.clone())),
+            Behaviour::Spike(c) => Box::new(spike::Spike::new(c.clone())),
+            Behaviour::NewValue(c) => Box::new(new_value::NewValue::new(c.clone())),
+        }
+    }
+}
+
+/// A behaviour key that does not compile: which key, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BehaviourError {
+    /// The key inside the behaviour block (`window`, `steps[1].condition`).
+    pub key: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl BehaviourError {
+    /// An error for `key`.
+    pub fn new(key: impl Into<String>, detail: impl Into<String>) -> BehaviourError {
+        BehaviourError { key: key.into(), detail: detail.into() }
+    }
+}
+
+/// Parses a duration key, naming the key on error.
+pub fn span(key: &str, text: &str) -> Result<Span, BehaviourError> {
+    let s = duration::parse(text).map_err(|e| BehaviourError::new(key, e.to_string()))?;
+    if s.nanos() <= 0 {
+        return Err(BehaviourError::new(key, "must be longer than zero"));
+    }
+    Ok(s)
+}
+
+/// The bounds every behaviour has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Allowed lateness.
+    pub lateness: Span,
+    /// Most groups tracked.
+    pub max_groups: usize,
+}
+
+impl Limits {
+    /// Compiles `lateness` and `max_groups` of a behaviour block.
+    pub fn compile(spec: &dyn Bounds) -> Result<Limits, BehaviourError> {
+        let lateness = match spec.lateness() {
+            // Zero lateness is legitimate (strictly ordered input), so not `span`.
+            Some(t) => {
+                duration::parse(t).map_err(|e| BehaviourError::new("lateness", e.to_string()))?
+            }
+            None => DEFAULT_LATENESS,
+        };
+        let max_groups = spec.max_groups().unwrap_or(DEFAULT_MAX_GROUPS);
+        if max_groups == 0 {
+            return Err(BehaviourError::new("max_groups", "must be at least 1"));
+        }
+        Ok(Limits { lateness, max_groups })
+    }
+}
+
+/// What the group table needs of a group's state.
+pub trait GroupState {
+    /// The newest event time the group has taken.
+    fn newest(&self) -> Timestamp;
+}
+
+/// Per-group state, bounded and swept (see the module docs).
+pub struct GroupTable<V> {
+    map: LruCache<CompactString, V, foldhash::fast::RandomState>,
+    max: usize,
+    evicted: u64,
+    expired: u64,
+    since_sweep: u32,
+    /// Newest event time seen by the table: the clock idle groups are judged by.
+    watermark: Timestamp,
+}
+
+impl<V> fmt::Debug for GroupTable<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupTable")
+            .field("groups", &self.map.len())
+            .field("max", &self.max)
+            .field("evicted", &self.evicted)
+            .field("expired", &self.expired)
+            .finish()
+    }
+}
+
+impl<V: GroupState> GroupTable<V> {
+    /// A table of at most `max` groups.
+    pub fn new(max: usize) -> GroupTable<V> {
+        GroupTable {
+            map: LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default()),
+            max: max.max(1),
+            evicted: 0,
+            expired: 0,
+            since_sweep: 0,
+            watermark: Timestamp(i64::MIN),
+        }
+    }
+
+    /// The group's state, created by `make` if absent (evicting the least recently seen
+    /// group when full), and marked most recently seen. `now` is the event's time; every
+    /// [`SWEEP_EVERY`] calls, groups whose newest event is older than `now - idle` go.
+    pub fn entry(
+        &mut self,
+        key: &str,
+        now: Timestamp,
+        idle: Span,
+        make: impl FnOnce() -> V,
+    ) -> &mut V {
+        if now > self.watermark {
+            self.watermark = now;
+        }
+        self.since_sweep += 1;
+        if self.since_sweep >= SWEEP_EVERY {
+            self.since_sweep = 0;
+            self.sweep(idle.before(self.watermark));
+        }
+        if !self.map.contains(key) {
+            if self.map.len() >= self.max && self.map.pop_lru().is_some() {
+                self.evicted += 1;
+            }
+            self.map.put(CompactString::from(key), make());
+        }
+        // Present: it was either there or just put.
+        match self.map.get_mut(key) {
+            Some(v) => v,
+            None => unreachable!("group inserted above"),
+        }
+    }
+
+    /// The group's state if tracked, without changing its recency.
+    pub fn peek(&self, key: &str) -> Option<&V> {
+        self.map.peek(key)
+    }
+
+    /// Forgets a group (after it fired, for behaviours that start over).
+    pub fn remove(&mut self, key: &str) {
+        self.map.pop(key);
+    }
+
+    /// Drops groups whose newest event is older than `horizon`, least recently seen first.
+    /// Recency follows arrival, which follows event time up to the allowed lateness, so the
+    /// scan stops at the first group still live.
+    pub fn sweep(&mut self, horizon: Timestamp) {
+        while let Some((_, v)) = self.map.peek_lru() {
+            if v.newest() >= horizon {
+                break;
+            }
+            self.map.pop_lru();
+            self.expired += 1;
+        }
+    }
+
+    /// Groups tracked now.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no group is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Stats with this table's counts filled in.
+    pub fn stats(&self, late: u64, ungrouped: u64, skipped: u64) -> Stats {
+        Stats {
+            groups: self.map.len(),
+            evicted: self.evicted,
+            expired: self.expired,
+            late,
+            ungrouped,
+            skipped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct S(Timestamp);
+    impl GroupState for S {
+        fn newest(&self) -> Timestamp {
+            self.0
+        }
+    }
+
+    #[test]
+    fn full_table_evicts_least_recently_seen_and_counts_it() {
+        let mut t = GroupTable::new(2);
+        let idle = Span::from_secs(3600);
+        t.entry("a", Timestamp(1), idle, || S(Timestamp(1)));
+        t.entry("b", Timestamp(2), idle, || S(Timestamp(2)));
+        t.entry("a", Timestamp(3), idle, || S(Timestamp(3)));
+        t.entry("c", Timestamp(4), idle, || S(Timestamp(4)));
+        assert!(t.peek("a").is_some());
+        assert!(t.peek("b").is_none());
+        assert!(t.peek("c").is_some());
+        assert_eq!(t.stats(0, 0, 0).evicted, 1);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn sweep_drops_idle_groups_only() {
+        let mut t = GroupTable::new(10);
+        let idle = Span::from_secs(10);
+        for (k, s) in [("a", 1), ("b", 5), ("c", 20)] {
+            t.entry(k, Timestamp::from_secs_nanos(s, 0), idle, || {
+                S(Timestamp::from_secs_nanos(s, 0))
+            });
+        }
+        t.sweep(Timestamp::from_secs_nanos(5, 0));
+        assert!(t.peek("a").is_none());
+        assert!(t.peek("b").is_some());
+        assert_eq!(t.stats(0, 0, 0).expired, 1);
+    }
+
+    #[test]
+    fn limits_parse_and_name_the_key() {
+        let spec = crate::rule::spec::ThresholdSpec {
+            group_by: vec![],
+            count: 1,
+            distinct: None,
+            window: "1m".into(),
+            lateness: Some("soon".into()),
+            max_groups: None,
+        };
+        assert_eq!(Limits::compile(&spec).unwrap_err().key, "lateness");
+        let spec = crate::rule::spec::ThresholdSpec { lateness: Some("0s".into()), ..spec };
+        assert_eq!(Limits::compile(&spec).unwrap().lateness, Span(0));
+    }
+}

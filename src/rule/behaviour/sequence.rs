@@ -1,0 +1,335 @@
+//! `sequence`: ordered steps per group within a span, each step a condition over the rule's
+//! selections with a count (five failures, then a success from the same address: the brute
+//! force that worked).
+//!
+//! The group keeps the step-matching events of the last `within` (bounded). When an event
+//! arrives that matches the last step, the steps are matched backwards from the newest event,
+//! each step taking the latest events it can that come before the ones the next step took:
+//! taking the latest keeps the sequence as short as possible, so if any assignment fits in
+//! `within`, this one does. A complete sequence fires once and the group starts over.
+
+use compact_str::CompactString;
+
+use super::{
+    BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats,
+    span,
+};
+use crate::event::{Event, Sym, Timestamp};
+use crate::rule::condition::Condition;
+use crate::rule::duration::Span;
+use crate::rule::group::GroupBy;
+use crate::rule::spec::SequenceSpec;
+
+/// Most steps a sequence may have (step membership is a bit mask).
+pub const MAX_STEPS: usize = 16;
+/// Most events a group keeps: more than any sensible sequence needs, few enough to bound memory.
+const MAX_ENTRIES: usize = 1024;
+
+/// A compiled step.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The condition as written.
+    pub text: String,
+    /// Compiled against the rule's selections.
+    pub condition: Condition,
+    /// Events needed.
+    pub count: u32,
+}
+
+/// A compiled `sequence` block.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The group key fields.
+    pub group_by: GroupBy,
+    /// Longest time from the first used event to the last.
+    pub within: Span,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// Lateness and group bounds.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Compiles a `sequence` block; step conditions are parsed against `selections`.
+    pub fn compile(spec: &SequenceSpec, selections: &[&str]) -> Result<Config, BehaviourError> {
+        if spec.steps.len() < 2 {
+            return Err(BehaviourError::new("steps", "a sequence needs at least two steps"));
+        }
+        if spec.steps.len() > MAX_STEPS {
+            return Err(BehaviourError::new("steps", format!("at most {MAX_STEPS} steps")));
+        }
+        let mut steps = Vec::with_capacity(spec.steps.len());
+        for (i, s) in spec.steps.iter().enumerate() {
+            let condition = Condition::parse(&s.condition, selections).map_err(|e| {
+                BehaviourError::new(
+                    format!("steps[{i}].condition"),
+                    format!("`{}`: {e}", s.condition),
+                )
+            })?;
+            let count = s.count.unwrap_or(1);
+            if count == 0 || count as usize > MAX_ENTRIES / 2 {
+                return Err(BehaviourError::new(
+                    format!("steps[{i}].count"),
+                    format!("must be between 1 and {}", MAX_ENTRIES / 2),
+                ));
+            }
+            steps.push(Step { text: s.condition.clone(), condition, count });
+        }
+        Ok(Config {
+            group_by: GroupBy::new(&spec.group_by),
+            within: span("within", &spec.within)?,
+            steps,
+            limits: Limits::compile(spec)?,
+        })
+    }
+
+    /// The step mask of an event: bit `i` set when step `i`'s condition holds, given which
+    /// selections match.
+    pub fn step_mask(&self, matched: &mut dyn FnMut(usize) -> bool) -> u64 {
+        let mut mask = 0;
+        for (i, s) in self.steps.iter().enumerate() {
+            if s.condition.eval(matched) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    ts: Timestamp,
+    mask: u64,
+    path: Option<Sym>,
+    offset: Option<u64>,
+}
+
+/// A group's step events of the last `within`, oldest first.
+#[derive(Debug, Default)]
+struct Pending {
+    entries: Vec<Entry>,
+}
+
+impl GroupState for Pending {
+    fn newest(&self) -> Timestamp {
+        self.entries.last().map_or(Timestamp(i64::MIN), |e| e.ts)
+    }
+}
+
+/// The `sequence` state machine.
+#[derive(Debug)]
+pub struct Sequence {
+    config: Config,
+    groups: GroupTable<Pending>,
+    late: u64,
+    ungrouped: u64,
+    skipped: u64,
+}
+
+impl Sequence {
+    /// A fresh state machine.
+    pub fn new(config: Config) -> Sequence {
+        let groups = GroupTable::new(config.limits.max_groups);
+        Sequence { config, groups, late: 0, ungrouped: 0, skipped: 0 }
+    }
+}
+
+/// Indices of entries that complete the steps, matched backwards (see the module docs), in
+/// time order; `None` when the steps cannot all be met.
+fn complete(entries: &[Entry], steps: &[Step]) -> Option<Vec<usize>> {
+    let mut used = Vec::new();
+    let mut end = entries.len();
+    for (k, step) in steps.iter().enumerate().rev() {
+        let mut need = step.count;
+        let mut i = end;
+        while need > 0 {
+            i = i.checked_sub(1)?;
+            if entries[i].mask & (1 << k) != 0 {
+                used.push(i);
+                need -= 1;
+            }
+        }
+        // The last step's events must include the newest: firing on an older completion
+        // would report a sequence that was complete before and was not seen then.
+        if k == steps.len() - 1 && used.first() != Some(&(entries.len() - 1)) {
+            return None;
+        }
+        end = i;
+    }
+    used.reverse();
+    Some(used)
+}
+
+impl Detector for Sequence {
+    fn observe(&mut self, e: &Event, steps: u64, out: &mut Vec<Fired>) {
+        if steps == 0 {
+            self.skipped += 1;
+            return;
+        }
+        let Some(key) = self.config.group_by.key(e) else {
+            self.ungrouped += 1;
+            return;
+        };
+        let within = self.config.within;
+        let idle = Span(within.nanos().saturating_add(self.config.limits.lateness.nanos()));
+        let p = self.groups.entry(&key, e.timestamp, idle, Pending::default);
+        if e.timestamp < self.config.limits.lateness.before(p.newest()) {
+            self.late += 1;
+            return;
+        }
+        let entry = Entry {
+            ts: e.timestamp,
+            mask: steps,
+            path: e.log_file_path.clone(),
+            offset: e.log_offset,
+        };
+        let at = p.entries.partition_point(|x| x.ts <= e.timestamp);
+        p.entries.insert(at, entry);
+        let start = within.before(p.newest());
+        let mut stale = p.entries.partition_point(|x| x.ts < start);
+        stale = stale.max(p.entries.len().saturating_sub(MAX_ENTRIES));
+        p.entries.drain(..stale);
+        let last = 1u64 << (self.config.steps.len() - 1);
+        if p.entries.last().is_none_or(|x| x.mask & last == 0) {
+            return;
+        }
+        let Some(used) = complete(&p.entries, &self.config.steps) else { return };
+        let first = used.first().map_or(e.timestamp, |&i| p.entries[i].ts);
+        let fired = Fired {
+            key: CompactString::from(key.as_str()),
+            count: used.len() as u64,
+            first_seen: first,
+            last_seen: p.newest(),
+            events: used
+                .iter()
+                .take(MAX_REFS)
+                .map(|&i| {
+                    let x = &p.entries[i];
+                    EventRef { timestamp: x.ts, path: x.path.clone(), offset: x.offset }
+                })
+                .collect(),
+            detail: None,
+        };
+        self.groups.remove(&key);
+        out.push(fired);
+    }
+
+    fn stats(&self) -> Stats {
+        self.groups.stats(self.late, self.ungrouped, self.skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::spec::StepSpec;
+
+    const FAIL: u64 = 1;
+    const OK: u64 = 2;
+
+    fn config(fails: u32, within: &str) -> Config {
+        Config::compile(
+            &SequenceSpec {
+                group_by: vec!["source.ip".into()],
+                within: within.into(),
+                steps: vec![
+                    StepSpec { condition: "failed".into(), count: Some(fails) },
+                    StepSpec { condition: "success".into(), count: None },
+                ],
+                lateness: Some("10s".into()),
+                max_groups: None,
+            },
+            &["failed", "success"],
+        )
+        .unwrap()
+    }
+
+    fn ev(secs: i64, ip: &str) -> Event {
+        Event {
+            timestamp: Timestamp::from_secs_nanos(secs, 0),
+            source_ip: ip.parse().ok(),
+            log_offset: Some(secs as u64),
+            ..Event::default()
+        }
+    }
+
+    fn feed(s: &mut Sequence, events: &[(i64, u64)]) -> Vec<Fired> {
+        let mut out = Vec::new();
+        for &(t, mask) in events {
+            s.observe(&ev(t, "192.0.2.9"), mask, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn failures_then_success_fires_once_with_all_the_events() {
+        let mut s = Sequence::new(config(3, "10m"));
+        let fired = feed(&mut s, &[(0, FAIL), (5, FAIL), (9, FAIL), (12, OK), (13, OK)]);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].count, 4);
+        assert_eq!(fired[0].first_seen, Timestamp::from_secs_nanos(0, 0));
+        assert_eq!(fired[0].last_seen, Timestamp::from_secs_nanos(12, 0));
+        let offsets: Vec<_> = fired[0].events.iter().map(|r| r.offset.unwrap()).collect();
+        assert_eq!(offsets, [0, 5, 9, 12]);
+    }
+
+    #[test]
+    fn too_few_failures_or_success_first_does_not_fire() {
+        let mut s = Sequence::new(config(3, "10m"));
+        assert!(feed(&mut s, &[(0, FAIL), (1, FAIL), (2, OK)]).is_empty());
+        let mut s = Sequence::new(config(2, "10m"));
+        assert!(feed(&mut s, &[(0, OK), (1, FAIL), (2, FAIL)]).is_empty());
+    }
+
+    #[test]
+    fn steps_must_fit_within_the_span() {
+        let mut s = Sequence::new(config(2, "60s"));
+        assert!(feed(&mut s, &[(0, FAIL), (30, FAIL), (61, OK)]).is_empty());
+        let mut s = Sequence::new(config(2, "60s"));
+        assert_eq!(feed(&mut s, &[(0, FAIL), (30, FAIL), (60, OK)]).len(), 1);
+    }
+
+    #[test]
+    fn latest_failures_are_used_so_a_long_run_still_fits() {
+        let mut s = Sequence::new(config(3, "60s"));
+        let mut events: Vec<(i64, u64)> = (0..10).map(|i| (i * 20, FAIL)).collect();
+        events.push((190, OK));
+        let fired = feed(&mut s, &events);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].first_seen, Timestamp::from_secs_nanos(140, 0));
+    }
+
+    #[test]
+    fn an_event_matching_both_steps_is_used_once() {
+        let mut s = Sequence::new(config(1, "60s"));
+        assert!(feed(&mut s, &[(0, FAIL | OK)]).is_empty());
+        assert_eq!(feed(&mut s, &[(1, OK)]).len(), 1);
+    }
+
+    #[test]
+    fn late_and_stepless_events_are_counted() {
+        let mut s = Sequence::new(config(1, "10m"));
+        feed(&mut s, &[(100, FAIL), (50, FAIL), (101, 0)]);
+        assert_eq!(s.stats().late, 1);
+        assert_eq!(s.stats().skipped, 1);
+    }
+
+    #[test]
+    fn compile_names_the_bad_step() {
+        let spec = SequenceSpec {
+            group_by: vec![],
+            within: "1m".into(),
+            steps: vec![
+                StepSpec { condition: "failed".into(), count: None },
+                StepSpec { condition: "nope".into(), count: None },
+            ],
+            lateness: None,
+            max_groups: None,
+        };
+        let e = Config::compile(&spec, &["failed"]).unwrap_err();
+        assert_eq!(e.key, "steps[1].condition");
+        assert!(e.detail.contains("unknown selection `nope`"), "{}", e.detail);
+        let one = SequenceSpec { steps: spec.steps[..1].to_vec(), ..spec };
+        assert_eq!(Config::compile(&one, &["failed"]).unwrap_err().key, "steps");
+    }
+}

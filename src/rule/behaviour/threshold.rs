@@ -1,0 +1,322 @@
+//! `threshold`: at least `count` events, or `count` distinct values of a field, per group within
+//! a sliding `window` (a failed-login burst; password spraying as distinct users per source).
+//!
+//! When a group reaches the count it fires once and starts over, as fail2ban's ban and
+//! CrowdSec's bucket overflow do: an ongoing attack fires again each time it fills the window
+//! anew, and the router's `dedup` folds those repeats into updates of one alert.
+
+use compact_str::CompactString;
+
+use super::{
+    BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats,
+    span,
+};
+use crate::event::Field;
+use crate::event::{Event, Sym, Timestamp};
+use crate::rule::duration::Span;
+use crate::rule::group::{GroupBy, value_text};
+use crate::rule::spec::ThresholdSpec;
+
+/// A compiled `threshold` block.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The group key fields.
+    pub group_by: GroupBy,
+    /// Events (or distinct values) that fire.
+    pub count: u32,
+    /// Count distinct values of this field (name as written, resolved field).
+    pub distinct: Option<(String, Field)>,
+    /// The sliding window.
+    pub window: Span,
+    /// Lateness and group bounds.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Compiles a `threshold` block.
+    pub fn compile(spec: &ThresholdSpec) -> Result<Config, BehaviourError> {
+        if spec.count == 0 {
+            return Err(BehaviourError::new("count", "must be at least 1"));
+        }
+        Ok(Config {
+            group_by: GroupBy::new(&spec.group_by),
+            count: spec.count,
+            distinct: spec.distinct.as_ref().map(|d| (d.clone(), Field::parse(d))),
+            window: span("window", &spec.window)?,
+            limits: Limits::compile(spec)?,
+        })
+    }
+}
+
+/// One counted event: its time and where it came from, without the event.
+#[derive(Clone, Debug)]
+struct Entry {
+    ts: Timestamp,
+    path: Option<Sym>,
+    offset: Option<u64>,
+    /// The distinct-counted value (empty when counting events).
+    value: CompactString,
+}
+
+impl Entry {
+    fn event_ref(&self) -> EventRef {
+        EventRef { timestamp: self.ts, path: self.path.clone(), offset: self.offset }
+    }
+}
+
+/// A group's events inside the window, oldest first.
+#[derive(Debug, Default)]
+struct Window {
+    entries: Vec<Entry>,
+}
+
+impl GroupState for Window {
+    fn newest(&self) -> Timestamp {
+        self.entries.last().map_or(Timestamp(i64::MIN), |e| e.ts)
+    }
+}
+
+/// The `threshold` state machine.
+#[derive(Debug)]
+pub struct Threshold {
+    config: Config,
+    groups: GroupTable<Window>,
+    late: u64,
+    ungrouped: u64,
+    skipped: u64,
+}
+
+impl Threshold {
+    /// A fresh state machine.
+    pub fn new(config: Config) -> Threshold {
+        let groups = GroupTable::new(config.limits.max_groups);
+        Threshold { config, groups, late: 0, ungrouped: 0, skipped: 0 }
+    }
+}
+
+impl Detector for Threshold {
+    fn observe(&mut self, e: &Event, _steps: u64, out: &mut Vec<Fired>) {
+        let Some(key) = self.config.group_by.key(e) else {
+            self.ungrouped += 1;
+            return;
+        };
+        let value = match &self.config.distinct {
+            None => CompactString::default(),
+            Some((_, f)) => match e.field(f) {
+                Some(v) => value_text(v),
+                None => {
+                    self.skipped += 1;
+                    return;
+                }
+            },
+        };
+        let window = self.config.window;
+        let idle = Span(window.nanos().saturating_add(self.config.limits.lateness.nanos()));
+        let w = self.groups.entry(&key, e.timestamp, idle, Window::default);
+        let newest = w.newest();
+        if e.timestamp < self.config.limits.lateness.before(newest) {
+            self.late += 1;
+            return;
+        }
+        let entry = Entry {
+            ts: e.timestamp,
+            path: e.log_file_path.clone(),
+            offset: e.log_offset,
+            value: value.clone(),
+        };
+        if self.config.distinct.is_some() {
+            // Keep one entry per value, the latest: a value counts while its latest use is in
+            // the window.
+            if let Some(i) = w.entries.iter().position(|x| x.value == value) {
+                if w.entries[i].ts > e.timestamp {
+                    return;
+                }
+                w.entries.remove(i);
+            }
+        }
+        let at = w.entries.partition_point(|x| x.ts <= e.timestamp);
+        w.entries.insert(at, entry);
+        let start = window.before(w.newest());
+        let stale = w.entries.partition_point(|x| x.ts < start);
+        w.entries.drain(..stale);
+        if w.entries.len() < self.config.count as usize {
+            return;
+        }
+        let fired = Fired {
+            key: key.clone(),
+            count: w.entries.len() as u64,
+            first_seen: w.entries.first().map_or(e.timestamp, |x| x.ts),
+            last_seen: w.newest(),
+            events: w.entries.iter().take(MAX_REFS).map(Entry::event_ref).collect(),
+            detail: self.config.distinct.as_ref().map(|(name, _)| {
+                let values: Vec<&str> =
+                    w.entries.iter().take(MAX_REFS).map(|x| x.value.as_str()).collect();
+                serde_json::json!({ "distinct": name, "values": values })
+            }),
+        };
+        self.groups.remove(&key);
+        out.push(fired);
+    }
+
+    fn stats(&self) -> Stats {
+        self.groups.stats(self.late, self.ungrouped, self.skipped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Outcome;
+
+    fn config(count: u32, window: &str, distinct: Option<&str>) -> Config {
+        Config::compile(&ThresholdSpec {
+            group_by: vec!["source.ip".into()],
+            count,
+            distinct: distinct.map(str::to_owned),
+            window: window.into(),
+            lateness: Some("30s".into()),
+            max_groups: Some(3),
+        })
+        .unwrap()
+    }
+
+    fn ev(secs: i64, ip: &str, user: &str) -> Event {
+        Event {
+            timestamp: Timestamp::from_secs_nanos(secs, 0),
+            source_ip: ip.parse().ok(),
+            user_name: Some(user.into()),
+            outcome: Some(Outcome::Failure),
+            log_offset: Some(secs as u64),
+            ..Event::default()
+        }
+    }
+
+    fn feed(t: &mut Threshold, events: &[Event]) -> Vec<Fired> {
+        let mut out = Vec::new();
+        for e in events {
+            t.observe(e, 0, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn fires_on_the_count_th_event_inside_the_window_then_starts_over() {
+        let mut t = Threshold::new(config(3, "60s", None));
+        let events: Vec<Event> = [0, 10, 20, 30, 40, 50].map(|s| ev(s, "192.0.2.1", "a")).into();
+        let fired = feed(&mut t, &events);
+        assert_eq!(fired.len(), 2);
+        assert_eq!(fired[0].key, "192.0.2.1");
+        assert_eq!(fired[0].count, 3);
+        assert_eq!(fired[0].first_seen, Timestamp::from_secs_nanos(0, 0));
+        assert_eq!(fired[0].last_seen, Timestamp::from_secs_nanos(20, 0));
+        let offsets: Vec<_> = fired[0].events.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [Some(0), Some(10), Some(20)]);
+        assert_eq!(fired[1].first_seen, Timestamp::from_secs_nanos(30, 0));
+    }
+
+    #[test]
+    fn window_edge_is_inclusive_and_one_past_it_is_not() {
+        let mut t = Threshold::new(config(2, "60s", None));
+        assert_eq!(feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(60, "192.0.2.1", "a")]).len(), 1);
+        let mut t = Threshold::new(config(2, "60s", None));
+        assert!(feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(61, "192.0.2.1", "a")]).is_empty());
+    }
+
+    #[test]
+    fn slow_attack_outside_the_window_never_fires() {
+        let mut t = Threshold::new(config(3, "60s", None));
+        let events: Vec<Event> = (0..20).map(|i| ev(i * 31, "192.0.2.1", "a")).collect();
+        assert!(feed(&mut t, &events).is_empty());
+    }
+
+    #[test]
+    fn groups_count_separately() {
+        let mut t = Threshold::new(config(2, "60s", None));
+        let fired = feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(1, "192.0.2.2", "a")]);
+        assert!(fired.is_empty());
+        assert_eq!(t.stats().groups, 2);
+    }
+
+    #[test]
+    fn late_events_within_lateness_count_and_beyond_it_are_set_aside() {
+        let mut t = Threshold::new(config(3, "60s", None));
+        // 25 s late: inside the 30 s lateness, inserted in order.
+        let fired = feed(
+            &mut t,
+            &[ev(50, "192.0.2.1", "a"), ev(25, "192.0.2.1", "a"), ev(55, "192.0.2.1", "a")],
+        );
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].first_seen, Timestamp::from_secs_nanos(25, 0));
+        let mut t = Threshold::new(config(2, "60s", None));
+        let fired = feed(&mut t, &[ev(50, "192.0.2.1", "a"), ev(10, "192.0.2.1", "a")]);
+        assert!(fired.is_empty());
+        assert_eq!(t.stats().late, 1);
+    }
+
+    #[test]
+    fn distinct_counts_values_not_events() {
+        let mut t = Threshold::new(config(3, "60s", Some("user.name")));
+        let fired = feed(
+            &mut t,
+            &[
+                ev(0, "192.0.2.1", "a"),
+                ev(1, "192.0.2.1", "a"),
+                ev(2, "192.0.2.1", "b"),
+                ev(3, "192.0.2.1", "b"),
+                ev(4, "192.0.2.1", "c"),
+            ],
+        );
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].count, 3);
+        let detail = fired[0].detail.as_ref().unwrap();
+        assert_eq!(detail["values"], serde_json::json!(["a", "b", "c"]));
+        assert_eq!(detail["distinct"], "user.name");
+    }
+
+    #[test]
+    fn distinct_value_leaves_the_window_with_its_latest_use() {
+        let mut t = Threshold::new(config(2, "60s", Some("user.name")));
+        assert!(feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(61, "192.0.2.1", "b")]).is_empty());
+        // `a` again at 62 counts anew.
+        assert_eq!(feed(&mut t, &[ev(62, "192.0.2.1", "a")]).len(), 1);
+    }
+
+    #[test]
+    fn missing_group_or_distinct_field_is_counted_not_pooled() {
+        let mut t = Threshold::new(config(1, "60s", Some("user.name")));
+        let mut no_ip = ev(0, "x", "a");
+        no_ip.source_ip = None;
+        let mut no_user = ev(0, "192.0.2.1", "a");
+        no_user.user_name = None;
+        assert!(feed(&mut t, &[no_ip, no_user]).is_empty());
+        assert_eq!(t.stats().ungrouped, 1);
+        assert_eq!(t.stats().skipped, 1);
+    }
+
+    #[test]
+    fn group_limit_evicts_and_counts() {
+        let mut t = Threshold::new(config(2, "60s", None));
+        let events: Vec<Event> = (1..=4).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
+        feed(&mut t, &events);
+        assert_eq!(t.stats().groups, 3);
+        assert_eq!(t.stats().evicted, 1);
+        // The evicted group starts over: one more event from it does not fire.
+        assert!(feed(&mut t, &[ev(5, "192.0.2.1", "a")]).is_empty());
+    }
+
+    #[test]
+    fn compile_rejects_zero_count_and_bad_window() {
+        let mut spec = ThresholdSpec {
+            group_by: vec![],
+            count: 0,
+            distinct: None,
+            window: "1m".into(),
+            lateness: None,
+            max_groups: None,
+        };
+        assert_eq!(Config::compile(&spec).unwrap_err().key, "count");
+        spec.count = 1;
+        spec.window = "fortnight-ish".into();
+        assert_eq!(Config::compile(&spec).unwrap_err().key, "window");
+    }
+}
