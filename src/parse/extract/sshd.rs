@@ -316,7 +316,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
                 ..disconnect(false, Outcome::Unknown).peer(p).user(user)
             })
         }
-        b'B' => {
+        b'B' | b'b' => {
             if let Some(rest) = body.strip_prefix("Bad protocol version identification") {
                 let (_, p) = rfind_from(rest)?;
                 return Some(
@@ -324,6 +324,7 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
                         .peer(p),
                 );
             }
+            // OpenSSH writes this message in lower case (hence the `b` arm).
             let rest = body.strip_prefix("banner exchange: Connection from ")?;
             let p = peer_at(rest)?;
             let why = p.rest.strip_prefix(':').unwrap_or(p.rest);
@@ -528,6 +529,21 @@ mod tests {
         assert_eq!(
             (l.user, l.ip, l.reason),
             (Some("root"), ip("2001:db8::1"), Some("keyboard-interactive/pam"))
+        );
+    }
+
+    #[test]
+    fn banner_exchange_failure_in_openssh_lower_case() {
+        let l = p("banner exchange: Connection from 59.91.122.57 port 34388: invalid format");
+        assert_eq!(
+            (l.action, l.outcome, l.ip, l.port, l.reason),
+            (
+                "ssh_banner_exchange_failed",
+                Some(Outcome::Failure),
+                ip("59.91.122.57"),
+                Some(34388),
+                Some("invalid format")
+            )
         );
     }
 
