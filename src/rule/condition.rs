@@ -222,6 +222,20 @@ impl Condition {
         Some(out)
     }
 
+    /// Whether the condition can hold only when selection `i` matches (false when that cannot
+    /// be shown, e.g. with more than 12 selections referenced): a rule set may then skip the
+    /// rule for events that selection rejects.
+    pub fn requires(&self, i: usize) -> bool {
+        let referenced = self.referenced();
+        let Ok(k) = referenced.binary_search(&i) else { return false };
+        if referenced.len() > ALWAYS_MAX_SELECTIONS {
+            return false;
+        }
+        (0u32..(1u32 << referenced.len())).filter(|m| m & (1 << k) == 0).all(|mask| {
+            !self.eval(&mut |j| referenced.binary_search(&j).is_ok_and(|b| mask & (1 << b) != 0))
+        })
+    }
+
     /// `Some(value)` when the condition is `value` whatever the selections match (`sel or not
     /// sel` is `Some(true)`), `None` when it depends on them or when more than 12 selections
     /// are referenced (too many to try every assignment).
@@ -668,6 +682,18 @@ mod tests {
         let e = err("99999999999999999999999 of them", &["sel1"]);
         assert!(matches!(e, ConditionError::UnsupportedCount { n: u64::MAX, .. }));
         assert_eq!(table("01 of sel*", &["sel1"]), "01");
+    }
+
+    #[test]
+    fn requires_finds_selections_every_true_evaluation_needs() {
+        let names = ["a", "b", "c"];
+        let c = |text: &str| Condition::parse(text, &names).unwrap();
+        assert!(c("a and (b or c)").requires(0));
+        assert!(!c("a and (b or c)").requires(1));
+        assert!(!c("a or b").requires(0));
+        assert!(!c("not a").requires(0));
+        assert!(!c("b").requires(0));
+        assert!(c("all of them").requires(2));
     }
 
     #[test]

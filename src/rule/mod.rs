@@ -140,6 +140,33 @@ impl Rule {
         &self.names
     }
 
+    /// The values (lowercased) `field` must equal for the rule to match, read from a selection
+    /// the condition cannot do without; `None` when no such plain equality exists. The rule
+    /// set indexes rules by `event.dataset` and `event.action` this way.
+    pub fn required_values(&self, field: &crate::event::Field) -> Option<Vec<String>> {
+        let from_map = |all: &[FieldMatcher]| {
+            all.iter().find(|m| m.field() == field).and_then(FieldMatcher::exact_texts)
+        };
+        for (i, sel) in self.selections.iter().enumerate() {
+            if !self.condition.requires(i) {
+                continue;
+            }
+            let values = match sel {
+                Selection::Fields(all) => from_map(all),
+                Selection::AnyOf(maps) => {
+                    maps.iter().map(|m| from_map(m)).collect::<Option<Vec<_>>>().map(|v| v.concat())
+                }
+                Selection::Keywords(_) => None,
+            };
+            if let Some(mut v) = values {
+                v.sort();
+                v.dedup();
+                return Some(v);
+            }
+        }
+        None
+    }
+
     /// The dataset prefilter, `None` when the rule reads every dataset.
     pub fn datasets(&self) -> Option<&[&'static str]> {
         self.datasets.as_deref()

@@ -302,6 +302,19 @@ impl FieldMatcher {
         &self.field
     }
 
+    /// The values, lowercased, when this predicate is a plain case-insensitive equality on
+    /// text (no wildcard, no modifier, not `|all`): the rule set indexes rules by them.
+    pub fn exact_texts(&self) -> Option<Vec<String>> {
+        let Test::Preds { preds, all: false } = &self.test else { return None };
+        preds
+            .iter()
+            .map(|p| match p {
+                Pred::Text(Text::Equals(b)) => String::from_utf8(b.to_vec()).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Calls `f` on each value of the field (several for arrays in the original record) until
     /// it returns true. `None` means the field is absent (or only nulls).
     fn visit(&self, e: &Event, f: &mut dyn FnMut(FieldValue<'_>) -> bool) -> Option<bool> {
