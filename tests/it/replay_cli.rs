@@ -290,3 +290,91 @@ fn a_full_disk_is_an_error_that_says_so_once() {
     assert!(stderr.starts_with("logwarden: writing output: "), "{stderr}");
     assert_eq!(stderr.matches("No space left on device").count(), 1, "{stderr}");
 }
+
+/// Six failures from one address and a success: the brute-force rule fires on the fifth, and
+/// the brute-force-then-success rule on the success.
+const BRUTE: &str = "\
+Feb 12 14:10:21 web1 sshd[100]: Failed password for root from 198.51.100.7 port 1 ssh2
+Feb 12 14:10:22 web1 sshd[100]: Failed password for root from 198.51.100.7 port 1 ssh2
+Feb 12 14:10:23 web1 sshd[100]: Failed password for root from 198.51.100.7 port 1 ssh2
+Feb 12 14:10:24 web1 sshd[101]: Failed password for root from 198.51.100.7 port 2 ssh2
+Feb 12 14:10:25 web1 sshd[101]: Failed password for root from 198.51.100.7 port 2 ssh2
+Feb 12 14:10:26 web1 sshd[101]: Failed password for root from 198.51.100.7 port 2 ssh2
+Feb 12 14:10:30 web1 sshd[102]: Accepted password for root from 198.51.100.7 port 3 ssh2
+";
+
+#[test]
+fn rules_print_alerts_with_explain_and_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, BRUTE).unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let r = replay(&["--year", "2025", "--rules", rules, "--explain", s(&log)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let alerts: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(alerts.len(), 2, "{}", r.stdout);
+    let bf = &alerts[0];
+    assert_eq!(bf["rule"]["id"], "ssh-bruteforce");
+    assert_eq!(bf["severity"], "high");
+    assert_eq!(bf["group"], serde_json::json!({"source.ip": "198.51.100.7"}));
+    assert_eq!(bf["count"], 5);
+    assert_eq!(bf["first_seen"], "2025-02-12T14:10:21Z");
+    assert_eq!(bf["last_seen"], "2025-02-12T14:10:25Z");
+    assert_eq!(bf["fingerprint"].as_str().map(str::len), Some(16));
+    assert_eq!(bf["events"].as_array().map(Vec::len), Some(5));
+    assert_eq!(bf["events"][0]["log.offset"], 0);
+    assert_eq!(bf["sample"][0]["event"]["action"], "ssh_login");
+    assert_eq!(
+        bf["explain"],
+        serde_json::json!({"condition": "failed", "selections": ["failed"], "behaviour": "threshold"})
+    );
+    let ok = &alerts[1];
+    assert_eq!(ok["rule"]["id"], "ssh-bruteforce-success");
+    assert_eq!(ok["count"], 6, "the last five failures and the success");
+    assert_eq!(ok["explain"]["selections"], serde_json::json!(["success"]));
+    assert!(r.stderr.contains(" matches, 2 alerts\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("ssh-bruteforce: 6 matched, 1 alerted"), "{}", r.stderr);
+    // Same input, same alerts: fingerprints and all.
+    let again = replay(&["--year", "2025", "--rules", rules, "--explain", s(&log)]);
+    assert_eq!(again.stdout, r.stdout);
+}
+
+#[test]
+fn with_events_each_alert_follows_the_event_that_fired_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, BRUTE).unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let r = replay(&["--events", "--year", "2025", "--rules", rules, s(&log)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kinds: Vec<&str> = r
+        .stdout
+        .lines()
+        .map(|l| if l.starts_with("{\"rule\":") { "alert" } else { "event" })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["event", "event", "event", "event", "event", "alert", "event", "event", "alert"]
+    );
+}
+
+#[test]
+fn a_bad_rule_directory_stops_replay_with_its_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("r.yml"),
+        "id: x\ntitle: t\nseverity: low\ndetection:\n  s: {a: 1}\n  condition: t\n",
+    )
+    .unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, BRUTE).unwrap();
+    let r = replay(&["--rules", s(dir.path()), s(&log)]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("r.yml:6: rule `x`: condition `t`: unknown selection `t`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+}

@@ -2,7 +2,12 @@
 //! the same order, the same ledger, the same dead letters.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use logwarden::alert::Alert;
+use logwarden::rule::load::load_dir;
+use logwarden::rule::set::RuleSet;
 
 use logwarden::ledger::Ledger;
 use logwarden::parse::syslog::SyslogOptions;
@@ -10,20 +15,28 @@ use logwarden::replay::{Outputs, ReplayOptions, replay};
 
 use crate::corpus;
 
-fn run(paths: &[PathBuf], parallel: bool) -> (Vec<u8>, Vec<u8>, Vec<Ledger>) {
+/// Events, dead letters, ledgers and alerts of one replay with the default rule pack.
+fn run(paths: &[PathBuf], parallel: bool) -> (Vec<u8>, Vec<u8>, Vec<Ledger>, Vec<Alert>) {
+    let rules = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+        .unwrap_or_else(|e| panic!("{e:?}"));
     let opts = ReplayOptions {
         syslog: SyslogOptions { year: Some(2025), ..SyslogOptions::default() },
         max_record_bytes: 512,
         parallel,
+        rules: Some(Arc::new(RuleSet::new(rules))),
+        explain: true,
         ..ReplayOptions::default()
     };
-    let (mut events, mut dead) = (Vec::new(), Vec::new());
+    let (mut events, mut dead, mut alerts) = (Vec::new(), Vec::new(), Vec::new());
     let ledgers = {
-        let mut out =
-            Outputs { events: Some(&mut events), dead_letter: Some(&mut dead), alerts: None };
+        let mut out = Outputs {
+            events: Some(&mut events),
+            dead_letter: Some(&mut dead),
+            alerts: Some(&mut alerts),
+        };
         replay(paths, &opts, &mut out).unwrap_or_else(|e| panic!("replay failed: {e}")).ledgers
     };
-    (events, dead, ledgers)
+    (events, dead, ledgers, alerts)
 }
 
 #[test]
@@ -54,11 +67,18 @@ fn parallel_and_sequential_replay_agree_exactly() {
     std::fs::write(&cut_path, &gz[..gz.len() / 2]).unwrap_or_default();
 
     let paths = vec![gen_path, corpus::path("loghub/OpenSSH/OpenSSH_2k.log"), bad_path, cut_path];
-    let (seq_events, seq_dead, seq_ledgers) = run(&paths, false);
-    let (par_events, par_dead, par_ledgers) = run(&paths, true);
+    let (seq_events, seq_dead, seq_ledgers, seq_alerts) = run(&paths, false);
+    let (par_events, par_dead, par_ledgers, par_alerts) = run(&paths, true);
     assert_eq!(seq_ledgers, par_ledgers);
     assert_eq!(seq_dead, par_dead);
     assert!(seq_events == par_events, "event streams differ");
+    assert_eq!(seq_alerts.len(), par_alerts.len());
+    assert!(seq_alerts == par_alerts, "alerts differ");
+    // Brute force in the generated traffic and in loghub's log, sprayed users too.
+    assert!(seq_alerts.len() > 100, "{} alerts", seq_alerts.len());
+    for rule in ["ssh-bruteforce", "ssh-password-spraying"] {
+        assert!(seq_alerts.iter().any(|a| a.rule_id == rule), "no {rule} alert");
+    }
     // And the comparison is not vacuous.
     assert_eq!(seq_ledgers[1].events, 2008);
     assert!(seq_ledgers[2].quarantined > 1000);
