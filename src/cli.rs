@@ -138,6 +138,10 @@ pub struct ReplayArgs {
     /// With `--rules`: add to each alert the condition and the selections that matched.
     #[arg(long, requires = "rules")]
     pub explain: bool,
+    /// With `--rules`: MaxMind DB file (GeoLite2-City or DB-IP City format) that places
+    /// `source.ip` for `travel` rules.
+    #[arg(long, value_name = "FILE", requires = "rules")]
+    pub geoip: Option<PathBuf>,
     /// Files to read (`-` for standard input); gzip is detected.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -265,6 +269,9 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         explain: args.explain,
     };
     let mut opts = opts;
+    if let Some(path) = &args.geoip {
+        opts.services.geo = Some(std::sync::Arc::new(crate::geo::Geo::open(path)?));
+    }
     if let Some(dir) = &args.rules {
         match crate::rule::load::load_dir(dir) {
             Ok(rules) => opts.rules = Some(std::sync::Arc::new(RuleSet::new(rules))),

@@ -11,3 +11,4 @@ mod replay_cli;
 mod replay_parallel;
 mod rule_pack;
 mod rules;
+mod travel;
