@@ -1,5 +1,6 @@
 //! The integration test binary: one module per area.
 
+mod behaviours;
 mod check_cli;
 mod cli;
 mod cloudtrail;
