@@ -2,7 +2,8 @@
 //! Matching is pure (no state), so it may run on any thread; the stateful part is
 //! [`crate::rule::engine::Engine`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
+use foldhash::HashMapExt;
 
 use crate::event::{Event, Field};
 use crate::rule::Rule;
