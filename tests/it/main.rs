@@ -9,3 +9,4 @@ mod props;
 mod replay_cli;
 mod replay_parallel;
 mod rules;
+mod sigma_cloudtrail;
