@@ -12,4 +12,5 @@ mod replay_cli;
 mod replay_parallel;
 mod rule_pack;
 mod rules;
+mod sigma_cloudtrail;
 mod travel;

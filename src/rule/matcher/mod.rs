@@ -138,7 +138,19 @@ struct Segment {
 #[derive(Clone, Debug)]
 enum Test {
     Exists(bool),
-    Preds { preds: Box<[Pred]>, all: bool },
+    Preds {
+        preds: Box<[Pred]>,
+        all: bool,
+    },
+    /// Sigma `fieldref`: equal to the value of any of these other fields.
+    FieldRef(Box<[FieldRef]>),
+}
+
+/// Another field of the same event, named by a `fieldref` value.
+#[derive(Clone, Debug)]
+struct FieldRef {
+    field: Field,
+    path: Box<[Segment]>,
 }
 
 /// The main modifier; at most one per key.
@@ -151,6 +163,7 @@ enum Kind {
     Re,
     Cidr,
     Exists,
+    FieldRef,
     Cmp(CmpOp),
 }
 
@@ -216,6 +229,7 @@ impl FieldMatcher {
                 "re" => Kind::Re,
                 "cidr" => Kind::Cidr,
                 "exists" => Kind::Exists,
+                "fieldref" => Kind::FieldRef,
                 "gt" => Kind::Cmp(CmpOp::Gt),
                 "gte" => Kind::Cmp(CmpOp::Gte),
                 "lt" => Kind::Cmp(CmpOp::Lt),
@@ -254,13 +268,7 @@ impl FieldMatcher {
         if values.is_empty() {
             return Err(conflict("no values"));
         }
-        let field = Field::parse(name);
-        let path = match &field {
-            Field::Original(p) => {
-                p.split('.').map(|s| Segment { name: s.into(), index: s.parse().ok() }).collect()
-            }
-            _ => Box::default(),
-        };
+        let (field, path) = resolve(name);
         if kind == Kind::Exists {
             if all || values.len() != 1 {
                 return Err(conflict("`exists` takes exactly one value"));
@@ -272,6 +280,24 @@ impl FieldMatcher {
                 _ => return Err(conflict("`exists` takes true or false")),
             };
             return Ok(FieldMatcher { field, path, test: Test::Exists(want) });
+        }
+        if kind == Kind::FieldRef {
+            // `all` would ask one value to equal several fields at once; Sigma gives it no
+            // meaning, so it is refused rather than guessed.
+            if all {
+                return Err(conflict("`fieldref` cannot combine with `all`"));
+            }
+            let refs = values
+                .iter()
+                .map(|v| match v {
+                    RuleValue::Str(s) if !s.is_empty() => {
+                        let (field, path) = resolve(s);
+                        Ok(FieldRef { field, path })
+                    }
+                    _ => Err(conflict("`fieldref` values must be field names")),
+                })
+                .collect::<Result<Box<[FieldRef]>, MatchError>>()?;
+            return Ok(FieldMatcher { field, path, test: Test::FieldRef(refs) });
         }
         let preds = values
             .iter()
@@ -293,6 +319,17 @@ impl FieldMatcher {
             Test::Preds { preds, all: true } => preds.iter().all(|p| match p {
                 Pred::Null => self.visit(e, &mut |_| true).is_none(),
                 p => self.visit(e, &mut |v| p.test(v)) == Some(true),
+            }),
+            // Compared as text, ignoring ASCII case like plain Sigma equality; an absent field
+            // on either side never matches (absent is not equal to absent).
+            Test::FieldRef(refs) => refs.iter().any(|r| {
+                self.visit(e, &mut |a| {
+                    with_text(a, |sa| {
+                        visit(&r.field, &r.path, e, &mut |b| {
+                            with_text(b, |sb| sa.eq_ignore_ascii_case(sb))
+                        }) == Some(true)
+                    })
+                }) == Some(true)
             }),
         }
     }
@@ -318,15 +355,38 @@ impl FieldMatcher {
     /// Calls `f` on each value of the field (several for arrays in the original record) until
     /// it returns true. `None` means the field is absent (or only nulls).
     fn visit(&self, e: &Event, f: &mut dyn FnMut(FieldValue<'_>) -> bool) -> Option<bool> {
-        match &self.field {
-            Field::Original(_) => {
-                let root = e.original.as_ref()?.value();
-                let mut seen = false;
-                let hit = walk(root, &self.path, f, &mut seen);
-                seen.then_some(hit)
-            }
-            field => e.field(field).map(f),
+        visit(&self.field, &self.path, e, f)
+    }
+}
+
+/// Resolves a field name once: an ECS field, or an original-record path split at the dots.
+fn resolve(name: &str) -> (Field, Box<[Segment]>) {
+    let field = Field::parse(name);
+    let path = match &field {
+        Field::Original(p) => {
+            p.split('.').map(|s| Segment { name: s.into(), index: s.parse().ok() }).collect()
         }
+        _ => Box::default(),
+    };
+    (field, path)
+}
+
+/// Calls `f` on each value of `field` in `e` until it returns true; `None` when absent. See
+/// [`FieldMatcher::visit`].
+fn visit(
+    field: &Field,
+    path: &[Segment],
+    e: &Event,
+    f: &mut dyn FnMut(FieldValue<'_>) -> bool,
+) -> Option<bool> {
+    match field {
+        Field::Original(_) => {
+            let root = e.original.as_ref()?.value();
+            let mut seen = false;
+            let hit = walk(root, path, f, &mut seen);
+            seen.then_some(hit)
+        }
+        field => e.field(field).map(f),
     }
 }
 
@@ -436,7 +496,7 @@ fn compile_value(
             }
         }
         // Handled before values are compiled.
-        Kind::Exists => Pred::Null,
+        Kind::Exists | Kind::FieldRef => Pred::Null,
     })
 }
 
@@ -791,10 +851,33 @@ mod tests {
     }
 
     #[test]
+    fn fieldref_compares_with_another_field() {
+        let raw = serde_json::value::RawValue::from_string(
+            r#"{"userIdentity":{"arn":"arn:aws:iam::1:user/Bob","userName":"bob"},
+            "requestParameters":{"userName":"bob"},"target":"ARN:AWS:IAM::1:USER/BOB",
+            "other":"alice","n":3,"m":"3","list":["x","bob"]}"#
+                .into(),
+        );
+        let e = Event { original: raw.ok().map(Original::new), ..Event::default() };
+        // Equal to the other field's value, ignoring ASCII case as plain equality does.
+        assert!(m("userIdentity.userName|fieldref", &[s("requestParameters.userName")], &e));
+        assert!(m("userIdentity.arn|fieldref", &[s("target")], &e));
+        assert!(!m("userIdentity.arn|fieldref", &[s("requestParameters.userName")], &e));
+        // A list of fields is OR; numbers compare by their text form; arrays by any element.
+        assert!(m("other|fieldref", &[s("target"), s("other")], &e));
+        assert!(m("n|fieldref", &[s("m")], &e));
+        assert!(m("list|fieldref", &[s("requestParameters.userName")], &e));
+        // Absent on either side is not a match, so `not` a fieldref filter keeps the event.
+        assert!(!m("missing|fieldref", &[s("missing2")], &e));
+        assert!(!m("other|fieldref", &[s("missing")], &e));
+        assert_eq!(err("a|fieldref|all", &[s("b")]).kind(), "conflicting");
+        assert_eq!(err("a|fieldref", &[RuleValue::Int(1)]).kind(), "conflicting");
+        assert_eq!(err("a|fieldref|contains", &[s("b")]).kind(), "conflicting");
+    }
+
+    #[test]
     fn errors_name_their_key() {
-        for modifier in
-            ["base64", "base64offset", "windash", "utf16le", "wide", "expand", "fieldref", ""]
-        {
+        for modifier in ["base64", "base64offset", "windash", "utf16le", "wide", "expand", ""] {
             let key = format!("a|{modifier}");
             match err(&key, &[s("x")]) {
                 MatchError::UnknownModifier { key: k, modifier: got } => {
