@@ -83,6 +83,9 @@ pub enum ReplayError {
     // The cause is not repeated here: main prints the error chain (`{:#}`), which adds it.
     #[error("writing output")]
     Write(#[source] std::io::Error),
+    /// The OS refused to start a pipeline thread.
+    #[error("cannot start a replay thread")]
+    Thread,
 }
 
 impl ReplayError {
@@ -91,6 +94,7 @@ impl ReplayError {
         match self {
             ReplayError::Open(e) => e.kind(),
             ReplayError::Write(_) => "write",
+            ReplayError::Thread => "thread",
         }
     }
 }

@@ -99,12 +99,12 @@ pub(super) fn replay(
     let mut result_rxs = Vec::with_capacity(WORKERS);
     let mut recycle_txs = Vec::with_capacity(WORKERS);
     std::thread::scope(|scope| {
-        for _ in 0..WORKERS {
+        for w in 0..WORKERS {
             let (work_tx, work_rx) = sync_channel::<Vec<RawRecord>>(QUEUE);
             let (result_tx, result_rx) = sync_channel::<Results>(QUEUE);
             // JSON buffers go back to their worker: a fresh ~1 MB buffer per chunk is an mmap,
             // a run of zero-filled page faults and an munmap each time.
-            let (recycle_tx, recycle_rx) = sync_channel::<Vec<u8>>(QUEUE);
+            let (recycle_tx, recycle_rx) = sync_channel::<Spent>(QUEUE);
             work_txs.push(work_tx);
             result_rxs.push(result_rx);
             recycle_txs.push(recycle_tx);
@@ -113,10 +113,24 @@ pub(super) fn replay(
             let path = Sym::from(source.as_str());
             let ends = WorkerEnds { input: work_rx, output: result_tx, recycled: recycle_rx };
             let rules = rules.clone();
-            scope.spawn(move || work(ends, SyslogParser::new(syslog), path, write_events, rules));
+            let parser = SyslogParser::new(syslog);
+            // Named threads make profiles and stack dumps readable; if naming fails the OS
+            // refused a thread, which `spawn` would have hit too.
+            let spawned = std::thread::Builder::new()
+                .name(format!("parse-{w}"))
+                .spawn_scoped(scope, move || work(ends, parser, path, write_events, rules));
+            if spawned.is_err() {
+                return Err(ReplayError::Thread);
+            }
         }
         let reader_source = source.clone();
-        scope.spawn(move || deal(input, &reader_source, max_record_bytes, route_tx, work_txs));
+        let spawned =
+            std::thread::Builder::new().name("read".into()).spawn_scoped(scope, move || {
+                deal(input, &reader_source, max_record_bytes, route_tx, work_txs)
+            });
+        if spawned.is_err() {
+            return Err(ReplayError::Thread);
+        }
         let ends = MergeEnds { routes: route_rx, results: &result_rxs, recycle: &recycle_txs };
         let merged = merge(ends, source, out, engine, progress, &consumed);
         // Hanging up on the workers (dropping the receivers) lets every thread finish even
@@ -168,7 +182,15 @@ fn deal(
 struct WorkerEnds {
     input: Receiver<Vec<RawRecord>>,
     output: SyncSender<Results>,
-    recycled: Receiver<Vec<u8>>,
+    recycled: Receiver<Spent>,
+}
+
+/// What the merger hands back to a worker once a chunk is written: the JSON buffer to reuse,
+/// and the matched events to drop there. Their strings were allocated on the worker; freeing
+/// them on the same thread keeps the allocator from locking another thread's arena per event.
+struct Spent {
+    json: Vec<u8>,
+    matched: Vec<(Event, u32)>,
 }
 
 /// A parser: parses its share of each chunk and writes the events' JSON.
@@ -184,19 +206,16 @@ fn work(
     // Sized from the last chunk, so a new JSON buffer is not regrown (and recopied) per chunk.
     let mut json_hint = 0;
     for share in input {
-        let json = match recycled.try_recv() {
-            Ok(mut buf) => {
-                buf.clear();
-                buf
+        let (json, matched) = match recycled.try_recv() {
+            Ok(Spent { mut json, mut matched }) => {
+                json.clear();
+                matched.clear();
+                (json, matched)
             }
-            Err(_) => Vec::with_capacity(json_hint + json_hint / 8),
+            Err(_) => (Vec::with_capacity(json_hint + json_hint / 8), Vec::new()),
         };
-        let mut results = Results {
-            outcomes: Vec::with_capacity(share.len()),
-            json,
-            matched: Vec::new(),
-            hits: Vec::new(),
-        };
+        let mut results =
+            Results { outcomes: Vec::with_capacity(share.len()), json, matched, hits: Vec::new() };
         for rec in &share {
             events.clear();
             match parser.parse(rec, &mut events) {
@@ -250,7 +269,7 @@ fn work(
 struct MergeEnds<'a> {
     routes: Receiver<Vec<Route>>,
     results: &'a [Receiver<Results>],
-    recycle: &'a [SyncSender<Vec<u8>>],
+    recycle: &'a [SyncSender<Spent>],
 }
 
 /// One worker's results for the chunk being merged, with read positions.
@@ -258,7 +277,8 @@ struct Share {
     outcomes: std::vec::IntoIter<Outcome>,
     json: Vec<u8>,
     at: usize,
-    matched: std::vec::IntoIter<(Event, u32)>,
+    matched: Vec<(Event, u32)>,
+    matched_at: usize,
     hits: Vec<Hit>,
     hit_at: usize,
 }
@@ -275,6 +295,7 @@ fn merge(
     let mut ledger = Ledger::new(source.to_string(), "syslog");
     let mut buf = Vec::with_capacity(super::WRITE_BUF + 64 * 1024);
     let mut alerts = Vec::new();
+    let local_path = Sym::from(source.as_str());
     let set_aside = |ledger: &mut Ledger, q: Quarantined, raw: &[u8], out: &mut Outputs<'_>| {
         if let Some(w) = out.dead_letter.as_deref_mut() {
             w.write_all(&dead_letter_line(source, &q, raw)).map_err(ReplayError::Write)?;
@@ -297,7 +318,8 @@ fn merge(
                 outcomes: r.outcomes.into_iter(),
                 json: r.json,
                 at: 0,
-                matched: r.matched.into_iter(),
+                matched: r.matched,
+                matched_at: 0,
                 hits: r.hits,
                 hit_at: 0,
             });
@@ -320,13 +342,22 @@ fn merge(
                     let end = share.at + len as usize;
                     buf.extend_from_slice(&share.json[share.at..end]);
                     share.at = end;
-                    for (e, n) in share.matched.by_ref().take(matched as usize) {
-                        let hits = &share.hits[share.hit_at..share.hit_at + n as usize];
-                        share.hit_at += n as usize;
+                    let end = share.matched_at + matched as usize;
+                    for (e, n) in share.matched.get_mut(share.matched_at..end).into_iter().flatten()
+                    {
+                        let hits = &share.hits[share.hit_at..share.hit_at + *n as usize];
+                        share.hit_at += *n as usize;
+                        // The worker's path name is cloned by that worker for every event;
+                        // behaviour state keeps this thread's own copy, so the two threads do
+                        // not bounce one reference count between cores.
+                        if e.log_file_path.is_some() {
+                            e.log_file_path = Some(local_path.clone());
+                        }
                         if let Some(engine) = engine.as_deref_mut() {
-                            engine.observe(&e, hits, &mut alerts);
+                            engine.observe(e, hits, &mut alerts);
                         }
                     }
+                    share.matched_at = end;
                     deliver(&mut alerts, &mut buf, out)?;
                 }
                 Some(Outcome::Failed(q, raw)) => set_aside(&mut ledger, q, &raw, out)?,
@@ -343,8 +374,8 @@ fn merge(
             }
         }
         for (share, back) in shares.into_iter().zip(recycle) {
-            // A full queue means the worker has buffers enough; this one is dropped.
-            let _ = back.try_send(share.json);
+            // A full queue means the worker has buffers enough; these are dropped here.
+            let _ = back.try_send(Spent { json: share.json, matched: share.matched });
         }
         if let Some(w) = out.events.as_deref_mut()
             && buf.len() >= super::WRITE_BUF

@@ -226,12 +226,26 @@ impl Condition {
     /// be shown, e.g. with more than 12 selections referenced): a rule set may then skip the
     /// rule for events that selection rejects.
     pub fn requires(&self, i: usize) -> bool {
+        self.requires_any(&[i])
+    }
+
+    /// Whether the condition can hold only when at least one of `set` matches (false when
+    /// that cannot be shown): `failed or success` requires one of the two.
+    pub fn requires_any(&self, set: &[usize]) -> bool {
         let referenced = self.referenced();
-        let Ok(k) = referenced.binary_search(&i) else { return false };
         if referenced.len() > ALWAYS_MAX_SELECTIONS {
             return false;
         }
-        (0u32..(1u32 << referenced.len())).filter(|m| m & (1 << k) == 0).all(|mask| {
+        let mut forced = 0u32;
+        for i in set {
+            if let Ok(k) = referenced.binary_search(i) {
+                forced |= 1 << k;
+            }
+        }
+        if forced == 0 {
+            return false;
+        }
+        (0u32..(1u32 << referenced.len())).filter(|m| m & forced == 0).all(|mask| {
             !self.eval(&mut |j| referenced.binary_search(&j).is_ok_and(|b| mask & (1 << b) != 0))
         })
     }
@@ -694,6 +708,10 @@ mod tests {
         assert!(!c("not a").requires(0));
         assert!(!c("b").requires(0));
         assert!(c("all of them").requires(2));
+        assert!(c("a or b").requires_any(&[0, 1]));
+        assert!(c("(a or b) and not c").requires_any(&[0, 1]));
+        assert!(!c("a or b or c").requires_any(&[0, 1]));
+        assert!(!c("a").requires_any(&[]));
     }
 
     #[test]

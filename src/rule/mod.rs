@@ -140,31 +140,45 @@ impl Rule {
         &self.names
     }
 
-    /// The values (lowercased) `field` must equal for the rule to match, read from a selection
-    /// the condition cannot do without; `None` when no such plain equality exists. The rule
-    /// set indexes rules by `event.dataset` and `event.action` this way.
+    /// The values (lowercased) `field` must take for the rule to match, read from plain
+    /// equalities in selections the condition cannot do without (one selection it requires,
+    /// or a set of which it requires one); `None` when no such bound exists. The rule set
+    /// indexes rules by `event.dataset` and `event.action` this way.
     pub fn required_values(&self, field: &crate::event::Field) -> Option<Vec<String>> {
         let from_map = |all: &[FieldMatcher]| {
             all.iter().find(|m| m.field() == field).and_then(FieldMatcher::exact_texts)
         };
-        for (i, sel) in self.selections.iter().enumerate() {
-            if !self.condition.requires(i) {
-                continue;
-            }
-            let values = match sel {
+        let per_selection: Vec<Option<Vec<String>>> = self
+            .selections
+            .iter()
+            .map(|sel| match sel {
                 Selection::Fields(all) => from_map(all),
                 Selection::AnyOf(maps) => {
                     maps.iter().map(|m| from_map(m)).collect::<Option<Vec<_>>>().map(|v| v.concat())
                 }
                 Selection::Keywords(_) => None,
-            };
-            if let Some(mut v) = values {
-                v.sort();
-                v.dedup();
-                return Some(v);
+            })
+            .collect();
+        let tidy = |mut v: Vec<String>| {
+            v.sort();
+            v.dedup();
+            v
+        };
+        // One required selection is the tightest bound; else the union over every selection
+        // that has one, if the condition needs at least one of them.
+        for (i, values) in per_selection.iter().enumerate() {
+            if let Some(v) = values
+                && self.condition.requires(i)
+            {
+                return Some(tidy(v.clone()));
             }
         }
-        None
+        let bounded: Vec<usize> =
+            (0..per_selection.len()).filter(|&i| per_selection[i].is_some()).collect();
+        if !self.condition.requires_any(&bounded) {
+            return None;
+        }
+        Some(tidy(bounded.iter().filter_map(|&i| per_selection[i].clone()).flatten().collect()))
     }
 
     /// The dataset prefilter, `None` when the rule reads every dataset.

@@ -77,7 +77,15 @@ impl RuleSet {
         let mut unfiltered = Bucket::default();
         for (i, r) in rules.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            let actions = r.required_values(&Field::Action);
+            // A CloudTrail rule's `eventName` is the event's action: the parser sets one from
+            // the other, so a rule that requires an eventName can be keyed by it (SigmaHQ's
+            // rules name record fields, not ECS ones).
+            let cloudtrail_only = r.datasets() == Some(&["cloudtrail"][..]);
+            let actions = r.required_values(&Field::Action).or_else(|| {
+                cloudtrail_only
+                    .then(|| r.required_values(&Field::Original("eventName".into())))
+                    .flatten()
+            });
             let datasets = r.required_values(&Field::Dataset).or_else(|| {
                 r.datasets().map(|d| d.iter().map(|x| x.to_ascii_lowercase()).collect())
             });
@@ -172,6 +180,14 @@ detection:
   other: {event.action: ssh_login}
   condition: sel or other
 ---
+id: e
+title: e
+severity: low
+detection:
+  one: {event.dataset: sshd, event.action: ssh_timeout}
+  two: {event.dataset: sshd, event.action: ssh_protocol_error}
+  condition: one or two
+---
 id: d
 title: d
 severity: low
@@ -192,9 +208,12 @@ detection:
     #[test]
     fn index_narrows_candidates_by_dataset_and_action() {
         let set = RuleSet::new(load_str(RULES, "r.yml").unwrap());
-        // a (sshd, ssh_login), c and d (no key: `sel or other` pins nothing; keywords neither).
+        // a (sshd, ssh_login), c (`sel or other` pins nothing, since `other` names no
+        // dataset) and d (keywords pin nothing).
         assert_eq!(set.candidates(Some("sshd"), Some("ssh_login")), 3);
-        assert_eq!(set.candidates(Some("sshd"), Some("ssh_timeout")), 2);
+        // e: `one or two` needs one of them: keyed by sshd and by either action.
+        assert_eq!(set.candidates(Some("sshd"), Some("ssh_timeout")), 3);
+        assert_eq!(set.candidates(Some("syslog"), Some("ssh_timeout")), 2);
         // b is keyed on cloudtrail + consolelogin, in any case.
         assert_eq!(set.candidates(Some("cloudtrail"), Some("CONSOLELOGIN")), 3);
         assert_eq!(set.candidates(Some("cloudtrail"), Some("StopLogging")), 2);

@@ -34,8 +34,9 @@ pub struct RuleSpec {
     /// Sigma metadata: links.
     #[serde(default)]
     pub references: Vec<String>,
-    /// Sigma metadata: known false positives.
-    #[serde(default)]
+    /// Sigma metadata: known false positives. The specification says a list; a single string
+    /// (written by some SigmaHQ rules) is taken as a list of one, since it is only metadata.
+    #[serde(default, deserialize_with = "one_or_many")]
     pub falsepositives: Vec<String>,
     /// Sigma metadata: `stable`, `test`, `experimental`...
     #[serde(default)]
@@ -238,6 +239,20 @@ pub struct NewValueSpec {
 }
 bounds!(NewValueSpec);
 
+/// A string or a list of strings, as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
 /// Sigma `logsource`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +318,10 @@ alert: {title: 'T {user.name}', dedup: 1h}
 tests: [{name: n, input: [x], expect: []}]
 ";
         let spec: RuleSpec = serde_saphyr::from_str(text).unwrap();
+        let one: RuleSpec =
+            serde_saphyr::from_str(&text.replace("[admins]", "admins on Fridays")).unwrap();
+        assert_eq!(one.falsepositives, ["admins on Fridays"]);
+        assert_eq!(spec.falsepositives, ["admins"]);
         assert_eq!(spec.level, Some(Severity::Info));
         assert_eq!(spec.date.as_deref(), Some("2021/08/09"));
         assert_eq!(spec.modified.as_deref(), Some("2022-10-09"));

@@ -30,6 +30,8 @@ use crate::rule::spec::Bounds;
 pub const DEFAULT_LATENESS: Span = Span(60_000_000_000);
 /// Default most groups per rule: at about 200 bytes a group, 20 MB for one rule at worst.
 pub const DEFAULT_MAX_GROUPS: usize = 100_000;
+/// Longest key a `CompactString` holds without a heap allocation.
+const INLINE_KEY: usize = 24;
 /// Observations between sweeps of idle groups.
 const SWEEP_EVERY: u32 = 4096;
 
@@ -244,8 +246,13 @@ impl<V> fmt::Debug for GroupTable<V> {
 impl<V: GroupState> GroupTable<V> {
     /// A table of at most `max` groups.
     pub fn new(max: usize) -> GroupTable<V> {
+        let mut map = LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default());
+        // A capacity set after construction: the cache then evicts by reusing the least
+        // recently seen node (no free and malloc per new group at the limit), while the table
+        // is not allocated for `max` groups up front as `with_hasher(max)` would.
+        map.resize(std::num::NonZeroUsize::new(max.max(1)).unwrap_or(std::num::NonZeroUsize::MIN));
         GroupTable {
-            map: LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default()),
+            map,
             max: max.max(1),
             evicted: 0,
             expired: 0,
@@ -272,17 +279,26 @@ impl<V: GroupState> GroupTable<V> {
             self.since_sweep = 0;
             self.sweep(idle.before(self.watermark));
         }
-        if !self.map.contains(key) {
-            if self.map.len() >= self.max && self.map.pop_lru().is_some() {
-                self.evicted += 1;
+        let full = self.map.len() >= self.max;
+        let mut created = false;
+        let make = || {
+            created = true;
+            make()
+        };
+        // Short keys (addresses, most user names) live inline in the key, so building one to
+        // look up costs no allocation; a long key is looked up by reference first.
+        let v = if key.len() > INLINE_KEY && self.map.contains(key) {
+            match self.map.get_mut(key) {
+                Some(v) => v,
+                None => unreachable!("contains() said the group is present"),
             }
-            self.map.put(CompactString::from(key), make());
+        } else {
+            self.map.get_or_insert_mut(CompactString::from(key), make)
+        };
+        if created && full {
+            self.evicted += 1;
         }
-        // Present: it was either there or just put.
-        match self.map.get_mut(key) {
-            Some(v) => v,
-            None => unreachable!("group inserted above"),
-        }
+        v
     }
 
     /// The group's state if tracked, without changing its recency.

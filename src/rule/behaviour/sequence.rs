@@ -9,6 +9,7 @@
 //! `within`, this one does. A complete sequence fires once and the group starts over.
 
 use compact_str::CompactString;
+use smallvec::SmallVec;
 
 use super::{
     BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats,
@@ -99,15 +100,17 @@ impl Config {
 #[derive(Clone, Debug)]
 struct Entry {
     ts: Timestamp,
-    mask: u64,
+    /// Steps the event matches (at most [`MAX_STEPS`], so 16 bits).
+    mask: u16,
     path: Option<Sym>,
     offset: Option<u64>,
 }
 
-/// A group's step events of the last `within`, oldest first.
+/// A group's step events of the last `within`, oldest first; the first is kept inline, since
+/// most groups (one address, one failure) never get a second.
 #[derive(Debug, Default)]
 struct Pending {
-    entries: Vec<Entry>,
+    entries: SmallVec<[Entry; 1]>,
 }
 
 impl GroupState for Pending {
@@ -179,7 +182,8 @@ impl Detector for Sequence {
         }
         let entry = Entry {
             ts: e.timestamp,
-            mask: steps,
+            // Only the low MAX_STEPS bits can be set: compile refuses more steps.
+            mask: (steps & 0xffff) as u16,
             path: e.log_file_path.clone(),
             offset: e.log_offset,
         };
@@ -189,7 +193,7 @@ impl Detector for Sequence {
         let mut stale = p.entries.partition_point(|x| x.ts < start);
         stale = stale.max(p.entries.len().saturating_sub(MAX_ENTRIES));
         p.entries.drain(..stale);
-        let last = 1u64 << (self.config.steps.len() - 1);
+        let last = 1u16 << (self.config.steps.len() - 1);
         if p.entries.last().is_none_or(|x| x.mask & last == 0) {
             return;
         }

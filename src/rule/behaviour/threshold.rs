@@ -6,6 +6,7 @@
 //! anew, and the router's `dedup` folds those repeats into updates of one alert.
 
 use compact_str::CompactString;
+use smallvec::SmallVec;
 
 use super::{
     BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats,
@@ -64,10 +65,11 @@ impl Entry {
     }
 }
 
-/// A group's events inside the window, oldest first.
+/// A group's events inside the window, oldest first. Most groups (one address trying once)
+/// hold one event, kept inline so a new group costs no allocation besides its table node.
 #[derive(Debug, Default)]
 struct Window {
-    entries: Vec<Entry>,
+    entries: SmallVec<[Entry; 1]>,
 }
 
 impl GroupState for Window {
