@@ -126,6 +126,41 @@ impl Rule {
         })
     }
 
+    /// A copy of the rule without the `event.dataset` and `event.action` equalities that an
+    /// index lookup by `dataset_keys` / `action_keys` already proves: an event found under key
+    /// `k` has that field equal to `k`, so a predicate accepting every key is true for it.
+    /// Only for events found through that index.
+    pub fn without_implied(
+        &self,
+        dataset_keys: Option<&[String]>,
+        action_keys: Option<&[String]>,
+    ) -> Rule {
+        let implied = |m: &FieldMatcher| {
+            let keys = match m.field() {
+                crate::event::Field::Dataset => dataset_keys,
+                crate::event::Field::Action => action_keys,
+                _ => None,
+            };
+            match (keys, m.exact_texts()) {
+                (Some(keys), Some(values)) => keys.iter().all(|k| values.contains(k)),
+                _ => false,
+            }
+        };
+        let mut fast = self.clone();
+        for sel in &mut fast.selections {
+            match sel {
+                Selection::Fields(all) => all.retain(|m| !implied(m)),
+                Selection::AnyOf(maps) => {
+                    for all in maps {
+                        all.retain(|m| !implied(m));
+                    }
+                }
+                Selection::Keywords(_) => {}
+            }
+        }
+        fast
+    }
+
     /// Names of the selections that made the rule match, or `None` when it does not match.
     pub fn explain(&self, e: &Event) -> Option<Vec<String>> {
         if !self.dataset_allows(e) {

@@ -51,6 +51,8 @@ impl Bucket {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// The rules as the index runs them: without the predicates the lookup proved.
+    fast: Vec<Rule>,
     /// Lowercased `event.dataset` -> rules that require it.
     by_dataset: HashMap<String, Bucket>,
     /// Rules that read every dataset.
@@ -75,6 +77,7 @@ impl RuleSet {
     pub fn new(rules: Vec<Rule>) -> RuleSet {
         let mut by_dataset: HashMap<String, Bucket> = HashMap::new();
         let mut unfiltered = Bucket::default();
+        let mut fast = Vec::with_capacity(rules.len());
         for (i, r) in rules.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             // A CloudTrail rule's `eventName` is the event's action: the parser sets one from
@@ -89,6 +92,7 @@ impl RuleSet {
             let datasets = r.required_values(&Field::Dataset).or_else(|| {
                 r.datasets().map(|d| d.iter().map(|x| x.to_ascii_lowercase()).collect())
             });
+            fast.push(r.without_implied(datasets.as_deref(), actions.as_deref()));
             match datasets {
                 Some(list) => {
                     for d in list {
@@ -98,7 +102,7 @@ impl RuleSet {
                 None => unfiltered.add(i, actions.as_deref()),
             }
         }
-        RuleSet { rules, by_dataset, unfiltered }
+        RuleSet { rules, fast, by_dataset, unfiltered }
     }
 
     /// The rules.
@@ -124,7 +128,7 @@ impl RuleSet {
             for list in bucket.lists(action) {
                 lists += usize::from(!list.is_empty());
                 for &i in list {
-                    if let Some(steps) = self.rules.get(i as usize).and_then(|r| r.hit(e)) {
+                    if let Some(steps) = self.fast.get(i as usize).and_then(|r| r.hit(e)) {
                         out.push(Hit { rule: i, steps });
                     }
                 }

@@ -73,3 +73,82 @@ FAIL  ssh-refused-connect :: an ordinary connection does not
     assert!(r.stdout.starts_with(want), "{}", r.stdout);
     assert!(r.stdout.contains("2 cases, 0 passed, 2 failed"), "{}", r.stdout);
 }
+
+/// Every event of the corpora this repository reads, parsed.
+fn corpus_events() -> Vec<logwarden::event::Event> {
+    use logwarden::parse::Parser;
+    use logwarden::parse::cloudtrail::CloudTrailParser;
+    use logwarden::parse::syslog::{SyslogOptions, SyslogParser};
+    use logwarden::source::{Origin, RawRecord};
+
+    let mut events = Vec::new();
+    let mut syslog =
+        SyslogParser::new(SyslogOptions { year: Some(2025), ..SyslogOptions::default() });
+    let mut text = crate::corpus::read("loghub/OpenSSH/OpenSSH_2k.log");
+    let mut generated = Vec::new();
+    logwarden::generate::write_syslog(&mut generated, 20_000, 3).unwrap();
+    text.push_str(&String::from_utf8_lossy(&generated));
+    for dir in std::fs::read_dir(crate::corpus::path("crowdsec-hub")).unwrap().flatten() {
+        for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            if f.path().extension().is_some_and(|x| x == "log") {
+                text.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
+                text.push('\n');
+            }
+        }
+    }
+    let source = logwarden::event::Sym::from("corpus");
+    for (i, line) in text.lines().enumerate() {
+        let rec = RawRecord {
+            bytes: bytes::Bytes::copy_from_slice(line.as_bytes()),
+            origin: Origin { source: source.clone(), record: i as u64, offset: 0 },
+            received: None,
+        };
+        let _ = syslog.parse(&rec, &mut events);
+    }
+    let mut ct = CloudTrailParser::default();
+    for dir in ["stratus-red-team/detonation-logs", "invictus-aws-dataset/CloudTrail"] {
+        let mut stack = vec![crate::corpus::path(dir)];
+        while let Some(d) = stack.pop() {
+            for f in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = f.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "json") {
+                    let input = logwarden::source::detect::open(&p, None).unwrap();
+                    let _ = logwarden::source::cloudtrail::read_records(
+                        input.reader,
+                        source.clone(),
+                        |rec| {
+                            let _ = ct.parse(&rec, &mut events);
+                            std::ops::ControlFlow::Continue(())
+                        },
+                    );
+                }
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn the_index_finds_exactly_what_trying_every_rule_finds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut rules = pack();
+    rules.extend(load_dir(&root.join("tests/data/sigma-cloudtrail")).unwrap());
+    let set = logwarden::rule::set::RuleSet::new(rules.clone());
+    let events = corpus_events();
+    assert!(events.len() > 25_000, "{}", events.len());
+    let mut hits = Vec::new();
+    let mut total = 0;
+    for e in &events {
+        hits.clear();
+        set.hits(e, &mut hits);
+        let got: Vec<(u32, u64)> = hits.iter().map(|h| (h.rule, h.steps)).collect();
+        let want: Vec<(u32, u64)> =
+            rules.iter().enumerate().filter_map(|(i, r)| r.hit(e).map(|s| (i as u32, s))).collect();
+        assert_eq!(got, want, "{}", e.to_json());
+        total += got.len();
+    }
+    // Not vacuous: the corpora set off thousands of rule matches.
+    assert!(total > 10_000, "{total} matches");
+}
