@@ -86,9 +86,12 @@ fn corpus_events() -> Vec<logwarden::event::Event> {
         SyslogParser::new(SyslogOptions { year: Some(2025), ..SyslogOptions::default() });
     let mut text = crate::corpus::read("loghub/OpenSSH/OpenSSH_2k.log");
     let mut generated = Vec::new();
-    logwarden::generate::write_syslog(&mut generated, 20_000, 3).unwrap();
+    logwarden::generate::write_syslog(&mut generated, 20_000, 3).unwrap_or_else(|e| panic!("{e}"));
     text.push_str(&String::from_utf8_lossy(&generated));
-    for dir in std::fs::read_dir(crate::corpus::path("crowdsec-hub")).unwrap().flatten() {
+    for dir in std::fs::read_dir(crate::corpus::path("crowdsec-hub"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+    {
         for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
             if f.path().extension().is_some_and(|x| x == "log") {
                 text.push_str(&std::fs::read_to_string(f.path()).unwrap_or_default());
@@ -109,12 +112,13 @@ fn corpus_events() -> Vec<logwarden::event::Event> {
     for dir in ["stratus-red-team/detonation-logs", "invictus-aws-dataset/CloudTrail"] {
         let mut stack = vec![crate::corpus::path(dir)];
         while let Some(d) = stack.pop() {
-            for f in std::fs::read_dir(&d).unwrap().flatten() {
+            for f in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{e}")).flatten() {
                 let p = f.path();
                 if p.is_dir() {
                     stack.push(p);
                 } else if p.extension().is_some_and(|x| x == "json") {
-                    let input = logwarden::source::detect::open(&p, None).unwrap();
+                    let input =
+                        logwarden::source::detect::open(&p, None).unwrap_or_else(|e| panic!("{e}"));
                     let _ = logwarden::source::cloudtrail::read_records(
                         input.reader,
                         source.clone(),
