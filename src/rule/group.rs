@@ -127,8 +127,9 @@ fn push_ipv4(out: &mut CompactString, ip: std::net::Ipv4Addr) {
         buf[n] = b'0' + octet % 10;
         n += 1;
     }
-    for &b in &buf[..n] {
-        out.push(char::from(b));
+    // Only ASCII digits and dots were written, so this is valid UTF-8.
+    if let Ok(text) = std::str::from_utf8(&buf[..n]) {
+        out.push_str(text);
     }
 }
 
