@@ -132,7 +132,38 @@ pub(super) fn replay(
             return Err(ReplayError::Thread);
         }
         let ends = MergeEnds { routes: route_rx, results: &result_rxs, recycle: &recycle_txs };
-        let merged = merge(ends, source, out, engine, progress, &consumed);
+        // Without an event stream, alerts need no place among events: rule state then runs on
+        // a thread of its own, beside the merger, instead of after it on the merger's thread.
+        let detect = match engine {
+            Some(engine) if !write_events => {
+                let (tx, rx) = sync_channel::<Matched>(QUEUE);
+                let sink = out.alerts.take();
+                let handle = std::thread::Builder::new()
+                    .name("detect".into())
+                    .spawn_scoped(scope, move || detect(rx, engine, sink));
+                match handle {
+                    Ok(h) => Detect::Thread(tx, h),
+                    Err(_) => return Err(ReplayError::Thread),
+                }
+            }
+            Some(engine) => Detect::Inline(engine),
+            None => Detect::Off,
+        };
+        let (merged, sink) = match detect {
+            Detect::Thread(tx, handle) => {
+                let merged = merge(ends, source, out, Detect::Thread(tx, ()), progress, &consumed);
+                // The merger dropped its sender: the detector drains what is queued and ends.
+                let (sink, detected) = handle.join().unwrap_or((None, Err(ReplayError::Thread)));
+                (merged.and_then(|ledger| detected.map(|()| ledger)), sink)
+            }
+            Detect::Inline(engine) => {
+                (merge(ends, source, out, Detect::Inline(engine), progress, &consumed), None)
+            }
+            Detect::Off => (merge(ends, source, out, Detect::Off, progress, &consumed), None),
+        };
+        if sink.is_some() {
+            out.alerts = sink;
+        }
         // Hanging up on the workers (dropping the receivers) lets every thread finish even
         // when merging stopped early on a write error.
         drop(result_rxs);
@@ -265,6 +296,68 @@ fn work(
 
 /// The main thread: walks each chunk's route and takes every line's result from the worker
 /// that parsed it, so output and ledger come out in file order.
+/// Where the merger sends matched events.
+enum Detect<'e, H> {
+    /// No rules loaded.
+    Off,
+    /// Observed on the merger's thread, between the events it writes.
+    Inline(&'e mut Engine),
+    /// Sent in batches to the detection thread.
+    Thread(SyncSender<Matched>, H),
+}
+
+/// Matched events on their way to the detection thread, with their hits.
+#[derive(Default)]
+struct Matched {
+    events: Vec<Event>,
+    /// How many of `hits` each event has.
+    counts: Vec<u32>,
+    hits: Vec<Hit>,
+}
+
+/// Matched events per batch to the detection thread.
+const MATCHED_BATCH: usize = 1024;
+
+/// The detection thread: feeds batches to the engine in order and hands alerts to the sink.
+/// Returns the sink so the caller can have it back, and the first write error.
+fn detect<'s>(
+    rx: Receiver<Matched>,
+    engine: &mut Engine,
+    mut sink: Option<&'s mut dyn crate::alert::AlertSink>,
+) -> (Option<&'s mut dyn crate::alert::AlertSink>, Result<(), ReplayError>) {
+    let mut alerts = Vec::new();
+    let mut result = Ok(());
+    for batch in rx {
+        let mut at = 0;
+        for (e, &n) in batch.events.iter().zip(&batch.counts) {
+            let hits = &batch.hits[at..at + n as usize];
+            at += n as usize;
+            engine.observe(e, hits, &mut alerts);
+            if let Some(s) = sink.as_deref_mut() {
+                for a in alerts.drain(..) {
+                    if let Err(err) = s.alert(a)
+                        && result.is_ok()
+                    {
+                        result = Err(ReplayError::Write(err));
+                    }
+                }
+            }
+            alerts.clear();
+        }
+        if result.is_err() {
+            // Stop taking batches: the merger sees the hang-up and stops too.
+            break;
+        }
+    }
+    if let Some(s) = sink.as_deref_mut()
+        && let Err(err) = s.flush()
+        && result.is_ok()
+    {
+        result = Err(ReplayError::Write(err));
+    }
+    (sink, result)
+}
+
 /// The merging thread's ends of the channels.
 struct MergeEnds<'a> {
     routes: Receiver<Vec<Route>>,
@@ -287,10 +380,11 @@ fn merge(
     ends: MergeEnds<'_>,
     source: &Sym,
     out: &mut Outputs<'_>,
-    mut engine: Option<&mut Engine>,
+    mut detect: Detect<'_, ()>,
     progress: &Option<indicatif::ProgressBar>,
     consumed: &AtomicU64,
 ) -> Result<Ledger, ReplayError> {
+    let mut batch = Matched::default();
     let MergeEnds { routes, results, recycle } = ends;
     let mut ledger = Ledger::new(source.to_string(), "syslog");
     let mut buf = Vec::with_capacity(super::WRITE_BUF + 64 * 1024);
@@ -353,11 +447,28 @@ fn merge(
                         if e.log_file_path.is_some() {
                             e.log_file_path = Some(local_path.clone());
                         }
-                        if let Some(engine) = engine.as_deref_mut() {
-                            engine.observe(e, hits, &mut alerts);
+                        match &mut detect {
+                            Detect::Off => {}
+                            Detect::Inline(engine) => engine.observe(e, hits, &mut alerts),
+                            Detect::Thread(..) => {
+                                batch.events.push(std::mem::take(e));
+                                batch.counts.push(*n);
+                                batch.hits.extend_from_slice(hits);
+                            }
                         }
                     }
                     share.matched_at = end;
+                    let stopped = match &detect {
+                        Detect::Thread(tx, ()) if batch.events.len() >= MATCHED_BATCH => {
+                            tx.send(std::mem::take(&mut batch)).is_err()
+                        }
+                        _ => false,
+                    };
+                    if stopped {
+                        // The detection thread stopped on a write error, which it reports;
+                        // the rest of the file is still read for the ledger.
+                        detect = Detect::Off;
+                    }
                     deliver(&mut alerts, &mut buf, out)?;
                 }
                 Some(Outcome::Failed(q, raw)) => set_aside(&mut ledger, q, &raw, out)?,
@@ -386,6 +497,12 @@ fn merge(
         if let Some(p) = progress {
             p.set_position(consumed.load(Ordering::Relaxed));
         }
+    }
+    if let Detect::Thread(tx, ()) = &detect
+        && !batch.events.is_empty()
+    {
+        // A hang-up means the detection thread stopped on an error it reports itself.
+        let _ = tx.send(batch);
     }
     if let Some(w) = out.events.as_deref_mut() {
         w.write_all(&buf).map_err(ReplayError::Write)?;

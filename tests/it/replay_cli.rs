@@ -277,18 +277,22 @@ fn many_bad_records_with_a_dead_letter_file_do_not_stall() {
 
 #[test]
 fn a_full_disk_is_an_error_that_says_so_once() {
-    let Ok(full) = std::fs::File::create("/dev/full") else { return };
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
-        .args(["replay", "--events"])
-        .arg(root.join("examples/auth.log"))
-        .stdout(full)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("logwarden: writing output: "), "{stderr}");
-    assert_eq!(stderr.matches("No space left on device").count(), 1, "{stderr}");
+    let rules = root.join("rules");
+    // Events, then alerts alone (written by the detection thread).
+    for args in [vec!["replay", "--events"], vec!["replay", "--rules", s(&rules)]] {
+        let Ok(full) = std::fs::File::create("/dev/full") else { return };
+        let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+            .args(&args)
+            .arg(root.join("examples/auth.log"))
+            .stdout(full)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("logwarden: writing output: "), "{stderr}");
+        assert_eq!(stderr.matches("No space left on device").count(), 1, "{stderr}");
+    }
 }
 
 /// Six failures from one address and a success: the brute-force rule fires on the fifth, and

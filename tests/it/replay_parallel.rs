@@ -17,6 +17,15 @@ use crate::corpus;
 
 /// Events, dead letters, ledgers and alerts of one replay with the default rule pack.
 fn run(paths: &[PathBuf], parallel: bool) -> (Vec<u8>, Vec<u8>, Vec<Ledger>, Vec<Alert>) {
+    run_with(paths, parallel, true)
+}
+
+/// As [`run`]; without `events`, parallel replay runs rules on a detection thread of its own.
+fn run_with(
+    paths: &[PathBuf],
+    parallel: bool,
+    write_events: bool,
+) -> (Vec<u8>, Vec<u8>, Vec<Ledger>, Vec<Alert>) {
     let rules = load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
         .unwrap_or_else(|e| panic!("{e:?}"));
     let opts = ReplayOptions {
@@ -30,7 +39,7 @@ fn run(paths: &[PathBuf], parallel: bool) -> (Vec<u8>, Vec<u8>, Vec<Ledger>, Vec
     let (mut events, mut dead, mut alerts) = (Vec::new(), Vec::new(), Vec::new());
     let ledgers = {
         let mut out = Outputs {
-            events: Some(&mut events),
+            events: if write_events { Some(&mut events) } else { None },
             dead_letter: Some(&mut dead),
             alerts: Some(&mut alerts),
         };
@@ -74,6 +83,11 @@ fn parallel_and_sequential_replay_agree_exactly() {
     assert!(seq_events == par_events, "event streams differ");
     assert_eq!(seq_alerts.len(), par_alerts.len());
     assert!(seq_alerts == par_alerts, "alerts differ");
+    // Alerts only: the parallel path then detects on its own thread; the same alerts again.
+    let (no_events, _, thread_ledgers, thread_alerts) = run_with(&paths, true, false);
+    assert!(no_events.is_empty());
+    assert_eq!(thread_ledgers, par_ledgers);
+    assert!(thread_alerts == seq_alerts, "alerts from the detection thread differ");
     // Brute force in the generated traffic and in loghub's log, sprayed users too.
     assert!(seq_alerts.len() > 100, "{} alerts", seq_alerts.len());
     for rule in ["ssh-bruteforce", "ssh-password-spraying"] {
