@@ -336,4 +336,64 @@ mod tests {
         let one = SequenceSpec { steps: spec.steps[..1].to_vec(), ..spec };
         assert_eq!(Config::compile(&one, &["failed"]).unwrap_err().key, "steps");
     }
+
+    /// Whether some choice of entries completes the steps in order, the last step using the
+    /// newest entry: tried exhaustively, for checking the backward greedy match.
+    fn brute_force(entries: &[Entry], counts: &[u32]) -> bool {
+        fn fill(entries: &[Entry], counts: &[u32], step: usize, end: usize, need: u32) -> bool {
+            if need == 0 {
+                return step == 0 || fill(entries, counts, step - 1, end, counts[step - 1]);
+            }
+            // Choose the latest entry this step uses among those before `end`, then recurse.
+            (0..end).rev().any(|i| {
+                entries[i].mask & (1 << step) != 0 && fill(entries, counts, step, i, need - 1)
+            })
+        }
+        let Some(last) = entries.len().checked_sub(1) else { return false };
+        let k = counts.len() - 1;
+        entries[last].mask & (1 << k) != 0 && fill(entries, counts, k, last, counts[k] - 1)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn backward_greedy_completes_exactly_when_some_assignment_does(
+            masks in proptest::collection::vec(1u16..8, 1..12),
+            counts in proptest::collection::vec(1u32..4, 2..4),
+        ) {
+            let entries: Vec<Entry> = masks
+                .iter()
+                .enumerate()
+                .map(|(i, &mask)| Entry {
+                    ts: Timestamp(i as i64),
+                    mask,
+                    path: None,
+                    offset: None,
+                })
+                .collect();
+            let steps: Vec<Step> = counts
+                .iter()
+                .map(|&count| Step {
+                    text: String::new(),
+                    condition: Condition::parse("a", &["a"]).unwrap(),
+                    count,
+                })
+                .collect();
+            let greedy = complete(&entries, &steps);
+            proptest::prop_assert_eq!(greedy.is_some(), brute_force(&entries, &counts));
+            if let Some(used) = greedy {
+                // In time order, one entry per use, the newest among them, each matching
+                // its step, counts as asked.
+                proptest::prop_assert!(used.windows(2).all(|w| w[0] < w[1]));
+                proptest::prop_assert_eq!(used.last().copied(), Some(entries.len() - 1));
+                proptest::prop_assert_eq!(used.len() as u32, counts.iter().sum::<u32>());
+                let mut at = 0;
+                for (k, &c) in counts.iter().enumerate() {
+                    for &i in &used[at..at + c as usize] {
+                        proptest::prop_assert!(entries[i].mask & (1 << k) != 0);
+                    }
+                    at += c as usize;
+                }
+            }
+        }
+    }
 }

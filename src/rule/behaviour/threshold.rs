@@ -321,4 +321,44 @@ mod tests {
         spec.window = "fortnight-ish".into();
         assert_eq!(Config::compile(&spec).unwrap_err().key, "window");
     }
+
+    proptest::proptest! {
+        /// Against a plain model: per group, the times since the last firing; drop those
+        /// older than the window; fire (and forget them) when `count` remain.
+        #[test]
+        fn fires_exactly_when_a_plain_model_does(
+            steps in proptest::collection::vec((0i64..40, 0u8..3), 1..60),
+            count in 1u32..6,
+            window in 1i64..100,
+        ) {
+            let mut t = Threshold::new(Config::compile(&ThresholdSpec {
+                group_by: vec!["source.ip".into()],
+                count,
+                distinct: None,
+                window: format!("{window}s"),
+                lateness: Some("0s".into()),
+                max_groups: None,
+            }).unwrap());
+            let mut model: [Vec<i64>; 3] = Default::default();
+            let mut now = 0;
+            for (dt, g) in steps {
+                now += dt;
+                let ip = format!("192.0.2.{g}");
+                let mut out = Vec::new();
+                t.observe(&ev(now, &ip, "u"), 0, &mut out);
+                let times = &mut model[usize::from(g)];
+                times.push(now);
+                times.retain(|&x| x >= now - window);
+                let want = if times.len() >= count as usize {
+                    let fired = (times[0], times.len() as u64);
+                    times.clear();
+                    Some(fired)
+                } else {
+                    None
+                };
+                let got = out.first().map(|f| (f.first_seen.secs(), f.count));
+                proptest::prop_assert_eq!(got, want, "at {} group {}", now, g);
+            }
+        }
+    }
 }
