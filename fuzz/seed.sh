@@ -118,6 +118,12 @@ if [[ -n ${LOGWARDEN:-} ]]; then
         done
 fi
 
+# Rule files: the default pack and the SigmaHQ rules the tests load.
+mkdir -p "$out/rule_load"
+for f in "$fuzz"/../rules/*.yml "$fuzz"/../tests/data/sigma-cloudtrail/*.yml; do
+    cp "$f" "$out/rule_load/seed-$(basename "$f")"
+done
+
 for d in "$out"/*/; do
     printf '%-20s %s seeds\n' "$(basename "$d")" "$(find "$d" -name 'seed-*' | wc -l)"
 done
