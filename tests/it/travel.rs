@@ -120,3 +120,46 @@ fn an_unreadable_geoip_file_is_an_error_naming_it() {
     assert_ne!(run.code, 0);
     assert!(run.stderr.contains(&*bad.to_string_lossy()), "{}", run.stderr);
 }
+
+#[test]
+fn the_default_pack_alerts_on_the_crowdsec_trip_and_test_takes_a_geoip_database() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let db = write(
+        dir.path(),
+        "city.mmdb",
+        &geodb::city_db(&[geodb::BRISBANE, geodb::ASHBURN, geodb::LONDON]),
+    );
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let log = Path::new(CROWDSEC_CASE).join("sshd-success-logs.log");
+    let run = cli::logwarden([
+        "replay".as_ref(),
+        "--year".as_ref(),
+        "2025".as_ref(),
+        "--rules".as_ref(),
+        pack.as_os_str(),
+        "--geoip".as_ref(),
+        db.as_os_str(),
+        log.as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "stderr: {}", run.stderr);
+    let alerts: Vec<Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_default()).collect();
+    assert_eq!(alerts.len(), 1, "{}", run.stdout);
+    assert_eq!(alerts[0]["rule"]["id"], "ssh-impossible-travel");
+    assert_eq!(alerts[0]["detail"]["from"]["ip"], "1.2.3.4");
+    assert_eq!(alerts[0]["detail"]["to"]["ip"], "9.8.8.8");
+
+    // A rule whose case gives syslog lines (no location) passes only with the database.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{RULE}alert: {{dedup: 1h}}\ntests:\n  - name: Brisbane then Ashburn in three seconds\n    input:\n      - \"Sep  6 09:57:21 bullseye sshd[581]: Accepted publickey for vagrant from 1.2.3.4 port 56296 ssh2\"\n      - \"Sep  6 09:57:24 bullseye sshd[812]: Accepted publickey for vagrant from 9.8.8.8 port 56302 ssh2\"\n    expect: [{{user.name: vagrant, count: 2}}]\n"
+    );
+    write(&rules, "travel.yml", text.as_bytes());
+    let without = cli::logwarden(["test".as_ref(), rules.as_os_str()]);
+    assert_eq!(without.code, 1, "{}", without.stdout);
+    let with =
+        cli::logwarden(["test".as_ref(), "--geoip".as_ref(), db.as_os_str(), rules.as_os_str()]);
+    assert_eq!(with.code, 0, "{}{}", with.stdout, with.stderr);
+    assert!(with.stdout.starts_with("ok    ssh-impossible-travel :: Brisbane then Ashburn"));
+}
