@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use compact_str::CompactString;
 use lru::LruCache;
+use smallvec::SmallVec;
 
 use crate::event::{Event, Sym, Timestamp};
 use crate::rule::duration::{self, Span};
@@ -51,6 +52,72 @@ impl EventRef {
     /// The reference of an event.
     pub fn of(e: &Event) -> EventRef {
         EventRef { timestamp: e.timestamp, path: e.log_file_path.clone(), offset: e.log_offset }
+    }
+}
+
+/// One event a behaviour keeps: its time and where it came from (not the event), with the
+/// behaviour's own tag (a distinct value, a step mask).
+#[derive(Clone, Debug)]
+pub struct Tracked<T> {
+    /// The event's time.
+    pub ts: Timestamp,
+    /// `log.file.path`.
+    pub path: Option<Sym>,
+    /// `log.offset`.
+    pub offset: Option<u64>,
+    /// What the behaviour needs to know of the event.
+    pub tag: T,
+}
+
+impl<T> Tracked<T> {
+    /// Keeps `e` with `tag`.
+    pub fn new(e: &Event, tag: T) -> Tracked<T> {
+        Tracked { ts: e.timestamp, path: e.log_file_path.clone(), offset: e.log_offset, tag }
+    }
+
+    /// Where the event came from, for the alert.
+    pub fn event_ref(&self) -> EventRef {
+        EventRef { timestamp: self.ts, path: self.path.clone(), offset: self.offset }
+    }
+}
+
+/// A group's kept events, oldest first. Most groups (one address trying once) hold one event,
+/// kept inline so that a new group costs no allocation besides its table node.
+#[derive(Debug)]
+pub struct Trail<T> {
+    /// The events, in time order (arrival order among equal times).
+    pub entries: SmallVec<[Tracked<T>; 1]>,
+}
+
+impl<T> Default for Trail<T> {
+    fn default() -> Self {
+        Trail { entries: SmallVec::new() }
+    }
+}
+
+impl<T> Trail<T> {
+    /// Adds an event in time order (late events within the allowed lateness land in place).
+    pub fn insert(&mut self, t: Tracked<T>) {
+        let at = self.entries.partition_point(|x| x.ts <= t.ts);
+        self.entries.insert(at, t);
+    }
+
+    /// Forgets events older than `start`, and the oldest beyond `max` kept.
+    pub fn forget_before(&mut self, start: Timestamp, max: usize) {
+        let stale = self.entries.partition_point(|x| x.ts < start);
+        let stale = stale.max(self.entries.len().saturating_sub(max));
+        self.entries.drain(..stale);
+    }
+
+    /// References to the first [`MAX_REFS`] events.
+    pub fn refs(&self) -> Vec<EventRef> {
+        self.entries.iter().take(MAX_REFS).map(Tracked::event_ref).collect()
+    }
+}
+
+impl<T> GroupState for Trail<T> {
+    fn newest(&self) -> Timestamp {
+        self.entries.last().map_or(Timestamp(i64::MIN), |e| e.ts)
     }
 }
 

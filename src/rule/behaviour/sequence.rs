@@ -8,18 +8,16 @@
 //! taking the latest keeps the sequence as short as possible, so if any assignment fits in
 //! `within`, this one does. A complete sequence fires once and the group starts over.
 
-use compact_str::CompactString;
-use smallvec::SmallVec;
-
 use super::{
-    BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats,
-    span,
+    BehaviourError, Detector, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats, Tracked,
+    Trail, span,
 };
-use crate::event::{Event, Sym, Timestamp};
+use crate::event::Event;
 use crate::rule::condition::Condition;
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::SequenceSpec;
+use compact_str::CompactString;
 
 /// Most steps a sequence may have (step membership is a bit mask).
 pub const MAX_STEPS: usize = 16;
@@ -97,27 +95,9 @@ impl Config {
     }
 }
 
-#[derive(Clone, Debug)]
-struct Entry {
-    ts: Timestamp,
-    /// Steps the event matches (at most [`MAX_STEPS`], so 16 bits).
-    mask: u16,
-    path: Option<Sym>,
-    offset: Option<u64>,
-}
-
-/// A group's step events of the last `within`, oldest first; the first is kept inline, since
-/// most groups (one address, one failure) never get a second.
-#[derive(Debug, Default)]
-struct Pending {
-    entries: SmallVec<[Entry; 1]>,
-}
-
-impl GroupState for Pending {
-    fn newest(&self) -> Timestamp {
-        self.entries.last().map_or(Timestamp(i64::MIN), |e| e.ts)
-    }
-}
+/// A group's step events of the last `within`, each tagged with the steps it matches (at
+/// most [`MAX_STEPS`], so 16 bits).
+type Pending = Trail<u16>;
 
 /// The `sequence` state machine.
 #[derive(Debug)]
@@ -139,7 +119,7 @@ impl Sequence {
 
 /// Indices of entries that complete the steps, matched backwards (see the module docs), in
 /// time order; `None` when the steps cannot all be met.
-fn complete(entries: &[Entry], steps: &[Step]) -> Option<Vec<usize>> {
+fn complete(entries: &[Tracked<u16>], steps: &[Step]) -> Option<Vec<usize>> {
     let mut used = Vec::new();
     let mut end = entries.len();
     for (k, step) in steps.iter().enumerate().rev() {
@@ -147,7 +127,7 @@ fn complete(entries: &[Entry], steps: &[Step]) -> Option<Vec<usize>> {
         let mut i = end;
         while need > 0 {
             i = i.checked_sub(1)?;
-            if entries[i].mask & (1 << k) != 0 {
+            if entries[i].tag & (1 << k) != 0 {
                 used.push(i);
                 need -= 1;
             }
@@ -180,21 +160,11 @@ impl Detector for Sequence {
             self.late += 1;
             return;
         }
-        let entry = Entry {
-            ts: e.timestamp,
-            // Only the low MAX_STEPS bits can be set: compile refuses more steps.
-            mask: (steps & 0xffff) as u16,
-            path: e.log_file_path.clone(),
-            offset: e.log_offset,
-        };
-        let at = p.entries.partition_point(|x| x.ts <= e.timestamp);
-        p.entries.insert(at, entry);
-        let start = within.before(p.newest());
-        let mut stale = p.entries.partition_point(|x| x.ts < start);
-        stale = stale.max(p.entries.len().saturating_sub(MAX_ENTRIES));
-        p.entries.drain(..stale);
+        // Only the low MAX_STEPS bits can be set: compile refuses more steps.
+        p.insert(Tracked::new(e, (steps & 0xffff) as u16));
+        p.forget_before(within.before(p.newest()), MAX_ENTRIES);
         let last = 1u16 << (self.config.steps.len() - 1);
-        if p.entries.last().is_none_or(|x| x.mask & last == 0) {
+        if p.entries.last().is_none_or(|x| x.tag & last == 0) {
             return;
         }
         let Some(used) = complete(&p.entries, &self.config.steps) else { return };
@@ -204,14 +174,7 @@ impl Detector for Sequence {
             count: used.len() as u64,
             first_seen: first,
             last_seen: p.newest(),
-            events: used
-                .iter()
-                .take(MAX_REFS)
-                .map(|&i| {
-                    let x = &p.entries[i];
-                    EventRef { timestamp: x.ts, path: x.path.clone(), offset: x.offset }
-                })
-                .collect(),
+            events: used.iter().take(MAX_REFS).map(|&i| p.entries[i].event_ref()).collect(),
             detail: None,
         };
         self.groups.remove(&key);
@@ -226,6 +189,7 @@ impl Detector for Sequence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Timestamp;
     use crate::rule::spec::StepSpec;
 
     const FAIL: u64 = 1;
@@ -339,19 +303,25 @@ mod tests {
 
     /// Whether some choice of entries completes the steps in order, the last step using the
     /// newest entry: tried exhaustively, for checking the backward greedy match.
-    fn brute_force(entries: &[Entry], counts: &[u32]) -> bool {
-        fn fill(entries: &[Entry], counts: &[u32], step: usize, end: usize, need: u32) -> bool {
+    fn brute_force(entries: &[Tracked<u16>], counts: &[u32]) -> bool {
+        fn fill(
+            entries: &[Tracked<u16>],
+            counts: &[u32],
+            step: usize,
+            end: usize,
+            need: u32,
+        ) -> bool {
             if need == 0 {
                 return step == 0 || fill(entries, counts, step - 1, end, counts[step - 1]);
             }
             // Choose the latest entry this step uses among those before `end`, then recurse.
             (0..end).rev().any(|i| {
-                entries[i].mask & (1 << step) != 0 && fill(entries, counts, step, i, need - 1)
+                entries[i].tag & (1 << step) != 0 && fill(entries, counts, step, i, need - 1)
             })
         }
         let Some(last) = entries.len().checked_sub(1) else { return false };
         let k = counts.len() - 1;
-        entries[last].mask & (1 << k) != 0 && fill(entries, counts, k, last, counts[k] - 1)
+        entries[last].tag & (1 << k) != 0 && fill(entries, counts, k, last, counts[k] - 1)
     }
 
     proptest::proptest! {
@@ -360,15 +330,10 @@ mod tests {
             masks in proptest::collection::vec(1u16..8, 1..12),
             counts in proptest::collection::vec(1u32..4, 2..4),
         ) {
-            let entries: Vec<Entry> = masks
+            let entries: Vec<Tracked<u16>> = masks
                 .iter()
                 .enumerate()
-                .map(|(i, &mask)| Entry {
-                    ts: Timestamp(i as i64),
-                    mask,
-                    path: None,
-                    offset: None,
-                })
+                .map(|(i, &tag)| Tracked { ts: Timestamp(i as i64), path: None, offset: None, tag })
                 .collect();
             let steps: Vec<Step> = counts
                 .iter()
@@ -389,7 +354,7 @@ mod tests {
                 let mut at = 0;
                 for (k, &c) in counts.iter().enumerate() {
                     for &i in &used[at..at + c as usize] {
-                        proptest::prop_assert!(entries[i].mask & (1 << k) != 0);
+                        proptest::prop_assert!(entries[i].tag & (1 << k) != 0);
                     }
                     at += c as usize;
                 }

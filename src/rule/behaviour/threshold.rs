@@ -6,14 +6,13 @@
 //! anew, and the router's `dedup` folds those repeats into updates of one alert.
 
 use compact_str::CompactString;
-use smallvec::SmallVec;
 
 use super::{
-    BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats,
-    span,
+    BehaviourError, Detector, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats, Tracked,
+    Trail, span,
 };
+use crate::event::Event;
 use crate::event::Field;
-use crate::event::{Event, Sym, Timestamp};
 use crate::rule::duration::Span;
 use crate::rule::group::{GroupBy, value_text};
 use crate::rule::spec::ThresholdSpec;
@@ -49,34 +48,9 @@ impl Config {
     }
 }
 
-/// One counted event: its time and where it came from, without the event.
-#[derive(Clone, Debug)]
-struct Entry {
-    ts: Timestamp,
-    path: Option<Sym>,
-    offset: Option<u64>,
-    /// The distinct-counted value (empty when counting events).
-    value: CompactString,
-}
-
-impl Entry {
-    fn event_ref(&self) -> EventRef {
-        EventRef { timestamp: self.ts, path: self.path.clone(), offset: self.offset }
-    }
-}
-
-/// A group's events inside the window, oldest first. Most groups (one address trying once)
-/// hold one event, kept inline so a new group costs no allocation besides its table node.
-#[derive(Debug, Default)]
-struct Window {
-    entries: SmallVec<[Entry; 1]>,
-}
-
-impl GroupState for Window {
-    fn newest(&self) -> Timestamp {
-        self.entries.last().map_or(Timestamp(i64::MIN), |e| e.ts)
-    }
-}
+/// A group's events inside the window, each tagged with its distinct-counted value (empty when
+/// counting events).
+type Window = Trail<CompactString>;
 
 /// The `threshold` state machine.
 #[derive(Debug)]
@@ -120,27 +94,19 @@ impl Detector for Threshold {
             self.late += 1;
             return;
         }
-        let entry = Entry {
-            ts: e.timestamp,
-            path: e.log_file_path.clone(),
-            offset: e.log_offset,
-            value: value.clone(),
-        };
+        let entry = Tracked::new(e, value.clone());
         if self.config.distinct.is_some() {
             // Keep one entry per value, the latest: a value counts while its latest use is in
             // the window.
-            if let Some(i) = w.entries.iter().position(|x| x.value == value) {
+            if let Some(i) = w.entries.iter().position(|x| x.tag == value) {
                 if w.entries[i].ts > e.timestamp {
                     return;
                 }
                 w.entries.remove(i);
             }
         }
-        let at = w.entries.partition_point(|x| x.ts <= e.timestamp);
-        w.entries.insert(at, entry);
-        let start = window.before(w.newest());
-        let stale = w.entries.partition_point(|x| x.ts < start);
-        w.entries.drain(..stale);
+        w.insert(entry);
+        w.forget_before(window.before(w.newest()), usize::MAX);
         if w.entries.len() < self.config.count as usize {
             return;
         }
@@ -149,10 +115,10 @@ impl Detector for Threshold {
             count: w.entries.len() as u64,
             first_seen: w.entries.first().map_or(e.timestamp, |x| x.ts),
             last_seen: w.newest(),
-            events: w.entries.iter().take(MAX_REFS).map(Entry::event_ref).collect(),
+            events: w.refs(),
             detail: self.config.distinct.as_ref().map(|(name, _)| {
                 let values: Vec<&str> =
-                    w.entries.iter().take(MAX_REFS).map(|x| x.value.as_str()).collect();
+                    w.entries.iter().take(MAX_REFS).map(|x| x.tag.as_str()).collect();
                 serde_json::json!({ "distinct": name, "values": values })
             }),
         };
@@ -169,6 +135,7 @@ impl Detector for Threshold {
 mod tests {
     use super::*;
     use crate::event::Outcome;
+    use crate::event::Timestamp;
 
     fn config(count: u32, window: &str, distinct: Option<&str>) -> Config {
         Config::compile(&ThresholdSpec {
