@@ -28,6 +28,22 @@ use crate::source::file::{Framed, read_lines};
 
 /// Lines per chunk dealt out together.
 const CHUNK: usize = 2048;
+/// Events a chunk may expand to before it is sent (see [`expansion`]).
+const CHUNK_EVENTS: usize = 4 * CHUNK;
+
+/// How many events a line can become: N for syslog's `message repeated N times: [...]`
+/// (capped as the parser caps it), else one. An upper bound is all the chunking needs.
+fn expansion(line: &[u8]) -> usize {
+    const MARK: &[u8] = b"message repeated ";
+    let Some(at) = memchr::memmem::find(line, MARK) else { return 1 };
+    let digits = &line[at + MARK.len()..];
+    let n = digits
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .fold(0usize, |n, d| n.saturating_mul(10).saturating_add(usize::from(d - b'0')));
+    n.clamp(1, crate::parse::syslog::MAX_REPEAT)
+}
+
 /// Chunks in flight per channel.
 const QUEUE: usize = 4;
 /// Parsers.
@@ -193,16 +209,26 @@ fn deal(
         }
         ControlFlow::Continue(())
     };
+    // Events the chunk will expand to: a `message repeated N times` line is N events, so a
+    // chunk is cut by events as well as by lines, or a few forged lines would make one chunk
+    // of millions of events.
+    let mut events = 0;
     let _ = read_lines(input.reader, source, max_record_bytes, |framed| {
         match framed {
             Framed::Record(rec) => {
                 let w = worker_for(&rec.bytes);
+                events += expansion(&rec.bytes);
                 route.push(Route::Worker(w as u8));
                 shares[w].push(rec);
             }
             Framed::Bad(q, head) => route.push(Route::Bad(q, head)),
         }
-        if route.len() >= CHUNK { send(&mut route, &mut shares) } else { ControlFlow::Continue(()) }
+        if route.len() >= CHUNK || events >= CHUNK_EVENTS {
+            events = 0;
+            send(&mut route, &mut shares)
+        } else {
+            ControlFlow::Continue(())
+        }
     });
     if !route.is_empty() {
         let _ = send(&mut route, &mut shares);
@@ -520,6 +546,16 @@ fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_lines_count_as_the_events_they_become() {
+        assert_eq!(expansion(b"Dec 10 06:55:46 h sshd[1]: Failed password for root"), 1);
+        let line = b"Dec 10 06:55:46 h sshd[1]: message repeated 5 times: [ Failed password]";
+        assert_eq!(expansion(line), 5);
+        let forged = b"h sshd[1]: message repeated 99999999999999999999999 times: [ x]";
+        assert_eq!(expansion(forged), crate::parse::syslog::MAX_REPEAT);
+        assert_eq!(expansion(b"h sshd[1]: message repeated 0 times: [ x]"), 1);
+    }
 
     #[test]
     fn lines_are_dealt_by_pid() {

@@ -73,7 +73,7 @@ impl Engine {
                 }
                 None => {
                     let fired = Fired {
-                        key: rule.group_by.key(e).unwrap_or_default(),
+                        key: rule.group_by.key_or_dash(e),
                         count: 1,
                         first_seen: e.timestamp,
                         last_seen: e.timestamp,

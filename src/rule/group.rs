@@ -49,6 +49,23 @@ impl GroupBy {
         Some(key)
     }
 
+    /// The event's key with `-` for each absent field: for rules without a behaviour, whose
+    /// alert must still say which of its fields were present (and not share one fingerprint
+    /// with every other event that lacks one field).
+    pub fn key_or_dash(&self, e: &Event) -> CompactString {
+        let mut key = CompactString::default();
+        for (i, f) in self.fields.iter().enumerate() {
+            if i > 0 {
+                key.push(SEP);
+            }
+            match e.field(f) {
+                Some(v) => push_value(&mut key, v),
+                None => key.push('-'),
+            }
+        }
+        key
+    }
+
     /// `(field name, value)` pairs of a key made by [`GroupBy::key`].
     pub fn pairs<'a>(&'a self, key: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
         let values: Box<dyn Iterator<Item = &str>> = if self.names.is_empty() {
@@ -178,6 +195,14 @@ mod tests {
     fn absent_field_means_no_group() {
         let g = GroupBy::new(&["source.ip".into(), "host.name".into()]);
         assert_eq!(g.key(&event()), None);
+    }
+
+    #[test]
+    fn key_or_dash_keeps_the_fields_that_are_there() {
+        let g = GroupBy::new(&["host.name".into(), "user.name".into()]);
+        let key = g.key_or_dash(&event());
+        let pairs: Vec<_> = g.pairs(&key).collect();
+        assert_eq!(pairs, [("host.name", "-"), ("user.name", "root")]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! Matching is pure (no state), so it may run on any thread; the stateful part is
 //! [`crate::rule::engine::Engine`].
 
+use std::borrow::Cow;
+
 use foldhash::HashMap;
 use foldhash::HashMapExt;
 
@@ -59,17 +61,21 @@ pub struct RuleSet {
     unfiltered: Bucket,
 }
 
-/// Lowercases ASCII into `buf` when needed (Sigma equality ignores case; index keys are
-/// lowercase); `None` when the value is too long for the buffer, which no index key is.
-fn lower<'a>(s: &'a str, buf: &'a mut [u8; 64]) -> Option<&'a str> {
+/// Lowercases ASCII (Sigma equality ignores case; index keys are lowercase): in place in
+/// `buf` for the usual short values, in a new string for longer ones.
+fn lower<'a>(s: &'a str, buf: &'a mut [u8; 64]) -> Cow<'a, str> {
     if !s.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Some(s);
+        return Cow::Borrowed(s);
     }
-    let out = buf.get_mut(..s.len())?;
+    let Some(out) = buf.get_mut(..s.len()) else { return Cow::Owned(s.to_ascii_lowercase()) };
     for (o, b) in out.iter_mut().zip(s.bytes()) {
         *o = b.to_ascii_lowercase();
     }
-    std::str::from_utf8(out).ok()
+    // Lowercasing ASCII letters keeps UTF-8 valid; the fallback is never taken.
+    match std::str::from_utf8(out) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(s.to_ascii_lowercase()),
+    }
 }
 
 impl RuleSet {
@@ -120,9 +126,10 @@ impl RuleSet {
         let start = out.len();
         let mut dbuf = [0u8; 64];
         let mut abuf = [0u8; 64];
-        let dataset = e.dataset.as_deref().and_then(|d| lower(d, &mut dbuf));
-        let action = e.action.as_deref().and_then(|a| lower(a, &mut abuf));
-        let indexed = dataset.and_then(|d| self.by_dataset.get(d));
+        let dataset = e.dataset.as_deref().map(|d| lower(d, &mut dbuf));
+        let action = e.action.as_deref().map(|a| lower(a, &mut abuf));
+        let action = action.as_deref();
+        let indexed = dataset.as_deref().and_then(|d| self.by_dataset.get(d));
         let mut lists = 0;
         for bucket in indexed.into_iter().chain(std::iter::once(&self.unfiltered)) {
             for list in bucket.lists(action) {
@@ -221,6 +228,19 @@ detection:
         // b is keyed on cloudtrail + consolelogin, in any case.
         assert_eq!(set.candidates(Some("cloudtrail"), Some("CONSOLELOGIN")), 3);
         assert_eq!(set.candidates(Some("cloudtrail"), Some("StopLogging")), 2);
+    }
+
+    #[test]
+    fn long_mixed_case_actions_are_found() {
+        // Found in review: values over the 64-byte buffer were treated as absent.
+        let long = format!("Put{}Policy", "Very".repeat(20));
+        let text = format!(
+            "id: l\ntitle: l\nseverity: low\ndetection:\n  sel: {{event.action: {long}}}\n  condition: sel\n"
+        );
+        let set = RuleSet::new(load_str(&text, "r.yml").unwrap());
+        let mut hits = Vec::new();
+        set.hits(&event("cloudtrail", &long), &mut hits);
+        assert_eq!(hits.len(), 1);
     }
 
     #[test]

@@ -87,19 +87,24 @@ impl<T> Tracked<T> {
 pub struct Trail<T> {
     /// The events, in time order (arrival order among equal times).
     pub entries: SmallVec<[Tracked<T>; 1]>,
+    /// The newest time of events already judged (fired and forgotten): lateness is measured
+    /// from it, so a replayed or duplicated burst cannot fire a second time.
+    judged: Timestamp,
 }
 
 impl<T> Default for Trail<T> {
     fn default() -> Self {
-        Trail { entries: SmallVec::new() }
+        Trail { entries: SmallVec::new(), judged: Timestamp(i64::MIN) }
     }
 }
 
 impl<T> Trail<T> {
-    /// Adds an event in time order (late events within the allowed lateness land in place).
-    pub fn insert(&mut self, t: Tracked<T>) {
+    /// Adds an event in time order (late events within the allowed lateness land in place);
+    /// returns where it landed.
+    pub fn insert(&mut self, t: Tracked<T>) -> usize {
         let at = self.entries.partition_point(|x| x.ts <= t.ts);
         self.entries.insert(at, t);
+        at
     }
 
     /// Forgets events older than `start`, and the oldest beyond `max` kept.
@@ -113,11 +118,17 @@ impl<T> Trail<T> {
     pub fn refs(&self) -> Vec<EventRef> {
         self.entries.iter().take(MAX_REFS).map(Tracked::event_ref).collect()
     }
+
+    /// Forgets every event after the group fired, remembering how far time had got.
+    pub fn judge(&mut self) {
+        self.judged = self.newest();
+        self.entries.clear();
+    }
 }
 
 impl<T> GroupState for Trail<T> {
     fn newest(&self) -> Timestamp {
-        self.entries.last().map_or(Timestamp(i64::MIN), |e| e.ts)
+        self.entries.last().map_or(self.judged, |e| e.ts.max(self.judged))
     }
 }
 
@@ -295,8 +306,11 @@ pub struct GroupTable<V> {
     evicted: u64,
     expired: u64,
     since_sweep: u32,
-    /// Newest event time seen by the table: the clock idle groups are judged by.
-    watermark: Timestamp,
+    /// Time of the previous event the table saw. Idle groups are judged by the earlier of it
+    /// and the current event's time, never by the newest time ever seen: one event dated
+    /// years ahead (a skewed clock, a forged stamp) must not make every live group look idle,
+    /// and replaying a newer file before an older one must not wipe the older one's groups.
+    previous: Timestamp,
 }
 
 impl<V> fmt::Debug for GroupTable<V> {
@@ -324,7 +338,7 @@ impl<V: GroupState> GroupTable<V> {
             evicted: 0,
             expired: 0,
             since_sweep: 0,
-            watermark: Timestamp(i64::MIN),
+            previous: Timestamp(i64::MIN),
         }
     }
 
@@ -338,13 +352,12 @@ impl<V: GroupState> GroupTable<V> {
         idle: Span,
         make: impl FnOnce() -> V,
     ) -> &mut V {
-        if now > self.watermark {
-            self.watermark = now;
-        }
+        let clock = now.min(self.previous);
+        self.previous = now;
         self.since_sweep += 1;
         if self.since_sweep >= SWEEP_EVERY {
             self.since_sweep = 0;
-            self.sweep(idle.before(self.watermark));
+            self.sweep(idle.before(clock));
         }
         let full = self.map.len() >= self.max;
         let mut created = false;
@@ -454,6 +467,30 @@ mod tests {
         assert!(t.peek("a").is_none());
         assert!(t.peek("b").is_some());
         assert_eq!(t.stats(0, 0, 0).expired, 1);
+    }
+
+    #[test]
+    fn one_event_dated_years_ahead_does_not_make_live_groups_idle() {
+        // Found in review: the sweep judged idleness by the newest time ever seen.
+        let mut t = GroupTable::new(10);
+        let idle = Span::from_secs(3600);
+        let at = |s: i64| Timestamp::from_secs_nanos(s, 0);
+        t.entry("b", at(100), idle, || S(at(100)));
+        let future = at(100 + 50 * 365 * 86400);
+        t.entry("f", future, idle, || S(future));
+        t.remove("f");
+        for _ in 0..SWEEP_EVERY {
+            t.entry("a", at(101), idle, || S(at(101)));
+        }
+        assert!(t.peek("b").is_some(), "a live group was swept");
+        assert_eq!(t.stats(0, 0, 0).expired, 0);
+        // Time moving on for real still sweeps it.
+        for i in 0..SWEEP_EVERY {
+            t.entry("a", at(10_000 + i64::from(i)), idle, || S(at(10_000)));
+        }
+        assert!(t.peek("b").is_none());
+        // b, and a too: this test's state keeps the time it was made with.
+        assert_eq!(t.stats(0, 0, 0).expired, 2);
     }
 
     #[test]

@@ -161,23 +161,30 @@ impl Detector for Sequence {
             return;
         }
         // Only the low MAX_STEPS bits can be set: compile refuses more steps.
-        p.insert(Tracked::new(e, (steps & 0xffff) as u16));
+        let tracked = Tracked::new(e, (steps & 0xffff) as u16);
+        let before = p.entries.len();
+        let at = p.insert(tracked);
         p.forget_before(within.before(p.newest()), MAX_ENTRIES);
+        // Entries before the new one were forgotten from the front only; where it now sits.
+        let at = at.saturating_sub(before + 1 - p.entries.len());
+        // The new event can complete a sequence ending at itself or, when it arrived late, at a
+        // last-step event already kept after it.
         let last = 1u16 << (self.config.steps.len() - 1);
-        if p.entries.last().is_none_or(|x| x.tag & last == 0) {
-            return;
-        }
-        let Some(used) = complete(&p.entries, &self.config.steps) else { return };
-        let first = used.first().map_or(e.timestamp, |&i| p.entries[i].ts);
+        let done = (at..p.entries.len()).filter(|&j| p.entries[j].tag & last != 0).find_map(|j| {
+            let used = complete(&p.entries[..=j], &self.config.steps)?;
+            let first = p.entries[*used.first()?].ts;
+            (first >= within.before(p.entries[j].ts)).then_some((used, j))
+        });
+        let Some((used, j)) = done else { return };
         let fired = Fired {
             key: CompactString::from(key.as_str()),
             count: used.len() as u64,
-            first_seen: first,
-            last_seen: p.newest(),
+            first_seen: used.first().map_or(e.timestamp, |&i| p.entries[i].ts),
+            last_seen: p.entries[j].ts,
             events: used.iter().take(MAX_REFS).map(|&i| p.entries[i].event_ref()).collect(),
             detail: None,
         };
-        self.groups.remove(&key);
+        p.judge();
         out.push(fired);
     }
 
@@ -272,6 +279,38 @@ mod tests {
         let mut s = Sequence::new(config(1, "60s"));
         assert!(feed(&mut s, &[(0, FAIL | OK)]).is_empty());
         assert_eq!(feed(&mut s, &[(1, OK)]).len(), 1);
+    }
+
+    #[test]
+    fn a_late_success_still_completes_the_sequence() {
+        // Found in review: the success at 5 arrives after the failure at 10.
+        let mut s = Sequence::new(config(3, "10m"));
+        let fired = feed(&mut s, &[(0, FAIL), (1, FAIL), (2, FAIL), (10, FAIL), (5, OK)]);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].last_seen, Timestamp::from_secs_nanos(5, 0));
+        let offsets: Vec<_> = fired[0].events.iter().map(|r| r.offset.unwrap()).collect();
+        assert_eq!(offsets, [0, 1, 2, 5]);
+    }
+
+    #[test]
+    fn a_late_failure_can_complete_a_success_already_kept() {
+        let mut s = Sequence::new(config(2, "10m"));
+        assert!(feed(&mut s, &[(0, FAIL), (8, OK)]).is_empty());
+        let fired = feed(&mut s, &[(4, FAIL)]);
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].last_seen, Timestamp::from_secs_nanos(8, 0));
+    }
+
+    #[test]
+    fn a_replayed_sequence_does_not_fire_twice() {
+        let mut s = Sequence::new(config(2, "10m"));
+        let burst = [(100, FAIL), (101, FAIL), (102, OK)];
+        assert_eq!(feed(&mut s, &burst).len(), 1);
+        // The same lines again (a duplicated delivery): older than the fired sequence by more
+        // than the 10 s lateness.
+        let again = [(30, FAIL), (31, FAIL), (32, OK)];
+        assert!(feed(&mut s, &again).is_empty());
+        assert_eq!(s.stats().late, 3);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! When a group reaches the count it fires once and starts over, as fail2ban's ban and
 //! CrowdSec's bucket overflow do: an ongoing attack fires again each time it fills the window
-//! anew, and the router's `dedup` folds those repeats into updates of one alert.
+//! anew, and the router's `dedup` folds those repeats into updates of one alert. The group
+//! remembers how far it had got, so events older than that by more than the lateness (a
+//! replayed copy of the same burst) are late, not a new burst.
 
 use compact_str::CompactString;
 
@@ -122,7 +124,7 @@ impl Detector for Threshold {
                 serde_json::json!({ "distinct": name, "values": values })
             }),
         };
-        self.groups.remove(&key);
+        w.judge();
         out.push(fired);
     }
 
@@ -220,6 +222,17 @@ mod tests {
         let fired = feed(&mut t, &[ev(50, "192.0.2.1", "a"), ev(10, "192.0.2.1", "a")]);
         assert!(fired.is_empty());
         assert_eq!(t.stats().late, 1);
+    }
+
+    #[test]
+    fn a_replayed_burst_does_not_fire_twice() {
+        let mut t = Threshold::new(config(2, "60s", None));
+        assert_eq!(feed(&mut t, &[ev(100, "192.0.2.1", "a"), ev(101, "192.0.2.1", "a")]).len(), 1);
+        // The same two lines delivered again: more than the 30 s lateness behind.
+        assert!(feed(&mut t, &[ev(60, "192.0.2.1", "a"), ev(61, "192.0.2.1", "a")]).is_empty());
+        assert_eq!(t.stats().late, 2);
+        // New failures after the burst count as usual.
+        assert_eq!(feed(&mut t, &[ev(110, "192.0.2.1", "a"), ev(111, "192.0.2.1", "a")]).len(), 1);
     }
 
     #[test]

@@ -240,7 +240,9 @@ impl Travel {
                     (l.lat, l.lon, country_code(l.country_iso_code.as_deref()), l.city_name)
                 }
             };
-        if !(lat.is_finite() && lon.is_finite()) {
+        // An event's own location is input like any other field: a latitude of 400 is no
+        // place, and must count as unknown rather than as a trip across the planet.
+        if !(lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0) {
             return None;
         }
         Some(Login {
@@ -270,7 +272,7 @@ fn distance_km(a: &Login, b: &Login) -> f64 {
     let dp = p2 - p1;
     let dl = (b.lon - a.lon).to_radians();
     let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+    2.0 * EARTH_RADIUS_KM * h.clamp(0.0, 1.0).sqrt().asin()
 }
 
 impl Detector for Travel {
@@ -497,6 +499,12 @@ mod tests {
         let fired = feed(&mut t, &[login(0, "alice", "203.0.113.5", None)]);
         assert!(fired.is_empty());
         assert_eq!(t.stats().skipped, 1);
+        assert_eq!(t.stats().groups, 0);
+        // Coordinates off the globe are no location either.
+        for bad in [(400.0, 0.0), (0.0, 200.0), (f64::NAN, 0.0)] {
+            assert!(feed(&mut t, &[login(1, "alice", "203.0.113.5", Some(bad))]).is_empty());
+        }
+        assert_eq!(t.stats().skipped, 4);
         assert_eq!(t.stats().groups, 0);
     }
 
