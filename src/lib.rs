@@ -16,5 +16,7 @@ pub mod geo;
 pub mod ledger;
 pub mod parse;
 pub mod replay;
+pub mod route;
 pub mod rule;
+pub mod sink;
 pub mod source;

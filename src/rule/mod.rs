@@ -22,7 +22,9 @@ use group::GroupBy;
 use matcher::{FieldMatcher, KeywordMatcher};
 
 /// How urgent a rule's alerts are, least to most.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth recording, not worth waking anyone (Sigma `informational`).

@@ -1,0 +1,4 @@
+//! Alert routing: from the alerts rules raise to the notifications sinks send (DESIGN section
+//! 4). The router is pure and clock-injected; delivery and its retries live in `crate::sink`.
+
+pub mod notification;
