@@ -14,4 +14,5 @@ mod replay_parallel;
 mod rule_pack;
 mod rules;
 mod sigma_cloudtrail;
+mod sinks;
 mod travel;

@@ -1,0 +1,386 @@
+//! Email over SMTP (lettre): a text and an HTML part listing the alerts, and a Message-ID
+//! derived from the notification id so a retried delivery is recognizable.
+
+use std::fmt::Write as _;
+
+use lettre::message::{Mailbox, Message, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{BoxFuture, Sink, SinkError, config_error, parse_timeout};
+use crate::route::notification::Notification;
+
+/// How the connection to the SMTP server is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain connect, then STARTTLS, which the server must offer (port 587 by default).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS, port 465 by default).
+    Implicit,
+    /// No encryption at all (port 25 by default): only for a relay on localhost or a test.
+    None,
+}
+
+/// `type: email`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SMTP server's host name (also the name its certificate must carry).
+    pub host: String,
+    /// The port; the default follows `tls` (587, 465 or 25).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (the default), `implicit` or `none`.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// SMTP AUTH user; set together with `password`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP AUTH password; set together with `username`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The sender, `alerts@example.com` or `Logwarden <alerts@example.com>`.
+    pub from: String,
+    /// The recipients (at least one).
+    pub to: Vec<String>,
+    /// Put before each subject (`"[logwarden]"` by default).
+    #[serde(default)]
+    pub subject_prefix: Option<String>,
+    /// How long the SMTP conversation may stall (`"10s"`, the default).
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// A built email sink.
+pub struct EmailSink {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    subject_prefix: String,
+}
+
+impl EmailSink {
+    /// Checks addresses, credentials and timeout, and prepares the transport (it connects on
+    /// the first send).
+    pub fn new(name: &str, cfg: &Config) -> Result<Self, SinkError> {
+        let timeout = parse_timeout(name, cfg.timeout.as_deref())?;
+        let from: Mailbox = cfg
+            .from
+            .parse()
+            .map_err(|e| config_error(name, format!("from `{}`: {e}", cfg.from)))?;
+        if cfg.to.is_empty() {
+            return Err(config_error(name, "`to` lists no recipient"));
+        }
+        let to = cfg
+            .to
+            .iter()
+            .map(|t| t.parse().map_err(|e| config_error(name, format!("to `{t}`: {e}"))))
+            .collect::<Result<Vec<Mailbox>, _>>()?;
+        let builder = match cfg.tls {
+            TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host),
+            TlsMode::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host),
+            TlsMode::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)),
+        }
+        .map_err(|e| config_error(name, format!("host `{}`: {e}", cfg.host)))?;
+        let mut builder = builder.timeout(Some(timeout));
+        if let Some(p) = cfg.port {
+            builder = builder.port(p);
+        }
+        match (&cfg.username, &cfg.password) {
+            (Some(u), Some(p)) => {
+                builder = builder.credentials(Credentials::new(u.clone(), p.clone()))
+            }
+            (None, None) => {}
+            _ => return Err(config_error(name, "set both `username` and `password`, or neither")),
+        }
+        Ok(EmailSink {
+            transport: builder.build(),
+            from,
+            to,
+            subject_prefix: cfg.subject_prefix.clone().unwrap_or_else(|| "[logwarden]".into()),
+        })
+    }
+
+    /// The message for `n`.
+    pub fn message(&self, n: &Notification) -> Result<Message, SinkError> {
+        let subject = if self.subject_prefix.is_empty() {
+            n.title.clone()
+        } else {
+            format!("{} {}", self.subject_prefix, n.title)
+        };
+        let mut b = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .message_id(Some(message_id(&n.id)))
+            .date_now();
+        for t in &self.to {
+            b = b.to(t.clone());
+        }
+        b.multipart(MultiPart::alternative_plain_html(text_body(n), html_body(n)))
+            .map_err(|e| SinkError::Permanent(format!("building the message: {e}")))
+    }
+}
+
+impl Sink for EmailSink {
+    fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let m = self.message(n)?;
+            match self.transport.send(m).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(classify(&e)),
+            }
+        })
+    }
+}
+
+/// SMTP 5xx and our own client errors will fail again; 4xx, a dropped connection, TLS trouble
+/// or a timeout may not.
+fn classify(e: &lettre::transport::smtp::Error) -> SinkError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let _ = write!(msg, ": {s}");
+        src = s.source();
+    }
+    if e.is_permanent() || e.is_client() {
+        SinkError::Permanent(msg)
+    } else {
+        SinkError::Retriable(msg)
+    }
+}
+
+/// `<{id}@logwarden>`, with any character a msg-id cannot hold replaced, so the same
+/// notification always gets the same Message-ID.
+pub fn message_id(id: &str) -> String {
+    let local: String =
+        id.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+    format!("<{local}@logwarden>")
+}
+
+/// The facts of one alert, in display order.
+fn rows(a: &Value) -> Vec<(&'static str, String)> {
+    let s = |ptr: &str| match a.pointer(ptr) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(v) => v.to_string(),
+    };
+    let group = a
+        .get("group")
+        .and_then(Value::as_object)
+        .map(|g| {
+            g.iter()
+                .map(|(k, v)| {
+                    format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    vec![
+        ("Severity", s("/severity")),
+        ("Rule", format!("{} ({})", s("/rule/id"), s("/rule/title"))),
+        ("Group", group),
+        ("Count", s("/count")),
+        ("First seen", s("/first_seen")),
+        ("Last seen", s("/last_seen")),
+        ("Fingerprint", s("/fingerprint")),
+    ]
+}
+
+fn alert_title(a: &Value) -> String {
+    a.get("title").and_then(Value::as_str).unwrap_or("(untitled)").to_owned()
+}
+
+/// The text/plain part.
+pub fn text_body(n: &Notification) -> String {
+    let mut out = format!("{}\n\n", n.title);
+    for a in &n.alerts {
+        let _ = writeln!(out, "* {}", alert_title(a));
+        for (k, v) in rows(a) {
+            let _ = writeln!(out, "  {k}: {v}");
+        }
+        out.push('\n');
+    }
+    if n.suppressed > 0 {
+        let _ = writeln!(out, "{} more suppressed by the rate limit.", n.suppressed);
+    }
+    let _ = writeln!(out, "-- \nlogwarden, route {}, notification {}", n.route, n.id);
+    out
+}
+
+/// The text/html part; every value from an alert is escaped, since log data is attacker
+/// controlled.
+pub fn html_body(n: &Notification) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html><body>\n");
+    let _ = writeln!(out, "<h2>{}</h2>", escape_html(&n.title));
+    for a in &n.alerts {
+        let _ = writeln!(out, "<h3>{}</h3>\n<table>", escape_html(&alert_title(a)));
+        for (k, v) in rows(a) {
+            let _ =
+                writeln!(out, "<tr><th align=\"left\">{k}</th><td>{}</td></tr>", escape_html(&v));
+        }
+        out.push_str("</table>\n");
+    }
+    if n.suppressed > 0 {
+        let _ = writeln!(out, "<p>{} more suppressed by the rate limit.</p>", n.suppressed);
+    }
+    let _ = writeln!(
+        out,
+        "<p><small>logwarden, route {}, notification {}</small></p>\n</body></html>",
+        escape_html(&n.route),
+        escape_html(&n.id)
+    );
+    out
+}
+
+/// Escapes the five characters that matter in HTML text and attribute values.
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::route::notification::Kind;
+    use crate::rule::Severity;
+
+    fn cfg(port: u16) -> Config {
+        Config {
+            host: "127.0.0.1".into(),
+            port: Some(port),
+            tls: TlsMode::None,
+            username: None,
+            password: None,
+            from: "alerts@example.com".into(),
+            to: vec!["soc@example.com".into()],
+            subject_prefix: None,
+            timeout: Some("5s".into()),
+        }
+    }
+
+    fn notification() -> Notification {
+        Notification {
+            id: "n 1".into(),
+            sink: "mail".into(),
+            route: "r".into(),
+            kind: Kind::New,
+            group: BTreeMap::new(),
+            severity: Severity::High,
+            title: "t".into(),
+            alerts: vec![json!({ "title": "<b>x</b>", "rule": { "id": "r" } })],
+            suppressed: 2,
+            created: "2026-11-23T09:05:01Z".into(),
+        }
+    }
+
+    /// A fake SMTP server that answers RCPT TO with `rcpt_reply`.
+    async fn fake_smtp(rcpt_reply: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.expect("accept");
+            let (r, mut w) = s.into_split();
+            let mut lines = BufReader::new(r).lines();
+            w.write_all(b"220 fake ESMTP\r\n").await.expect("greet");
+            while let Ok(Some(line)) = lines.next_line().await {
+                let up = line.to_ascii_uppercase();
+                let reply = if up.starts_with("EHLO") {
+                    "250 fake\r\n"
+                } else if up.starts_with("RCPT") {
+                    rcpt_reply
+                } else if up.starts_with("QUIT") {
+                    let _ = w.write_all(b"221 bye\r\n").await;
+                    break;
+                } else {
+                    "250 ok\r\n"
+                };
+                if w.write_all(reply.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn smtp_5xx_is_permanent_and_4xx_retriable() {
+        let sink =
+            EmailSink::new("mail", &cfg(fake_smtp("550 no such user\r\n").await)).expect("config");
+        let e = sink.send(&notification()).await.expect_err("550");
+        assert!(!e.is_retriable(), "{e}");
+        let sink =
+            EmailSink::new("mail", &cfg(fake_smtp("451 try later\r\n").await)).expect("config");
+        let e = sink.send(&notification()).await.expect_err("451");
+        assert!(e.is_retriable(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_retriable() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let sink = EmailSink::new("mail", &cfg(port)).expect("config");
+        let e = sink.send(&notification()).await.expect_err("refused");
+        assert!(e.is_retriable(), "{e}");
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let mut c = cfg(25);
+        c.to.clear();
+        assert!(EmailSink::new("mail", &c).is_err());
+        let mut c = cfg(25);
+        c.from = "not an address".into();
+        let e = EmailSink::new("mail", &c).err().expect("bad from");
+        assert!(e.to_string().contains("`mail`"), "{e}");
+        let mut c = cfg(25);
+        c.username = Some("u".into());
+        assert!(EmailSink::new("mail", &c).is_err());
+        let mut c = cfg(465);
+        c.tls = TlsMode::Starttls;
+        assert!(EmailSink::new("mail", &c).is_ok());
+        c.tls = TlsMode::Implicit;
+        assert!(EmailSink::new("mail", &c).is_ok());
+    }
+
+    #[test]
+    fn bodies_escape_and_message_id_is_stable() {
+        let n = notification();
+        assert_eq!(message_id(&n.id), "<n-1@logwarden>");
+        let html = html_body(&n);
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;") && !html.contains("<b>x"), "{html}");
+        assert!(text_body(&n).contains("<b>x</b>"));
+        assert!(text_body(&n).contains("2 more suppressed"));
+        assert_eq!(escape_html("a&'\""), "a&amp;&#39;&quot;");
+    }
+}
