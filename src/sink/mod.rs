@@ -6,6 +6,8 @@ use std::pin::Pin;
 
 use crate::route::notification::Notification;
 
+pub mod outbox;
+
 /// A boxed future, so sinks of different kinds can sit behind one trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
