@@ -13,6 +13,8 @@ use crate::replay::{Outputs, ReplayError, ReplayOptions, replay};
 use crate::rule::engine::RuleStats;
 use crate::rule::set::RuleSet;
 
+pub mod outbox;
+
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
 /// or set events aside.
 fn rules_summary(rules: &[(String, RuleStats)]) -> String {
@@ -67,6 +69,8 @@ pub enum Command {
     /// Run every rule's own test cases and print pass or fail per case, with what differed.
     /// Exit status 1 when a case fails or a rule does not load.
     Test(TestArgs),
+    /// Show the notifications waiting for delivery and re-queue dead letters.
+    Outbox(outbox::OutboxArgs),
 }
 
 /// Flags of `logwarden test`.
@@ -162,6 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => run_replay(args),
         Command::Check(args) => Ok(run_check(&args)),
         Command::Test(args) => run_test(&args),
+        Command::Outbox(args) => outbox::run(&args),
         Command::Generate(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match crate::generate::write_syslog(&mut out, args.lines, args.seed)

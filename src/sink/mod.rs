@@ -16,6 +16,8 @@ use serde::Deserialize;
 
 use crate::route::notification::Notification;
 
+pub mod outbox;
+
 /// A boxed future, so sinks of different kinds can sit behind one trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

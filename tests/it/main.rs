@@ -7,6 +7,7 @@ mod cloudtrail;
 mod corpus;
 mod crowdsec_hub;
 mod golden_sshd;
+mod outbox;
 mod panther_parity;
 mod props;
 mod replay_cli;

@@ -1,0 +1,54 @@
+//! Outbox cost per notification: `put` (a durable commit) then `delivered` (another), on a
+//! file in the system temp directory (set TMPDIR to measure another disk).
+// A bench that cannot set up or write should stop loudly, not measure something else.
+#![allow(clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use logwarden::route::notification::{Kind, Notification};
+use logwarden::rule::Severity;
+use logwarden::sink::outbox::Outbox;
+
+fn note(id: u64) -> Notification {
+    Notification {
+        id: format!("{id:016x}"),
+        sink: "webhook".to_owned(),
+        route: "default".to_owned(),
+        kind: Kind::New,
+        group: [("user.name".to_owned(), "alice".to_owned())].into(),
+        severity: Severity::High,
+        title: "ssh brute force from 203.0.113.7".to_owned(),
+        alerts: vec![serde_json::json!({
+            "rule": "ssh-brute-force", "severity": "high", "count": 12,
+            "group": {"source.ip": "203.0.113.7"},
+            "first_seen": "2026-11-23T09:00:00Z", "last_seen": "2026-11-23T09:01:00Z"
+        })],
+        suppressed: 0,
+        created: "2026-11-23T09:01:00Z".to_owned(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = Outbox::open(dir.path().join("state.redb")).expect("open outbox");
+    // A backlog, so the tables are not trivially small.
+    for i in 0..1_000u64 {
+        outbox.put(&note(u64::MAX - i), 0).expect("put");
+    }
+    let mut group = c.benchmark_group("outbox");
+    group.throughput(Throughput::Elements(1));
+    let mut next = 0u64;
+    group.bench_function("put_then_delivered", |b| {
+        b.iter(|| {
+            next += 1;
+            let n = note(next);
+            black_box(outbox.put(&n, next as i64).expect("put"));
+            black_box(outbox.delivered(&n.id).expect("delivered"));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,85 @@
+//! `logwarden outbox`: show the notifications waiting for delivery and re-queue dead letters.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::sink::outbox::Outbox;
+
+/// Flags of `logwarden outbox`.
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// What to do with the outbox.
+    #[command(subcommand)]
+    pub action: OutboxAction,
+}
+
+/// The `outbox` subcommands. Both open the state file, which redb locks: run them while the
+/// daemon is stopped.
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Print one line per pending notification (id, sink, attempts, next attempt, last error),
+    /// then one per dead letter (id, sink, attempts, error).
+    List {
+        /// The state database file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
+    /// Move dead letters back to pending, attempts reset, due at once: the one with ID, or all.
+    Retry {
+        /// The state database file.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// The notification id (default: every dead letter).
+        id: Option<String>,
+    },
+}
+
+/// Runs `logwarden outbox ...`.
+pub fn run(args: &OutboxArgs) -> anyhow::Result<ExitCode> {
+    match &args.action {
+        OutboxAction::List { state } => {
+            let outbox = Outbox::open(state)?;
+            let mut out = std::io::stdout().lock();
+            for p in outbox.pending_list()? {
+                let n = &p.notification;
+                writeln!(
+                    out,
+                    "pending {} sink={} attempts={} next={} last_error={}",
+                    n.id,
+                    n.sink,
+                    p.attempts,
+                    time(p.next_attempt_ns),
+                    p.last_error.as_deref().unwrap_or("-")
+                )?;
+            }
+            for d in outbox.dead_list()? {
+                let n = &d.notification;
+                writeln!(
+                    out,
+                    "dead    {} sink={} attempts={} dead_at={} error={}",
+                    n.id,
+                    n.sink,
+                    d.attempts,
+                    time(d.dead_at_ns),
+                    d.last_error
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxAction::Retry { state, id } => {
+            let outbox = Outbox::open(state)?;
+            let moved = outbox.retry_dead(id.as_deref())?;
+            println!("{moved} dead letter{} re-queued", if moved == 1 { "" } else { "s" });
+            // Naming an id that is not dead is most likely a typo: say so in the exit status.
+            Ok(if id.is_some() && moved == 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+/// RFC 3339 UTC to the second.
+fn time(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

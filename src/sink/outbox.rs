@@ -1,0 +1,953 @@
+//! The outbox: notifications persisted before delivery, retried with backoff, dead-lettered when
+//! the retry budget is spent, and removed only once a sink accepted them.
+//!
+//! Tables in one redb file:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `outbox_pending` | notification id | record (JSON, tagged `version`) |
+//! | `outbox_dead` | notification id | record |
+//! | `outbox_by_time` | (next attempt ns, id) | () |
+//! | `outbox_by_sink` | (sink, next attempt ns, id) | () |
+//!
+//! The two index tables exist so that finding what is due is a range scan, not a walk over every
+//! pending record: `by_sink` for the per-sink delivery tasks, `by_time` for [`Outbox::due`]. Every
+//! write touches the record and its index entries in one transaction, so they never disagree.
+//!
+//! The API is synchronous: each call is one short redb transaction (a commit is one fsync). The
+//! delivery loop ([`deliver`]) runs them on tokio's blocking pool, because an fsync can take
+//! milliseconds on a busy disk, and on a two-core runtime blocking a worker that long would stall
+//! the other sinks' tasks, which is what one task per sink is meant to prevent.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::route::notification::Notification;
+use crate::sink::{Sink, SinkError};
+
+const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_pending");
+const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_dead");
+const BY_TIME: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_by_time");
+const BY_SINK: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("outbox_by_sink");
+
+/// Why an outbox operation failed. Every variant names the database file.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    /// The database could not be opened, read or written.
+    #[error("{}: outbox database: {source}", path.display())]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// What redb said.
+        source: redb::Error,
+    },
+    /// A stored record does not decode (written by a newer version, or damaged).
+    #[error("{}: outbox record {id}: {source}", path.display())]
+    Record {
+        /// The database file.
+        path: PathBuf,
+        /// The notification id.
+        id: String,
+        /// What the decoder said.
+        source: serde_json::Error,
+    },
+    /// `failed` was called for an id that is not pending (already delivered or dead).
+    #[error("{}: outbox has no pending notification {id}", path.display())]
+    NotPending {
+        /// The database file.
+        path: PathBuf,
+        /// The notification id.
+        id: String,
+    },
+}
+
+impl OutboxError {
+    /// A fixed label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutboxError::Db { .. } => "db",
+            OutboxError::Record { .. } => "record",
+            OutboxError::NotPending { .. } => "not_pending",
+        }
+    }
+}
+
+/// Errors inside one operation, before the path is attached at the public boundary.
+enum Fail {
+    Db(redb::Error),
+    Record(String, serde_json::Error),
+    NotPending(String),
+}
+
+macro_rules! fail_from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Fail {
+            fn from(e: $t) -> Self {
+                Fail::Db(e.into())
+            }
+        }
+    )*};
+}
+fail_from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// How failed deliveries are retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delivery attempts in all, the first included; the notification goes dead after this many
+    /// retriable failures.
+    pub attempts: u32,
+    /// Delay ceiling after the first failure; it doubles with each further failure.
+    pub base: Duration,
+    /// Largest delay ceiling.
+    pub max: Duration,
+    /// How long one `send` may take before it counts as a retriable failure, so a sink that
+    /// hangs still gets its notifications retried and the loop can stop.
+    pub send_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts, 1 s doubling to at most 5 min (about 8 minutes in all before a notification
+    /// goes dead), 30 s per send.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 8,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            send_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay ceiling after `failures` failed attempts (1 for the first):
+    /// `min(max, base * 2^(failures - 1))`.
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
+    /// The delay before the next attempt after `failures` failed attempts, with equal jitter:
+    /// uniform in `[ceiling / 2, ceiling]`.
+    ///
+    /// Equal rather than full jitter: full jitter can draw a delay near zero and hit a receiver
+    /// that just failed again at once; half the ceiling is always waited, and the other half
+    /// still spreads out the retries of many notifications that failed together.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let ceiling = u64::try_from(self.ceiling(failures).as_nanos()).unwrap_or(u64::MAX);
+        let half = ceiling / 2;
+        Duration::from_nanos(half + rand::random_range(0..=ceiling - half))
+    }
+}
+
+/// A notification waiting to be delivered.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    /// The notification.
+    pub notification: Notification,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When it is due (ns since the Unix epoch).
+    pub next_attempt_ns: i64,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// A notification that will not be retried unless an operator asks for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    /// The notification.
+    pub notification: Notification,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why the last attempt failed.
+    pub last_error: String,
+    /// When it went dead (ns since the Unix epoch).
+    pub dead_at_ns: i64,
+}
+
+/// What became of a failed notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// It stays pending and is due again at this time (ns since the Unix epoch).
+    Retry {
+        /// The next attempt.
+        at_ns: i64,
+    },
+    /// It moved to the dead letters.
+    Dead,
+}
+
+/// The stored form; a format change is a new variant, so old files stay readable.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "version")]
+enum Stored {
+    #[serde(rename = "1")]
+    V1 {
+        notification: Notification,
+        attempts: u32,
+        next_attempt_ns: i64,
+        last_error: Option<String>,
+        dead_at_ns: Option<i64>,
+    },
+}
+
+/// A decoded record, whichever version it was stored as.
+struct Record {
+    notification: Notification,
+    attempts: u32,
+    next_attempt_ns: i64,
+    last_error: Option<String>,
+    dead_at_ns: Option<i64>,
+}
+
+impl Record {
+    fn encode(&self) -> Vec<u8> {
+        let stored = Stored::V1 {
+            notification: self.notification.clone(),
+            attempts: self.attempts,
+            next_attempt_ns: self.next_attempt_ns,
+            last_error: self.last_error.clone(),
+            dead_at_ns: self.dead_at_ns,
+        };
+        // Serializing plain structs, strings and `serde_json::Value`s to a Vec cannot fail:
+        // every map key is a string and there is no I/O.
+        serde_json::to_vec(&stored).unwrap_or_default()
+    }
+
+    fn decode(id: &str, bytes: &[u8]) -> Result<Record, Fail> {
+        match serde_json::from_slice(bytes) {
+            Ok(Stored::V1 { notification, attempts, next_attempt_ns, last_error, dead_at_ns }) => {
+                Ok(Record { notification, attempts, next_attempt_ns, last_error, dead_at_ns })
+            }
+            Err(e) => Err(Fail::Record(id.to_owned(), e)),
+        }
+    }
+
+    fn pending(self) -> Pending {
+        Pending {
+            notification: self.notification,
+            attempts: self.attempts,
+            next_attempt_ns: self.next_attempt_ns,
+            last_error: self.last_error,
+        }
+    }
+}
+
+/// Notifications not yet accepted by their sink, in a redb database file.
+pub struct Outbox {
+    db: Arc<Database>,
+    path: PathBuf,
+    /// Bumped by every `put` and `retry_dead`, so idle delivery tasks wake at once instead of
+    /// at their next poll.
+    wake: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// Opens (creating if needed) the database file at `path`. Fails if another process has it
+    /// open: redb locks the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Outbox, OutboxError> {
+        let path = path.as_ref().to_path_buf();
+        match Database::create(&path) {
+            Ok(db) => Outbox::with_database(Arc::new(db), path),
+            Err(e) => Err(OutboxError::Db { path, source: e.into() }),
+        }
+    }
+
+    /// Uses an already open database (the daemon's one state file); `path` is only for
+    /// messages. Creates the outbox tables if they are missing.
+    pub fn with_database(db: Arc<Database>, path: PathBuf) -> Result<Outbox, OutboxError> {
+        let outbox = Outbox { db, path, wake: tokio::sync::watch::Sender::new(0) };
+        // Creating the tables up front lets read transactions open them without a
+        // table-missing case.
+        outbox.write(|txn| {
+            txn.open_table(PENDING)?;
+            txn.open_table(DEAD)?;
+            txn.open_table(BY_TIME)?;
+            txn.open_table(BY_SINK)?;
+            Ok(())
+        })?;
+        Ok(outbox)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, f: Fail) -> OutboxError {
+        let path = self.path.clone();
+        match f {
+            Fail::Db(source) => OutboxError::Db { path, source },
+            Fail::Record(id, source) => OutboxError::Record { path, id, source },
+            Fail::NotPending(id) => OutboxError::NotPending { path, id },
+        }
+    }
+
+    /// Runs `f` in a write transaction and commits it (durably: redb's default fsyncs).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, Fail>,
+    ) -> Result<T, OutboxError> {
+        let run = || {
+            let txn = self.db.begin_write()?;
+            let out = f(&txn)?;
+            txn.commit()?;
+            Ok(out)
+        };
+        run().map_err(|e| self.error(e))
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&redb::ReadTransaction) -> Result<T, Fail>,
+    ) -> Result<T, OutboxError> {
+        let run = || {
+            let txn = self.db.begin_read()?;
+            f(&txn)
+        };
+        run().map_err(|e| self.error(e))
+    }
+
+    /// Queues `n`, due at `now_ns`; committed to disk before it returns. Returns false, and
+    /// changes nothing, when a notification with this id is already pending or dead, so a
+    /// restart that routes the same alert again does not queue it twice. (A delivered id is
+    /// forgotten; the router's committed dedup state keeps it from being routed again, and the
+    /// receiver's idempotency key covers the rest.)
+    pub fn put(&self, n: &Notification, now_ns: i64) -> Result<bool, OutboxError> {
+        let added = self.write(|txn| {
+            let mut pending = txn.open_table(PENDING)?;
+            let dead = txn.open_table(DEAD)?;
+            if pending.get(n.id.as_str())?.is_some() || dead.get(n.id.as_str())?.is_some() {
+                return Ok(false);
+            }
+            let record = Record {
+                notification: n.clone(),
+                attempts: 0,
+                next_attempt_ns: now_ns,
+                last_error: None,
+                dead_at_ns: None,
+            };
+            pending.insert(n.id.as_str(), record.encode().as_slice())?;
+            txn.open_table(BY_TIME)?.insert((now_ns, n.id.as_str()), ())?;
+            txn.open_table(BY_SINK)?.insert((n.sink.as_str(), now_ns, n.id.as_str()), ())?;
+            Ok(true)
+        })?;
+        if added {
+            self.wake.send_modify(|g| *g = g.wrapping_add(1));
+        }
+        Ok(added)
+    }
+
+    /// Up to `limit` pending notifications due at `now_ns`, earliest first, of every sink.
+    pub fn due(&self, now_ns: i64, limit: usize) -> Result<Vec<Pending>, OutboxError> {
+        self.read(|txn| {
+            let index = txn.open_table(BY_TIME)?;
+            let pending = txn.open_table(PENDING)?;
+            let mut out = Vec::new();
+            for entry in index.range((i64::MIN, "")..(now_ns.saturating_add(1), ""))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, _) = entry?;
+                let (_, id) = key.value();
+                if let Some(bytes) = pending.get(id)? {
+                    out.push(Record::decode(id, bytes.value())?.pending());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Up to `limit` pending notifications of `sink` due at `now_ns`, earliest first.
+    pub fn due_for(
+        &self,
+        sink: &str,
+        now_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<Pending>, OutboxError> {
+        self.read(|txn| {
+            let index = txn.open_table(BY_SINK)?;
+            let pending = txn.open_table(PENDING)?;
+            let mut out = Vec::new();
+            for entry in index.range((sink, i64::MIN, "")..(sink, now_ns.saturating_add(1), ""))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (key, _) = entry?;
+                let (_, _, id) = key.value();
+                if let Some(bytes) = pending.get(id)? {
+                    out.push(Record::decode(id, bytes.value())?.pending());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// When the earliest pending notification of `sink` is due, if it has any.
+    pub fn next_due_for(&self, sink: &str) -> Result<Option<i64>, OutboxError> {
+        self.read(|txn| {
+            let index = txn.open_table(BY_SINK)?;
+            let first = index.range((sink, i64::MIN, "")..)?.next();
+            match first {
+                Some(entry) => {
+                    let (key, _) = entry?;
+                    let (s, at, _) = key.value();
+                    Ok(if s == sink { Some(at) } else { None })
+                }
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Removes a pending notification its sink accepted. Returns false when it was not pending.
+    pub fn delivered(&self, id: &str) -> Result<bool, OutboxError> {
+        self.write(|txn| {
+            let mut pending = txn.open_table(PENDING)?;
+            let Some(record) = take(&mut pending, id)? else {
+                return Ok(false);
+            };
+            unindex(txn, &record, id)?;
+            Ok(true)
+        })
+    }
+
+    /// Records a failed attempt: a permanent error, or a retriable one that spends the last of
+    /// `policy.attempts`, moves it to the dead letters; otherwise it is due again after the
+    /// policy's jittered backoff.
+    pub fn failed(
+        &self,
+        id: &str,
+        now_ns: i64,
+        err: &SinkError,
+        policy: &RetryPolicy,
+    ) -> Result<Disposition, OutboxError> {
+        self.write(|txn| {
+            let mut pending = txn.open_table(PENDING)?;
+            let Some(mut record) = take(&mut pending, id)? else {
+                return Err(Fail::NotPending(id.to_owned()));
+            };
+            unindex(txn, &record, id)?;
+            record.attempts = record.attempts.saturating_add(1);
+            record.last_error = Some(err.to_string());
+            if !err.is_retriable() || record.attempts >= policy.attempts {
+                record.dead_at_ns = Some(now_ns);
+                txn.open_table(DEAD)?.insert(id, record.encode().as_slice())?;
+                return Ok(Disposition::Dead);
+            }
+            let delay = i64::try_from(policy.delay(record.attempts).as_nanos()).unwrap_or(i64::MAX);
+            let at_ns = now_ns.saturating_add(delay);
+            record.next_attempt_ns = at_ns;
+            pending.insert(id, record.encode().as_slice())?;
+            reindex(txn, &record, id)?;
+            Ok(Disposition::Retry { at_ns })
+        })
+    }
+
+    /// How many notifications are pending.
+    pub fn pending_len(&self) -> Result<u64, OutboxError> {
+        self.read(|txn| Ok(txn.open_table(PENDING)?.len()?))
+    }
+
+    /// Every pending notification, earliest due first.
+    pub fn pending_list(&self) -> Result<Vec<Pending>, OutboxError> {
+        self.due(i64::MAX, usize::MAX)
+    }
+
+    /// Every dead letter, in id order.
+    pub fn dead_list(&self) -> Result<Vec<DeadLetter>, OutboxError> {
+        self.read(|txn| {
+            let dead = txn.open_table(DEAD)?;
+            let mut out = Vec::new();
+            for entry in dead.iter()? {
+                let (id, bytes) = entry?;
+                let r = Record::decode(id.value(), bytes.value())?;
+                out.push(DeadLetter {
+                    notification: r.notification,
+                    attempts: r.attempts,
+                    last_error: r.last_error.unwrap_or_default(),
+                    dead_at_ns: r.dead_at_ns.unwrap_or_default(),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// Moves dead letters (all, or the one with `id`) back to pending with their attempts reset,
+    /// due at once (next attempt 0, so they go ahead of anything queued meanwhile: an operator
+    /// asked for them). Returns how many moved.
+    pub fn retry_dead(&self, id: Option<&str>) -> Result<usize, OutboxError> {
+        let moved = self.write(|txn| {
+            let mut dead = txn.open_table(DEAD)?;
+            let ids: Vec<String> = match id {
+                Some(id) => vec![id.to_owned()],
+                None => {
+                    let mut ids = Vec::new();
+                    for entry in dead.iter()? {
+                        ids.push(entry?.0.value().to_owned());
+                    }
+                    ids
+                }
+            };
+            let mut pending = txn.open_table(PENDING)?;
+            let mut moved = 0;
+            for id in &ids {
+                let Some(mut record) = take(&mut dead, id)? else {
+                    continue;
+                };
+                record.attempts = 0;
+                record.next_attempt_ns = 0;
+                record.dead_at_ns = None;
+                pending.insert(id.as_str(), record.encode().as_slice())?;
+                reindex(txn, &record, id)?;
+                moved += 1;
+            }
+            Ok(moved)
+        })?;
+        if moved > 0 {
+            self.wake.send_modify(|g| *g = g.wrapping_add(1));
+        }
+        Ok(moved)
+    }
+}
+
+/// Removes `id` from `table` and decodes what was there.
+fn take(table: &mut redb::Table<&str, &[u8]>, id: &str) -> Result<Option<Record>, Fail> {
+    match table.remove(id)? {
+        Some(bytes) => Ok(Some(Record::decode(id, bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+fn unindex(txn: &redb::WriteTransaction, r: &Record, id: &str) -> Result<(), Fail> {
+    txn.open_table(BY_TIME)?.remove((r.next_attempt_ns, id))?;
+    txn.open_table(BY_SINK)?.remove((r.notification.sink.as_str(), r.next_attempt_ns, id))?;
+    Ok(())
+}
+
+fn reindex(txn: &redb::WriteTransaction, r: &Record, id: &str) -> Result<(), Fail> {
+    txn.open_table(BY_TIME)?.insert((r.next_attempt_ns, id), ())?;
+    txn.open_table(BY_SINK)?.insert((r.notification.sink.as_str(), r.next_attempt_ns, id), ())?;
+    Ok(())
+}
+
+/// The time source of the delivery loop, in ns since the Unix epoch; injected so tests can
+/// control it. Any `Fn() -> i64` closure is one.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now_ns(&self) -> i64;
+}
+
+impl<F: Fn() -> i64 + Send + Sync + 'static> Clock for F {
+    fn now_ns(&self) -> i64 {
+        self()
+    }
+}
+
+/// The wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ns(&self) -> i64 {
+        let since =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+/// What the delivery loop did for one sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Notifications the sink accepted.
+    pub delivered: u64,
+    /// Failed attempts that were scheduled again.
+    pub retried: u64,
+    /// Notifications moved to the dead letters.
+    pub dead: u64,
+}
+
+/// How many due notifications a sink task takes per read. Small, so a shutdown or a newly due
+/// retry is noticed soon; each one is still sent and recorded before the next.
+const BATCH: usize = 32;
+
+/// The longest a sink task sleeps without looking again, in case a notification became due in
+/// a way no wake-up announced (a clock jump, another writer).
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+/// How long to wait after the outbox itself failed (disk full, I/O error) before trying again.
+const OUTBOX_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Delivers the outbox's notifications until `shutdown` turns true (or its sender is dropped),
+/// one task per sink so a slow or failing sink never delays another. Each task sends its due
+/// notifications one at a time, then records `delivered` or `failed`; on shutdown it stops after
+/// the attempt in flight. Notifications for a sink not in `sinks` stay pending.
+///
+/// Delivery is at least once: a crash between a sink's acceptance and `delivered` sends that
+/// notification again after restart, with the same id for the receiver to drop it.
+pub async fn deliver(
+    outbox: Arc<Outbox>,
+    sinks: HashMap<String, Arc<dyn Sink>>,
+    policy: RetryPolicy,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    clock: Arc<dyn Clock>,
+) -> HashMap<String, DeliveryStats> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (name, sink) in sinks {
+        let task = SinkTask {
+            outbox: outbox.clone(),
+            name,
+            sink,
+            policy: policy.clone(),
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+        };
+        tasks.spawn(task.run());
+    }
+    let mut stats = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((name, s)) => {
+                stats.insert(name, s);
+            }
+            Err(e) => eprintln!("outbox: a delivery task ended abnormally: {e}"),
+        }
+    }
+    stats
+}
+
+struct SinkTask {
+    outbox: Arc<Outbox>,
+    name: String,
+    sink: Arc<dyn Sink>,
+    policy: RetryPolicy,
+    clock: Arc<dyn Clock>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl SinkTask {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
+    }
+
+    /// Runs an outbox call on the blocking pool (see the module docs for why).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, String> {
+        let outbox = self.outbox.clone();
+        match tokio::task::spawn_blocking(move || f(&outbox)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("outbox call panicked: {e}")),
+        }
+    }
+
+    async fn run(mut self) -> (String, DeliveryStats) {
+        let mut stats = DeliveryStats::default();
+        let mut wake = self.outbox.wake.subscribe();
+        while !self.stopping() {
+            // Marking the wake-ups seen before reading means a `put` after the read still
+            // wakes the sleep below.
+            wake.borrow_and_update();
+            let now = self.clock.now_ns();
+            let name = self.name.clone();
+            let batch = match self.blocking(move |o| o.due_for(&name, now, BATCH)).await {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("outbox: sink {}: reading due notifications failed: {e}", self.name);
+                    self.idle(&mut wake, OUTBOX_ERROR_PAUSE).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                let name = self.name.clone();
+                let pause = match self.blocking(move |o| o.next_due_for(&name)).await {
+                    Ok(Some(at)) => {
+                        let wait = at.saturating_sub(self.clock.now_ns()).max(0);
+                        Duration::from_nanos(u64::try_from(wait).unwrap_or(0)).min(MAX_IDLE)
+                    }
+                    Ok(None) => MAX_IDLE,
+                    Err(e) => {
+                        eprintln!("outbox: sink {}: reading the schedule failed: {e}", self.name);
+                        OUTBOX_ERROR_PAUSE
+                    }
+                };
+                self.idle(&mut wake, pause).await;
+                continue;
+            }
+            for item in batch {
+                if self.stopping() {
+                    break;
+                }
+                self.attempt(item, &mut stats).await;
+            }
+        }
+        (self.name, stats)
+    }
+
+    /// Sleeps up to `pause`, waking early for a new notification or shutdown.
+    async fn idle(&mut self, wake: &mut tokio::sync::watch::Receiver<u64>, pause: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = wake.changed() => {}
+            _ = self.shutdown.changed() => {}
+        }
+    }
+
+    async fn attempt(&self, item: Pending, stats: &mut DeliveryStats) {
+        let n = item.notification;
+        let sent = match tokio::time::timeout(self.policy.send_timeout, self.sink.send(&n)).await {
+            Ok(result) => result,
+            Err(_) => Err(SinkError::Retriable(format!(
+                "no answer within {}",
+                humantime::format_duration(self.policy.send_timeout)
+            ))),
+        };
+        let id = n.id.clone();
+        match sent {
+            Ok(()) => match self.blocking(move |o| o.delivered(&id)).await {
+                Ok(_) => stats.delivered += 1,
+                // The sink has it, the outbox does not know: it will be sent again, and the
+                // receiver can drop it by its idempotency key.
+                Err(e) => eprintln!(
+                    "outbox: sink {}: notification {} delivered but not recorded: {e}",
+                    self.name, n.id
+                ),
+            },
+            Err(err) => {
+                let now = self.clock.now_ns();
+                let policy = self.policy.clone();
+                let error = err.clone();
+                match self.blocking(move |o| o.failed(&id, now, &error, &policy)).await {
+                    Ok(Disposition::Retry { .. }) => stats.retried += 1,
+                    Ok(Disposition::Dead) => {
+                        stats.dead += 1;
+                        eprintln!(
+                            "outbox: sink {}: notification {} is dead after {} attempt{}: {err}",
+                            self.name,
+                            n.id,
+                            item.attempts + 1,
+                            if item.attempts == 0 { "" } else { "s" }
+                        );
+                    }
+                    Err(e) => eprintln!(
+                        "outbox: sink {}: notification {} failed ({err}) and recording it \
+                         failed: {e}",
+                        self.name, n.id
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::route::notification::Kind;
+    use crate::rule::Severity;
+
+    fn note(id: &str, sink: &str) -> Notification {
+        Notification {
+            id: id.to_owned(),
+            sink: sink.to_owned(),
+            route: "default".to_owned(),
+            kind: Kind::New,
+            group: Default::default(),
+            severity: Severity::High,
+            title: format!("alert {id}"),
+            alerts: vec![serde_json::json!({"rule": "ssh-brute-force", "count": 5})],
+            suppressed: 0,
+            created: "2026-11-23T09:00:00Z".to_owned(),
+        }
+    }
+
+    fn policy(attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            attempts,
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn open() -> (tempfile::TempDir, Outbox) {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::open(dir.path().join("state.redb")).unwrap();
+        (dir, outbox)
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    #[test]
+    fn put_due_delivered() {
+        let (_dir, o) = open();
+        assert!(o.put(&note("b", "slack"), 20).unwrap());
+        assert!(o.put(&note("a", "slack"), 10).unwrap());
+        assert!(o.put(&note("c", "email"), 30).unwrap());
+        assert_eq!(o.pending_len().unwrap(), 3);
+        let ids = |v: Vec<Pending>| v.into_iter().map(|p| p.notification.id).collect::<Vec<_>>();
+        assert_eq!(ids(o.due(25, 10).unwrap()), ["a", "b"]);
+        assert_eq!(ids(o.due(100, 10).unwrap()), ["a", "b", "c"]);
+        assert_eq!(ids(o.due(100, 1).unwrap()), ["a"]);
+        assert_eq!(ids(o.due(5, 10).unwrap()), Vec::<String>::new());
+        assert_eq!(ids(o.due_for("slack", 100, 10).unwrap()), ["a", "b"]);
+        assert_eq!(ids(o.due_for("email", 100, 10).unwrap()), ["c"]);
+        assert_eq!(o.next_due_for("email").unwrap(), Some(30));
+        assert_eq!(o.next_due_for("webhook").unwrap(), None);
+        let first = &o.due(100, 1).unwrap()[0];
+        assert_eq!(first.notification, note("a", "slack"));
+        assert_eq!(
+            (first.attempts, first.next_attempt_ns, first.last_error.clone()),
+            (0, 10, None)
+        );
+
+        assert!(o.delivered("a").unwrap());
+        assert!(!o.delivered("a").unwrap());
+        assert_eq!(ids(o.due(100, 10).unwrap()), ["b", "c"]);
+        assert_eq!(ids(o.due_for("slack", 100, 10).unwrap()), ["b"]);
+        assert_eq!(o.pending_len().unwrap(), 2);
+    }
+
+    #[test]
+    fn put_same_id_twice_queues_once() {
+        let (_dir, o) = open();
+        assert!(o.put(&note("a", "slack"), 10).unwrap());
+        assert!(!o.put(&note("a", "slack"), 50).unwrap());
+        assert_eq!(o.pending_len().unwrap(), 1);
+        assert_eq!(o.due(100, 10).unwrap()[0].next_attempt_ns, 10);
+        // A dead letter with that id also blocks a second copy.
+        o.failed("a", 20, &SinkError::Permanent("400".into()), &policy(3)).unwrap();
+        assert!(!o.put(&note("a", "slack"), 60).unwrap());
+        assert_eq!(o.pending_len().unwrap(), 0);
+    }
+
+    #[test]
+    fn backoff_doubles_within_equal_jitter_bounds() {
+        let (_dir, o) = open();
+        let p = policy(20);
+        o.put(&note("a", "slack"), 0).unwrap();
+        let mut now = 0;
+        for failures in 1..=10u32 {
+            let d = o.failed("a", now, &SinkError::Retriable("503".into()), &p).unwrap();
+            let Disposition::Retry { at_ns } = d else { panic!("{d:?}") };
+            // base 1 s doubling: 1, 2, 4, ... 32, then capped at max = 60 s.
+            let ceiling = (SEC << (failures - 1)).min(60 * SEC);
+            assert_eq!(p.ceiling(failures).as_nanos() as i64, ceiling);
+            let delay = at_ns - now;
+            assert!(delay >= ceiling / 2 && delay <= ceiling, "{failures}: {delay} vs {ceiling}");
+            let item = &o.due(at_ns, 10).unwrap()[0];
+            assert_eq!(item.attempts, failures);
+            assert_eq!(item.next_attempt_ns, at_ns);
+            assert_eq!(item.last_error.as_deref(), Some("temporary failure: 503"));
+            assert!(o.due(at_ns - 1, 10).unwrap().is_empty());
+            now = at_ns;
+        }
+        // Huge failure counts saturate instead of overflowing.
+        assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn permanent_failure_goes_dead_at_once() {
+        let (_dir, o) = open();
+        o.put(&note("a", "slack"), 0).unwrap();
+        let d = o.failed("a", 5, &SinkError::Permanent("400 bad request".into()), &policy(5));
+        assert_eq!(d.unwrap(), Disposition::Dead);
+        assert_eq!(o.pending_len().unwrap(), 0);
+        assert!(o.due(i64::MAX, 10).unwrap().is_empty());
+        let dead = o.dead_list().unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].notification.id, "a");
+        assert_eq!(dead[0].attempts, 1);
+        assert_eq!(dead[0].last_error, "permanent failure: 400 bad request");
+        assert_eq!(dead[0].dead_at_ns, 5);
+        assert!(matches!(
+            o.failed("a", 6, &SinkError::Permanent("x".into()), &policy(5)),
+            Err(OutboxError::NotPending { .. })
+        ));
+    }
+
+    #[test]
+    fn spent_retry_budget_goes_dead() {
+        let (_dir, o) = open();
+        o.put(&note("a", "slack"), 0).unwrap();
+        let e = SinkError::Retriable("timeout".into());
+        let p = policy(3);
+        assert!(matches!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Retry { .. }));
+        assert!(matches!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Retry { .. }));
+        assert_eq!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Dead);
+        assert_eq!(o.pending_len().unwrap(), 0);
+        let dead = o.dead_list().unwrap();
+        assert_eq!(
+            (dead[0].attempts, dead[0].last_error.as_str()),
+            (3, "temporary failure: timeout")
+        );
+    }
+
+    #[test]
+    fn retry_dead_requeues_with_attempts_reset() {
+        let (_dir, o) = open();
+        for id in ["a", "b", "c"] {
+            o.put(&note(id, "slack"), 100).unwrap();
+            o.failed(id, 100, &SinkError::Permanent("403".into()), &policy(3)).unwrap();
+        }
+        assert_eq!(o.retry_dead(Some("b")).unwrap(), 1);
+        assert_eq!(o.retry_dead(Some("b")).unwrap(), 0);
+        assert_eq!(o.retry_dead(Some("nope")).unwrap(), 0);
+        let due = o.due(0, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].notification.id.as_str(), due[0].attempts), ("b", 0));
+        assert_eq!(due[0].last_error.as_deref(), Some("permanent failure: 403"));
+        assert_eq!(o.dead_list().unwrap().len(), 2);
+        assert_eq!(o.retry_dead(None).unwrap(), 2);
+        assert!(o.dead_list().unwrap().is_empty());
+        assert_eq!(o.pending_len().unwrap(), 3);
+        assert_eq!(o.due_for("slack", 0, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn pending_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let o = Outbox::open(&path).unwrap();
+            o.put(&note("a", "slack"), 10).unwrap();
+            o.put(&note("b", "slack"), 20).unwrap();
+            o.put(&note("c", "email"), 30).unwrap();
+            o.failed("b", 20, &SinkError::Retriable("503".into()), &policy(5)).unwrap();
+            o.failed("c", 30, &SinkError::Permanent("550".into()), &policy(5)).unwrap();
+        }
+        let o = Outbox::open(&path).unwrap();
+        assert_eq!(o.pending_len().unwrap(), 2);
+        let all = o.pending_list().unwrap();
+        assert_eq!(all[0].notification, note("a", "slack"));
+        assert_eq!((all[1].notification.id.as_str(), all[1].attempts), ("b", 1));
+        assert_eq!(o.dead_list().unwrap()[0].notification.id, "c");
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("state.redb");
+        let e = Outbox::open(&path).unwrap_err();
+        assert_eq!(e.kind(), "db");
+        assert!(e.to_string().contains("missing-dir/state.redb"), "{e}");
+    }
+}
