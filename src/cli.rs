@@ -13,6 +13,7 @@ use crate::replay::{Outputs, ReplayError, ReplayOptions, replay};
 use crate::rule::engine::RuleStats;
 use crate::rule::set::RuleSet;
 
+pub mod deliver;
 pub mod outbox;
 
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
@@ -88,9 +89,15 @@ pub struct TestArgs {
 /// Flags of `logwarden check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Directory of rule files (`*.yml`, `*.yaml`; several documents per file).
-    #[arg(long, default_value = "rules", value_name = "DIR")]
-    pub rules: PathBuf,
+    /// Directory of rule files (`*.yml`, `*.yaml`; several documents per file); default: the
+    /// config's `rules:`, else `rules`.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// Also validate this config (`logwarden.yml`): keys, durations, severities, that routes
+    /// and rate limits name existing sinks, that every `${VAR}` is set, and that rule ids in
+    /// routes and silences exist.
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Flags of `logwarden generate`.
@@ -150,9 +157,22 @@ pub struct ReplayArgs {
     /// `source.ip` for `travel` rules.
     #[arg(long, value_name = "FILE", requires = "rules")]
     pub geoip: Option<PathBuf>,
+    /// With `--rules`: send the alerts through this config's routes, silences and rate
+    /// limits to its sinks (Slack, email, webhooks...), by way of its outbox, as the daemon
+    /// would. The router's clock is the alerts' own time.
+    #[arg(short = 'c', long, value_name = "CONFIG", requires = "rules")]
+    pub config: Option<PathBuf>,
+    /// With `-c`: how long to keep delivering after the input ends; what is still pending
+    /// then stays in the outbox for the next run.
+    #[arg(long, default_value = "60s", value_parser = parse_wait, requires = "config")]
+    pub wait: std::time::Duration,
     /// Files to read (`-` for standard input); gzip is detected.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("bad duration `{s}`: {e}"))
 }
 
 fn parse_tz(s: &str) -> Result<chrono_tz::Tz, String> {
@@ -180,14 +200,46 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn run_check(args: &CheckArgs) -> ExitCode {
-    let dir = args.rules.display();
-    match crate::rule::load::load_dir(&args.rules) {
+    let mut failed = false;
+    let config = match &args.config {
+        None => None,
+        Some(path) => match crate::config::load(path) {
+            Ok(c) => {
+                println!(
+                    "{}: {} sink{}, {} route{}, {} silence{}",
+                    path.display(),
+                    c.spec.sinks.len(),
+                    plural(c.spec.sinks.len()),
+                    c.router.routes.len(),
+                    plural(c.router.routes.len()),
+                    c.router.silences.len(),
+                    plural(c.router.silences.len())
+                );
+                Some(c)
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{}: {} error{}", path.display(), errors.len(), plural(errors.len()));
+                failed = true;
+                None
+            }
+        },
+    };
+    let dir = args
+        .rules
+        .clone()
+        .or_else(|| config.as_ref().and_then(|c| c.spec.rules.clone()))
+        .unwrap_or_else(|| PathBuf::from("rules"));
+    let shown = dir.display();
+    match crate::rule::load::load_dir(&dir) {
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
             }
-            eprintln!("{}: {} error{}", dir, errors.len(), plural(errors.len()));
-            ExitCode::FAILURE
+            eprintln!("{}: {} error{}", shown, errors.len(), plural(errors.len()));
+            failed = true;
         }
         Ok(rules) => {
             let mut findings = 0;
@@ -197,15 +249,24 @@ fn run_check(args: &CheckArgs) -> ExitCode {
                     findings += 1;
                 }
             }
+            if let Some(c) = &config {
+                let ids: std::collections::HashSet<&str> =
+                    rules.iter().map(|r| r.id.as_str()).collect();
+                for finding in crate::config::lint_rule_ids(c, &ids) {
+                    eprintln!("{finding}");
+                    findings += 1;
+                }
+            }
             println!(
-                "{dir}: {} rule{} loaded, {findings} lint finding{}",
+                "{shown}: {} rule{} loaded, {findings} lint finding{}",
                 rules.len(),
                 plural(rules.len()),
                 plural(findings)
             );
-            if findings > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            failed |= findings > 0;
         }
     }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
 
 fn run_test(args: &TestArgs) -> anyhow::Result<ExitCode> {
@@ -257,6 +318,16 @@ fn run_test(args: &TestArgs) -> anyhow::Result<ExitCode> {
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// Loads a config, printing each of its errors; the error says how many there were.
+fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    crate::config::load(path).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{}: {} config error{}", path.display(), errors.len(), plural(errors.len()))
+    })
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
@@ -285,6 +356,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.geoip {
         opts.services.geo = Some(std::sync::Arc::new(crate::geo::Geo::open(path)?));
     }
+    let config = match &args.config {
+        Some(path) => Some(load_config(path)?),
+        None => None,
+    };
     if let Some(dir) = &args.rules {
         match crate::rule::load::load_dir(dir) {
             Ok(rules) => opts.rules = Some(std::sync::Arc::new(RuleSet::new(rules))),
@@ -311,10 +386,22 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let mut alert_out = JsonLines(std::io::stdout());
+    let mut routed = match (&config, &opts.rules) {
+        (Some(config), Some(rules)) => {
+            let tee: Box<dyn crate::alert::AlertSink> = Box::new(JsonLines(std::io::stdout()));
+            Some(deliver::start(config, rules.rules(), Some(tee))?)
+        }
+        _ => None,
+    };
+    let alerts: Option<&mut dyn crate::alert::AlertSink> = match (&mut routed, &opts.rules) {
+        (Some((dispatcher, _)), _) => Some(dispatcher),
+        (None, Some(_)) => Some(&mut alert_out),
+        (None, None) => None,
+    };
     let mut outputs = Outputs {
         events: if args.events { Some(&mut stdout) } else { None },
         dead_letter: dead_file.as_mut().map(|f| f as &mut (dyn Write + Send)),
-        alerts: if opts.rules.is_some() { Some(&mut alert_out) } else { None },
+        alerts,
     };
     let result = replay(&args.files, &opts, &mut outputs);
     match result {
@@ -325,6 +412,13 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
             if !report.rules.is_empty() {
                 let _ = writeln!(err, "{}", rules_summary(&report.rules));
+            }
+            if let Some((dispatcher, delivery)) = routed {
+                let summary = delivery.finish(dispatcher, args.wait)?;
+                let _ = writeln!(err, "{summary}");
+                if !summary.complete() {
+                    return Ok(ExitCode::FAILURE);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -10,6 +10,7 @@
 
 pub mod alert;
 pub mod cli;
+pub mod config;
 pub mod event;
 pub mod generate;
 pub mod geo;

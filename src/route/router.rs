@@ -557,12 +557,25 @@ impl Router {
         }
     }
 
+    /// The last word before the router stops (end of a replay, shutdown): the summaries of
+    /// what rate limits still hold, sent past the limit, since there is no later turn to wait
+    /// for and a count kept only in memory would be lost.
+    pub fn flush_held(&mut self, now: Timestamp, out: &mut Vec<Notification>) {
+        self.set_clock(now);
+        self.summaries(now, out, false);
+    }
+
     /// One summary per sink whose limit held alerts back, as soon as the limit allows.
     fn summarize(&mut self, now: Timestamp, out: &mut Vec<Notification>) {
+        self.summaries(now, out, true);
+    }
+
+    fn summaries(&mut self, now: Timestamp, out: &mut Vec<Notification>, limited: bool) {
         let sinks: Vec<String> =
             self.held.iter().filter(|(_, h)| h.count > 0).map(|(s, _)| s.clone()).collect();
         for sink in sinks {
-            if let Some(l) = self.limiters.get(&sink)
+            if limited
+                && let Some(l) = self.limiters.get(&sink)
                 && l.check().is_err()
             {
                 continue;
@@ -821,6 +834,26 @@ mod tests {
             none.ingest(&alert("r", Severity::Low, "192.0.2.1", 1), at(0), &mut Vec::new()),
             Decision::Unrouted
         );
+    }
+
+    #[test]
+    fn flush_held_sends_the_summary_a_slow_limit_still_holds() {
+        let mut cfg = RouterConfig { routes: vec![route("all", &["mail"])], ..Default::default() };
+        cfg.rate_limits
+            .insert("mail".into(), RateLimit { count: 1, per: Span::from_secs(3600), burst: 1 });
+        let mut r = Router::new(cfg);
+        let mut out = Vec::new();
+        for i in 0..3u8 {
+            r.ingest(&alert("r", Severity::High, &format!("192.0.2.{i}"), 1), at(0), &mut out);
+        }
+        r.tick(at(60), &mut out);
+        assert_eq!(out.len(), 1, "one within the limit, the other two held");
+        assert_eq!(r.stats().held_back, 2);
+        r.flush_held(at(61), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[1].kind, out[1].suppressed, out[1].alerts.len()), (Kind::Summary, 2, 2));
+        r.flush_held(at(62), &mut out);
+        assert_eq!(out.len(), 2, "nothing is summarized twice");
     }
 
     #[test]

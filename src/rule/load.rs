@@ -650,7 +650,7 @@ fn yaml_error(e: &serde_saphyr::Error, file: &str, rule_id: Option<String>) -> R
 
 /// serde-saphyr appends its own ` at line L, column C`; the variant prints the position first
 /// (as `file:line:column`), so the suffix would repeat it.
-fn strip_location(message: &str) -> String {
+pub(crate) fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),

@@ -29,6 +29,9 @@ pub enum TlsMode {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// At most so many notifications per period (the router enforces it).
+    #[serde(default)]
+    pub rate_limit: Option<super::RateLimitSpec>,
     /// The SMTP server's host name (also the name its certificate must carry).
     pub host: String,
     /// The port; the default follows `tls` (587, 465 or 25).
@@ -90,10 +93,10 @@ impl EmailSink {
         if let Some(p) = cfg.port {
             builder = builder.port(p);
         }
-        match (&cfg.username, &cfg.password) {
-            (Some(u), Some(p)) => {
-                builder = builder.credentials(Credentials::new(u.clone(), p.clone()))
-            }
+        // Empty counts as unset, so `${LOGWARDEN_SMTP_USERNAME:-}` turns AUTH off.
+        let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        match (set(&cfg.username), set(&cfg.password)) {
+            (Some(u), Some(p)) => builder = builder.credentials(Credentials::new(u, p)),
             (None, None) => {}
             _ => return Err(config_error(name, "set both `username` and `password`, or neither")),
         }
@@ -284,6 +287,7 @@ mod tests {
             to: vec!["soc@example.com".into()],
             subject_prefix: None,
             timeout: Some("5s".into()),
+            rate_limit: None,
         }
     }
 

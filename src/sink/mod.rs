@@ -66,6 +66,33 @@ pub enum SinkConfig {
     File(stream::FileConfig),
 }
 
+/// A sink's `rate_limit`: at most `count` notifications per `per`, `burst` at once. The router
+/// applies it (overflow is summarized there); the sink itself never sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSpec {
+    /// Notifications per `per`.
+    pub count: u32,
+    /// The period (`1m`).
+    pub per: String,
+    /// Most at once (default `count`).
+    #[serde(default)]
+    pub burst: Option<u32>,
+}
+
+impl SinkConfig {
+    /// The sink's `rate_limit`, if it has one.
+    pub fn rate_limit(&self) -> Option<&RateLimitSpec> {
+        match self {
+            SinkConfig::Webhook(c) => c.rate_limit.as_ref(),
+            SinkConfig::Slack(c) => c.rate_limit.as_ref(),
+            SinkConfig::Email(c) => c.rate_limit.as_ref(),
+            SinkConfig::Stdout(c) => c.rate_limit.as_ref(),
+            SinkConfig::File(c) => c.rate_limit.as_ref(),
+        }
+    }
+}
+
 /// Builds the sink named `name` from its config. Bad config (an unparseable URL, duration or
 /// address) is a `Permanent` error naming the sink.
 pub fn build(name: &str, cfg: &SinkConfig) -> Result<Arc<dyn Sink>, SinkError> {

@@ -331,25 +331,40 @@ impl Outbox {
     /// forgotten; the router's committed dedup state keeps it from being routed again, and the
     /// receiver's idempotency key covers the rest.)
     pub fn put(&self, n: &Notification, now_ns: i64) -> Result<bool, OutboxError> {
+        Ok(self.put_all(std::slice::from_ref(n), now_ns)? == 1)
+    }
+
+    /// Queues all of `ns` in one transaction (one disk sync for all), as [`Outbox::put`] does
+    /// each; returns how many were new.
+    pub fn put_all(&self, ns: &[Notification], now_ns: i64) -> Result<usize, OutboxError> {
+        if ns.is_empty() {
+            return Ok(0);
+        }
         let added = self.write(|txn| {
             let mut pending = txn.open_table(PENDING)?;
             let dead = txn.open_table(DEAD)?;
-            if pending.get(n.id.as_str())?.is_some() || dead.get(n.id.as_str())?.is_some() {
-                return Ok(false);
+            let mut by_time = txn.open_table(BY_TIME)?;
+            let mut by_sink = txn.open_table(BY_SINK)?;
+            let mut added = 0;
+            for n in ns {
+                if pending.get(n.id.as_str())?.is_some() || dead.get(n.id.as_str())?.is_some() {
+                    continue;
+                }
+                let record = Record {
+                    notification: n.clone(),
+                    attempts: 0,
+                    next_attempt_ns: now_ns,
+                    last_error: None,
+                    dead_at_ns: None,
+                };
+                pending.insert(n.id.as_str(), record.encode().as_slice())?;
+                by_time.insert((now_ns, n.id.as_str()), ())?;
+                by_sink.insert((n.sink.as_str(), now_ns, n.id.as_str()), ())?;
+                added += 1;
             }
-            let record = Record {
-                notification: n.clone(),
-                attempts: 0,
-                next_attempt_ns: now_ns,
-                last_error: None,
-                dead_at_ns: None,
-            };
-            pending.insert(n.id.as_str(), record.encode().as_slice())?;
-            txn.open_table(BY_TIME)?.insert((now_ns, n.id.as_str()), ())?;
-            txn.open_table(BY_SINK)?.insert((n.sink.as_str(), now_ns, n.id.as_str()), ())?;
-            Ok(true)
+            Ok(added)
         })?;
-        if added {
+        if added > 0 {
             self.wake.send_modify(|g| *g = g.wrapping_add(1));
         }
         Ok(added)
@@ -463,6 +478,44 @@ impl Outbox {
     /// How many notifications are pending.
     pub fn pending_len(&self) -> Result<u64, OutboxError> {
         self.read(|txn| Ok(txn.open_table(PENDING)?.len()?))
+    }
+
+    /// How many notifications are pending for `sink`.
+    pub fn pending_for(&self, sink: &str) -> Result<u64, OutboxError> {
+        self.read(|txn| {
+            let index = txn.open_table(BY_SINK)?;
+            let mut n = 0;
+            for entry in index.range((sink, i64::MIN, "")..=(sink, i64::MAX, "\u{10ffff}"))? {
+                entry?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Waits until no notification of `sinks` is pending (each delivered or dead) or `within`
+    /// has passed; returns how many are still pending. The delivery loop must be running.
+    pub async fn wait_drained(
+        self: &Arc<Self>,
+        sinks: &[String],
+        within: Duration,
+    ) -> Result<u64, OutboxError> {
+        let start = tokio::time::Instant::now();
+        let mut wake = self.wake.subscribe();
+        loop {
+            // A read transaction takes microseconds and never waits for a writer, so it runs
+            // here rather than on the blocking pool.
+            let left = sinks.iter().map(|s| self.pending_for(s)).sum::<Result<u64, _>>()?;
+            if left == 0 || start.elapsed() >= within {
+                return Ok(left);
+            }
+            // Deliveries do not bump the wake counter, so poll as well; 50 ms is short next to
+            // any network send and long next to the read.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = wake.changed() => {}
+            }
+        }
     }
 
     /// Every pending notification, earliest due first.

@@ -26,6 +26,9 @@ pub const URL_MAX: usize = 3000;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// At most so many notifications per period (the router enforces it).
+    #[serde(default)]
+    pub rate_limit: Option<super::RateLimitSpec>,
     /// The incoming webhook URL Slack gave (it is the credential: keep it in `${ENV}`).
     pub webhook_url: String,
     /// A link template for a button on each alert; `{fingerprint}` and `{rule.id}` are
@@ -318,6 +321,7 @@ mod tests {
             webhook_url: "https://hooks.slack.com/services/x".into(),
             link: Some("{fingerprint}".into()),
             timeout: None,
+            rate_limit: None,
         };
         assert!(SlackSink::new("s", &c).is_err());
     }

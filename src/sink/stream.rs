@@ -13,12 +13,19 @@ use crate::route::notification::Notification;
 /// `type: stdout` (no other keys).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StdoutConfig {}
+pub struct StdoutConfig {
+    /// At most so many notifications per period (the router enforces it).
+    #[serde(default)]
+    pub rate_limit: Option<super::RateLimitSpec>,
+}
 
 /// `type: file`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// At most so many notifications per period (the router enforces it).
+    #[serde(default)]
+    pub rate_limit: Option<super::RateLimitSpec>,
     /// The file to append to; it is created if missing, its directory is not.
     pub path: PathBuf,
 }
@@ -131,7 +138,8 @@ mod tests {
 
     #[test]
     fn missing_directory_is_named() {
-        let cfg = FileConfig { path: "/nonexistent-logwarden-dir/alerts.jsonl".into() };
+        let cfg =
+            FileConfig { path: "/nonexistent-logwarden-dir/alerts.jsonl".into(), rate_limit: None };
         let e = FileSink::new("out", &cfg).expect_err("no dir");
         assert!(!e.is_retriable());
         let s = e.to_string();
@@ -152,6 +160,6 @@ mod tests {
             suppressed: 0,
             created: "2026-11-23T09:05:01Z".into(),
         };
-        StdoutSink::new("s", &StdoutConfig {}).send(&n).await.expect("written");
+        StdoutSink::new("s", &StdoutConfig { rate_limit: None }).send(&n).await.expect("written");
     }
 }

@@ -21,6 +21,9 @@ pub const SIGNATURE: &str = "x-logwarden-signature";
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// At most so many notifications per period (the router enforces it).
+    #[serde(default)]
+    pub rate_limit: Option<super::RateLimitSpec>,
     /// Where to POST (`http` or `https`).
     pub url: String,
     /// Extra headers sent with every request (an `Authorization`, a tenant id).
@@ -66,7 +69,8 @@ impl WebhookSink {
         Ok(WebhookSink {
             url,
             headers,
-            secret: cfg.secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            // Empty means unset, so `${LOGWARDEN_WEBHOOK_SECRET:-}` turns signing off.
+            secret: cfg.secret.as_ref().filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()),
             client: http::client(name, timeout)?,
         })
     }
@@ -117,7 +121,13 @@ mod tests {
     use super::*;
 
     fn cfg(url: &str) -> Config {
-        Config { url: url.into(), headers: BTreeMap::new(), secret: None, timeout: None }
+        Config {
+            url: url.into(),
+            headers: BTreeMap::new(),
+            secret: None,
+            timeout: None,
+            rate_limit: None,
+        }
     }
 
     #[test]

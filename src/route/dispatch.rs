@@ -1,0 +1,121 @@
+//! From alerts to the outbox: the router's decisions made durable. Every notification the
+//! router makes is written to the outbox before anything else happens to it, so what the
+//! router decided survives a crash and a dead endpoint.
+
+use std::sync::Arc;
+
+use crate::alert::{Alert, AlertSink};
+use crate::event::Timestamp;
+use crate::route::notification::Notification;
+use crate::route::router::Router;
+use crate::sink::outbox::{Clock, Outbox, OutboxError};
+
+/// Routes alerts on their own time (the newest `last_seen` so far) and queues what the router
+/// sends in the outbox, due at once by `wall`. Passes each alert on to `tee` too (the JSON
+/// lines `replay` prints).
+pub struct Dispatcher {
+    router: Router,
+    outbox: Arc<Outbox>,
+    wall: Arc<dyn Clock>,
+    tee: Option<Box<dyn AlertSink>>,
+    now: Timestamp,
+    out: Vec<Notification>,
+    queued: u64,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("router", &self.router)
+            .field("queued", &self.queued)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher writing to `outbox`.
+    pub fn new(
+        router: Router,
+        outbox: Arc<Outbox>,
+        wall: Arc<dyn Clock>,
+        tee: Option<Box<dyn AlertSink>>,
+    ) -> Dispatcher {
+        Dispatcher {
+            router,
+            outbox,
+            wall,
+            tee,
+            now: Timestamp(i64::MIN),
+            out: Vec::new(),
+            queued: 0,
+        }
+    }
+
+    /// The router (its stats).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Notifications written to the outbox so far (ids already there not counted).
+    pub fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// The router's clock: the newest alert time seen.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Sends what is due at `now` (the clock never goes back) and queues it.
+    pub fn tick(&mut self, now: Timestamp) -> Result<(), OutboxError> {
+        self.now = self.now.max(now);
+        self.router.tick(self.now, &mut self.out);
+        self.persist()
+    }
+
+    /// Sends everything still held at `now`: due groups, then the rate limits' summaries past
+    /// their limit (see [`Router::flush_held`]). For the end of a run.
+    pub fn finish(&mut self, now: Timestamp) -> Result<(), OutboxError> {
+        self.now = self.now.max(now);
+        self.router.tick(self.now, &mut self.out);
+        self.router.flush_held(self.now, &mut self.out);
+        self.persist()
+    }
+
+    /// Routes one alert and queues what that makes due.
+    pub fn route(&mut self, a: &Alert) -> Result<(), OutboxError> {
+        self.now = self.now.max(a.last_seen);
+        // What came due between the previous alert and this one goes first, as the daemon's
+        // ticks would have sent it.
+        self.router.tick(self.now, &mut self.out);
+        self.router.ingest(a, self.now, &mut self.out);
+        self.persist()
+    }
+
+    fn persist(&mut self) -> Result<(), OutboxError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let added = self.outbox.put_all(&self.out, self.wall.now_ns())?;
+        self.queued += added as u64;
+        self.out.clear();
+        Ok(())
+    }
+}
+
+impl AlertSink for Dispatcher {
+    fn alert(&mut self, a: Alert) -> std::io::Result<()> {
+        self.route(&a).map_err(std::io::Error::other)?;
+        match &mut self.tee {
+            Some(t) => t.alert(a),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.tee {
+            Some(t) => t.flush(),
+            None => Ok(()),
+        }
+    }
+}
