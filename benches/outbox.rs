@@ -47,6 +47,20 @@ fn bench(c: &mut Criterion) {
             black_box(outbox.delivered(&n.id).expect("delivered"));
         })
     });
+    // The router hands the outbox what one alert or tick made due in one `put_all`: one
+    // commit for the lot (64 is a storm's tick, or one alert fanned out to many sinks).
+    group.throughput(Throughput::Elements(64));
+    group.bench_function("put_all_64", |b| {
+        b.iter(|| {
+            let batch: Vec<Notification> = (0..64)
+                .map(|_| {
+                    next += 1;
+                    note(next)
+                })
+                .collect();
+            black_box(outbox.put_all(&batch, next as i64).expect("put_all"));
+        })
+    });
     group.finish();
 }
 

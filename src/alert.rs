@@ -58,24 +58,46 @@ pub struct Explain {
 /// FNV-1a 64 over the rule id and the group: stable across runs, builds and machines (unlike
 /// the standard hasher), and cheap.
 pub fn fingerprint(rule_id: &str, group: &[(String, String)]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
-    feed(rule_id.as_bytes());
+    let mut h = Fnv::new();
+    h.feed(rule_id.as_bytes());
     for (k, v) in group {
         // Separators keep ("ab","c") and ("a","bc") apart.
-        feed(&[0x1e]);
-        feed(k.as_bytes());
-        feed(&[0x1f]);
-        feed(v.as_bytes());
+        h.feed(&[0x1e]);
+        h.feed(k.as_bytes());
+        h.feed(&[0x1f]);
+        h.feed(v.as_bytes());
     }
-    h
+    h.finish()
+}
+
+/// FNV-1a, 64 bit: stable across runs, builds and hosts, unlike the std hashers' seeds.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv(u64);
+
+impl Fnv {
+    /// The offset basis.
+    pub fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    /// Mixes in `bytes`.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash so far.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv::new()
+    }
 }
 
 /// Renders `{field}` and `{count}` placeholders: a group field's value first, else the
@@ -226,6 +248,10 @@ mod tests {
 pub trait AlertSink: Send {
     /// Takes one alert.
     fn alert(&mut self, a: Alert) -> std::io::Result<()>;
+    /// Takes one alert someone else keeps (a copy unless the sink only reads it).
+    fn alert_ref(&mut self, a: &Alert) -> std::io::Result<()> {
+        self.alert(a.clone())
+    }
     /// Flushes anything buffered.
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -247,6 +273,10 @@ pub struct JsonLines<W>(pub W);
 
 impl<W: std::io::Write + Send> AlertSink for JsonLines<W> {
     fn alert(&mut self, a: Alert) -> std::io::Result<()> {
+        self.alert_ref(&a)
+    }
+
+    fn alert_ref(&mut self, a: &Alert) -> std::io::Result<()> {
         let mut line = Vec::with_capacity(1024);
         a.write_line(&mut line);
         self.0.write_all(&line)

@@ -83,12 +83,12 @@ impl Dispatcher {
     }
 
     /// Routes one alert and queues what that makes due.
-    pub fn route(&mut self, a: &Alert) -> Result<(), OutboxError> {
+    pub fn route(&mut self, a: Arc<Alert>) -> Result<(), OutboxError> {
         self.now = self.now.max(a.last_seen);
         // What came due between the previous alert and this one goes first, as the daemon's
         // ticks would have sent it.
         self.router.tick(self.now, &mut self.out);
-        self.router.ingest(a, self.now, &mut self.out);
+        self.router.ingest_shared(a, self.now, &mut self.out);
         self.persist()
     }
 
@@ -105,11 +105,10 @@ impl Dispatcher {
 
 impl AlertSink for Dispatcher {
     fn alert(&mut self, a: Alert) -> std::io::Result<()> {
-        self.route(&a).map_err(std::io::Error::other)?;
-        match &mut self.tee {
-            Some(t) => t.alert(a),
-            None => Ok(()),
+        if let Some(t) = &mut self.tee {
+            t.alert_ref(&a)?;
         }
+        self.route(Arc::new(a)).map_err(std::io::Error::other)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
+
 use crate::alert::Alert;
 use crate::event::Field;
 use crate::rule::Severity;
@@ -11,19 +13,48 @@ use crate::rule::group::value_text;
 /// The text of an alert field: the alert's own (`rule.id`, `rule.title`, `severity`, `title`,
 /// `fingerprint`), then its group, then the firing event's field of that name.
 pub fn alert_field(a: &Alert, name: &str) -> Option<String> {
+    alert_field_ref(a, name).map(|t| match t {
+        FieldText::Borrowed(s) => s.to_owned(),
+        FieldText::Owned(s) => s.to_string(),
+    })
+}
+
+/// An alert field's text, borrowed from the alert where it is stored as text.
+#[derive(Debug)]
+pub enum FieldText<'a> {
+    /// Stored as text in the alert.
+    Borrowed(&'a str),
+    /// Rendered (a number, an address, the fingerprint).
+    Owned(CompactString),
+}
+
+impl FieldText<'_> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            FieldText::Borrowed(s) => s,
+            FieldText::Owned(s) => s,
+        }
+    }
+}
+
+/// [`alert_field`] without copying what the alert holds as text.
+pub fn alert_field_ref<'a>(a: &'a Alert, name: &str) -> Option<FieldText<'a>> {
     match name {
-        "rule.id" => return Some(a.rule_id.clone()),
-        "rule.title" => return Some(a.rule_title.clone()),
-        "severity" => return Some(a.severity.as_str().to_owned()),
-        "title" => return Some(a.title.clone()),
-        "fingerprint" => return Some(a.fingerprint_hex()),
+        "rule.id" => return Some(FieldText::Borrowed(&a.rule_id)),
+        "rule.title" => return Some(FieldText::Borrowed(&a.rule_title)),
+        "severity" => return Some(FieldText::Borrowed(a.severity.as_str())),
+        "title" => return Some(FieldText::Borrowed(&a.title)),
+        "fingerprint" => {
+            return Some(FieldText::Owned(compact_str::format_compact!("{:016x}", a.fingerprint)));
+        }
         _ => {}
     }
     if let Some((_, v)) = a.group.iter().find(|(k, _)| k == name) {
-        return Some(v.clone());
+        return Some(FieldText::Borrowed(v));
     }
     let e = a.sample.first()?;
-    e.field(&Field::parse(name)).map(|v| value_text(v).to_string())
+    e.field(&Field::parse(name)).map(|v| FieldText::Owned(value_text(v)))
 }
 
 /// A severity bound: `>= high`, `> low`, `<= medium`, `< critical`, `= info` or a bare name.
@@ -97,7 +128,10 @@ impl AlertMatcher {
         self.severity.is_none_or(|b| b.admits(a.severity))
             && (self.rules.is_empty() || self.rules.contains(&a.rule_id))
             && (self.tags.is_empty() || self.tags.iter().any(|t| a.tags.contains(t)))
-            && self.labels.iter().all(|(k, v)| alert_field(a, k).as_deref() == Some(v.as_str()))
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| alert_field_ref(a, k).is_some_and(|t| t.as_str() == v))
     }
 }
 

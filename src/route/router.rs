@@ -29,7 +29,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::alert::{Alert, fingerprint};
 use crate::event::Timestamp;
-use crate::route::matcher::{AlertMatcher, alert_field};
+use crate::route::matcher::{AlertMatcher, alert_field, alert_field_ref};
 use crate::route::notification::{Kind, Notification};
 use crate::rule::Severity;
 use crate::rule::duration::Span;
@@ -215,7 +215,7 @@ pub struct Router {
     config: RouterConfig,
     /// Silences added at run time (API), beside the configured ones.
     extra_silences: Vec<Silence>,
-    dedup: HashMap<u64, DedupState>,
+    dedup: HashMap<u64, DedupState, foldhash::fast::FixedState>,
     /// Dedup windows by end time, so expiry costs per expired window, not per window.
     dedup_ends: BTreeSet<(Timestamp, u64)>,
     groups: BTreeMap<GroupKey, Group>,
@@ -236,6 +236,23 @@ impl std::fmt::Debug for Router {
             .field("stats", &self.stats)
             .finish()
     }
+}
+
+/// The hash of a route's group: [`fingerprint`] of the route name and the `group_by` pairs,
+/// fed straight from the alert's fields (a missing one counts as `-`).
+fn group_hash(route: &str, group_by: &[String], a: &Alert) -> u64 {
+    let mut h = crate::alert::Fnv::new();
+    h.feed(route.as_bytes());
+    for f in group_by {
+        h.feed(&[0x1e]);
+        h.feed(f.as_bytes());
+        h.feed(&[0x1f]);
+        match alert_field_ref(a, f) {
+            Some(v) => h.feed(v.as_str().as_bytes()),
+            None => h.feed(b"-"),
+        }
+    }
+    h.finish()
 }
 
 fn next_power_of_ten_above(n: u64) -> u64 {
@@ -277,7 +294,7 @@ impl Router {
         Router {
             config,
             extra_silences: Vec::new(),
-            dedup: HashMap::new(),
+            dedup: HashMap::with_hasher(foldhash::fast::FixedState::default()),
             dedup_ends: BTreeSet::new(),
             groups: BTreeMap::new(),
             schedule: BTreeSet::new(),
@@ -310,37 +327,48 @@ impl Router {
         self.clock.0.store(u64::try_from(now.0).unwrap_or(0), Ordering::Relaxed);
     }
 
-    /// Takes one alert at `now`; notifications that are due go to `out`.
+    /// Takes one alert at `now`; notifications that are due go to `out`. Copies the alert
+    /// once; [`Router::ingest_shared`] takes one already shared.
     pub fn ingest(&mut self, a: &Alert, now: Timestamp, out: &mut Vec<Notification>) -> Decision {
+        self.ingest_shared(Arc::new(a.clone()), now, out)
+    }
+
+    /// Takes one alert at `now` without copying it: every group it joins holds the same one.
+    pub fn ingest_shared(
+        &mut self,
+        a: Arc<Alert>,
+        now: Timestamp,
+        out: &mut Vec<Notification>,
+    ) -> Decision {
         self.stats.alerts += 1;
         if let Some(s) =
-            self.config.silences.iter().chain(&self.extra_silences).find(|s| s.silences(a, now))
+            self.config.silences.iter().chain(&self.extra_silences).find(|s| s.silences(&a, now))
         {
             self.stats.silenced += 1;
             return Decision::Silenced(s.id.clone());
         }
-        let kind = self.classify(a, now);
+        let kind = self.classify(&a, now);
         let mut routes = Vec::new();
-        let mut touched = Vec::new();
-        // One copy, shared by every route that takes it.
-        let shared = Arc::new(a.clone());
+        let mut touched: Vec<GroupKey> = Vec::new();
         for (i, route) in self.config.routes.iter().enumerate() {
-            if !route.matcher.matches(a) {
+            if !route.matcher.matches(&a) {
                 continue;
             }
             routes.push(route.name.clone());
-            let values: Vec<String> = route
-                .group_by
-                .iter()
-                .map(|f| alert_field(a, f).unwrap_or_else(|| "-".to_owned()))
-                .collect();
-            let named: Vec<(String, String)> = route.group_by.iter().cloned().zip(values).collect();
-            let gkey = (i, fingerprint(&route.name, &named));
+            // The group's hash is fed from borrowed values; the owned key is only built for a
+            // group seen for the first time.
+            let gkey = (i, group_hash(&route.name, &route.group_by, &a));
             touched.push(gkey);
-            let key = named;
             let group = self.groups.entry(gkey).or_insert_with(|| Group {
                 route: i,
-                key,
+                key: route
+                    .group_by
+                    .iter()
+                    .map(|f| {
+                        let v = alert_field(&a, f).unwrap_or_else(|| "-".to_owned());
+                        (f.clone(), v)
+                    })
+                    .collect(),
                 pending: Vec::new(),
                 firing: BTreeMap::new(),
                 created: now,
@@ -348,9 +376,9 @@ impl Router {
                 next: None,
             });
             match kind {
-                Some(k) => group.pending.push((Arc::clone(&shared), k)),
+                Some(k) => group.pending.push((Arc::clone(&a), k)),
                 None => {
-                    group.firing.insert(a.fingerprint, Arc::clone(&shared));
+                    group.firing.insert(a.fingerprint, Arc::clone(&a));
                 }
             }
             if !route.cont {
@@ -522,25 +550,39 @@ impl Router {
     ) {
         let Some(g) = self.groups.get(key) else { return };
         let route = &self.config.routes[g.route];
+        // Which sinks take it now; the rest hold it back. Decided first so that in a storm,
+        // when every sink is over its limit, no alert is rendered as JSON only to be counted.
+        let allowed: Vec<bool> = route
+            .sinks
+            .iter()
+            .map(|sink| self.limiters.get(sink).is_none_or(|l| l.check().is_ok()))
+            .collect();
+        let mut jsons: Option<Vec<serde_json::Value>> = None;
+        let mut render = || alerts.iter().map(|a| a.to_json()).collect::<Vec<_>>();
+        for (sink, _) in route.sinks.iter().zip(&allowed).filter(|(_, ok)| !**ok) {
+            let held = self.held.entry(sink.clone()).or_default();
+            held.count += alerts.len() as u64;
+            self.stats.held_back += alerts.len() as u64;
+            let room = SUMMARY_EXAMPLES.saturating_sub(held.examples.len());
+            if room > 0 {
+                let js = jsons.get_or_insert_with(&mut render);
+                held.examples.extend(js.iter().take(room).cloned());
+            }
+        }
+        let takers = allowed.iter().filter(|ok| **ok).count();
+        if takers == 0 {
+            return;
+        }
         let group: BTreeMap<String, String> = g.key.iter().cloned().collect();
-        let jsons: Vec<serde_json::Value> = alerts.iter().map(|a| a.to_json()).collect();
         let severity = alerts.iter().map(|a| a.severity).max().unwrap_or(Severity::Info);
         let title = title(kind, alerts);
-        for sink in &route.sinks {
-            if let Some(l) = self.limiters.get(sink)
-                && l.check().is_err()
-            {
-                let held = self.held.entry(sink.clone()).or_default();
-                held.count += alerts.len() as u64;
-                self.stats.held_back += alerts.len() as u64;
-                for j in &jsons {
-                    if held.examples.len() < SUMMARY_EXAMPLES {
-                        held.examples.push(j.clone());
-                    }
-                }
-                continue;
-            }
+        let mut jsons = jsons.unwrap_or_else(render);
+        let mut left = takers;
+        for (sink, _) in route.sinks.iter().zip(&allowed).filter(|(_, ok)| **ok) {
+            left -= 1;
             self.seq += 1;
+            // The last taker gets the rendered alerts themselves, the others copies.
+            let alerts = if left == 0 { std::mem::take(&mut jsons) } else { jsons.clone() };
             out.push(Notification {
                 id: notification_id(&route.name, sink, &format!("{:016x}", key.1), now, self.seq),
                 sink: sink.clone(),
@@ -549,7 +591,7 @@ impl Router {
                 group: group.clone(),
                 severity,
                 title: title.clone(),
-                alerts: jsons.clone(),
+                alerts,
                 suppressed: 0,
                 created: rfc3339(now),
             });
@@ -571,15 +613,20 @@ impl Router {
     }
 
     fn summaries(&mut self, now: Timestamp, out: &mut Vec<Notification>, limited: bool) {
-        let sinks: Vec<String> =
-            self.held.iter().filter(|(_, h)| h.count > 0).map(|(s, _)| s.clone()).collect();
-        for sink in sinks {
-            if limited
-                && let Some(l) = self.limiters.get(&sink)
-                && l.check().is_err()
-            {
-                continue;
-            }
+        if self.held.is_empty() {
+            return;
+        }
+        // Called per alert during a storm: the sinks are only copied once one is ready.
+        let limiters = &self.limiters;
+        let ready: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(s, h)| {
+                h.count > 0 && (!limited || limiters.get(*s).is_none_or(|l| l.check().is_ok()))
+            })
+            .map(|(s, _)| s.clone())
+            .collect();
+        for sink in ready {
             let Some(held) = self.held.remove(&sink) else { continue };
             self.seq += 1;
             let severity = held
