@@ -248,10 +248,7 @@ mod tests {
 pub trait AlertSink: Send {
     /// Takes one alert.
     fn alert(&mut self, a: Alert) -> std::io::Result<()>;
-    /// Takes one alert someone else keeps (a copy unless the sink only reads it).
-    fn alert_ref(&mut self, a: &Alert) -> std::io::Result<()> {
-        self.alert(a.clone())
-    }
+
     /// Flushes anything buffered.
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -273,10 +270,6 @@ pub struct JsonLines<W>(pub W);
 
 impl<W: std::io::Write + Send> AlertSink for JsonLines<W> {
     fn alert(&mut self, a: Alert) -> std::io::Result<()> {
-        self.alert_ref(&a)
-    }
-
-    fn alert_ref(&mut self, a: &Alert) -> std::io::Result<()> {
         let mut line = Vec::with_capacity(1024);
         a.write_line(&mut line);
         self.0.write_all(&line)

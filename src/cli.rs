@@ -319,7 +319,7 @@ fn run_test(args: &TestArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Loads a config, printing each of its errors; the error says how many there were.
-fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
     crate::config::load(path).map_err(|errors| {
         for e in &errors {
             eprintln!("{e}");
@@ -388,7 +388,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut alert_out = JsonLines(std::io::stdout());
     let mut routed = match (&config, &opts.rules) {
         (Some(config), Some(rules)) => {
-            let tee: Box<dyn crate::alert::AlertSink> = Box::new(JsonLines(std::io::stdout()));
+            let tee: Box<dyn Write + Send> = Box::new(std::io::stdout());
             Some(deliver::start(config, rules.rules(), Some(tee))?)
         }
         _ => None,

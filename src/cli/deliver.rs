@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::alert::AlertSink;
 use crate::config::Config;
 use crate::route::dispatch::Dispatcher;
 use crate::route::router::{Router, RouterStats};
@@ -91,7 +90,7 @@ impl std::fmt::Display for Summary {
 pub fn start(
     config: &Config,
     rules: &[Rule],
-    tee: Option<Box<dyn AlertSink>>,
+    tee: Option<Box<dyn std::io::Write + Send>>,
 ) -> anyhow::Result<(Dispatcher, Delivery)> {
     let mut router_config = config.router.clone();
     for r in rules {

@@ -23,27 +23,52 @@ pub enum OutboxAction {
     /// Print one line per pending notification (id, sink, attempts, next attempt, last error),
     /// then one per dead letter (id, sink, attempts, error).
     List {
-        /// The state database file.
-        #[arg(long, value_name = "FILE")]
-        state: PathBuf,
+        /// Where the state database is.
+        #[command(flatten)]
+        state: StateArg,
     },
     /// Move dead letters back to pending, attempts reset, due at once: the one with ID, or all.
     Retry {
-        /// The state database file.
-        #[arg(long, value_name = "FILE")]
-        state: PathBuf,
+        /// Where the state database is.
+        #[command(flatten)]
+        state: StateArg,
         /// The notification id (default: every dead letter).
         id: Option<String>,
     },
+}
+
+/// The state database: named, or the one a config names.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct StateArg {
+    /// The state database file.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// The config whose `state:` it is.
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl StateArg {
+    fn open(&self) -> anyhow::Result<Outbox> {
+        let path = match (&self.state, &self.config) {
+            (Some(p), _) => p.clone(),
+            (None, Some(c)) => crate::cli::load_config(c)?.state,
+            (None, None) => anyhow::bail!("give --state FILE or -c CONFIG"),
+        };
+        Ok(Outbox::open(path)?)
+    }
 }
 
 /// Runs `logwarden outbox ...`.
 pub fn run(args: &OutboxArgs) -> anyhow::Result<ExitCode> {
     match &args.action {
         OutboxAction::List { state } => {
-            let outbox = Outbox::open(state)?;
+            let outbox = state.open()?;
             let mut out = std::io::stdout().lock();
-            for p in outbox.pending_list()? {
+            let pending = outbox.pending_list()?;
+            let dead = outbox.dead_list()?;
+            for p in &pending {
                 let n = &p.notification;
                 writeln!(
                     out,
@@ -55,7 +80,7 @@ pub fn run(args: &OutboxArgs) -> anyhow::Result<ExitCode> {
                     p.last_error.as_deref().unwrap_or("-")
                 )?;
             }
-            for d in outbox.dead_list()? {
+            for d in &dead {
                 let n = &d.notification;
                 writeln!(
                     out,
@@ -67,10 +92,16 @@ pub fn run(args: &OutboxArgs) -> anyhow::Result<ExitCode> {
                     d.last_error
                 )?;
             }
+            eprintln!(
+                "{}: {} pending, {} dead",
+                outbox.path().display(),
+                pending.len(),
+                dead.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         OutboxAction::Retry { state, id } => {
-            let outbox = Outbox::open(state)?;
+            let outbox = state.open()?;
             let moved = outbox.retry_dead(id.as_deref())?;
             println!("{moved} dead letter{} re-queued", if moved == 1 { "" } else { "s" });
             // Naming an id that is not dead is most likely a typo: say so in the exit status.

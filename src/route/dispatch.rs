@@ -7,17 +7,17 @@ use std::sync::Arc;
 use crate::alert::{Alert, AlertSink};
 use crate::event::Timestamp;
 use crate::route::notification::Notification;
-use crate::route::router::Router;
+use crate::route::router::{Decision, Router};
 use crate::sink::outbox::{Clock, Outbox, OutboxError};
 
 /// Routes alerts on their own time (the newest `last_seen` so far) and queues what the router
-/// sends in the outbox, due at once by `wall`. Passes each alert on to `tee` too (the JSON
-/// lines `replay` prints).
+/// sends in the outbox, due at once by `wall`. Writes each alert to `tee` too, as its JSON
+/// line with what the router did under `routing` (what `replay -c` prints).
 pub struct Dispatcher {
     router: Router,
     outbox: Arc<Outbox>,
     wall: Arc<dyn Clock>,
-    tee: Option<Box<dyn AlertSink>>,
+    tee: Option<Box<dyn std::io::Write + Send>>,
     now: Timestamp,
     out: Vec<Notification>,
     queued: u64,
@@ -38,7 +38,7 @@ impl Dispatcher {
         router: Router,
         outbox: Arc<Outbox>,
         wall: Arc<dyn Clock>,
-        tee: Option<Box<dyn AlertSink>>,
+        tee: Option<Box<dyn std::io::Write + Send>>,
     ) -> Dispatcher {
         Dispatcher {
             router,
@@ -83,13 +83,14 @@ impl Dispatcher {
     }
 
     /// Routes one alert and queues what that makes due.
-    pub fn route(&mut self, a: Arc<Alert>) -> Result<(), OutboxError> {
+    pub fn route(&mut self, a: Arc<Alert>) -> Result<Decision, OutboxError> {
         self.now = self.now.max(a.last_seen);
         // What came due between the previous alert and this one goes first, as the daemon's
         // ticks would have sent it.
         self.router.tick(self.now, &mut self.out);
-        self.router.ingest_shared(a, self.now, &mut self.out);
-        self.persist()
+        let decision = self.router.ingest_shared(a, self.now, &mut self.out);
+        self.persist()?;
+        Ok(decision)
     }
 
     fn persist(&mut self) -> Result<(), OutboxError> {
@@ -105,10 +106,16 @@ impl Dispatcher {
 
 impl AlertSink for Dispatcher {
     fn alert(&mut self, a: Alert) -> std::io::Result<()> {
+        let a = Arc::new(a);
+        let decision = self.route(Arc::clone(&a)).map_err(std::io::Error::other)?;
         if let Some(t) = &mut self.tee {
-            t.alert_ref(&a)?;
+            let mut json = a.to_json();
+            json["routing"] = decision_json(&decision);
+            let mut line = serde_json::to_vec(&json).map_err(std::io::Error::other)?;
+            line.push(b'\n');
+            t.write_all(&line)?;
         }
-        self.route(Arc::new(a)).map_err(std::io::Error::other)
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -116,5 +123,18 @@ impl AlertSink for Dispatcher {
             Some(t) => t.flush(),
             None => Ok(()),
         }
+    }
+}
+
+/// What the router did, as the `routing` object of an alert line: `{"decision": "new",
+/// "routes": [...]}`, `update`, `deduplicated`, `unrouted`, or `{"decision": "silenced",
+/// "silence": ID}`.
+pub fn decision_json(d: &Decision) -> serde_json::Value {
+    use serde_json::json;
+    match d {
+        Decision::Routed { routes, kind } => json!({ "decision": kind, "routes": routes }),
+        Decision::Deduplicated => json!({ "decision": "deduplicated" }),
+        Decision::Silenced(id) => json!({ "decision": "silenced", "silence": id }),
+        Decision::Unrouted => json!({ "decision": "unrouted" }),
     }
 }
