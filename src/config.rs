@@ -22,7 +22,8 @@
 //! ```
 //!
 //! Secrets stay out of the file: `${NAME}` is replaced by the environment variable (an unset
-//! one is an error naming it), `${NAME:-default}` falls back, and `$${` is a literal `${`.
+//! one is an error naming it), `${NAME:-default}` falls back, `${file:/run/secrets/x}` reads a
+//! secret file, and `$${` is a literal `${`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -248,7 +249,23 @@ pub fn expand_env(
                 Some((name, d)) => (name, Some(d)),
                 None => (inner, None),
             };
-            let value = match (env(name), default) {
+            // `${file:PATH}`: a secret mounted as a file (systemd credentials, Kubernetes
+            // and Docker secrets), its trailing newline dropped.
+            let looked_up = match name.strip_prefix("file:") {
+                Some(p) => match std::fs::read_to_string(p) {
+                    Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
+                    Err(e) if default.is_none() => {
+                        return Err(ConfigError::Env {
+                            file: file.to_owned(),
+                            line: n as u64 + 1,
+                            detail: format!("secret file `{p}`: {e}"),
+                        });
+                    }
+                    Err(_) => None,
+                },
+                None => env(name),
+            };
+            let value = match (looked_up, default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => d.to_owned(),
                 (None, None) => {
@@ -610,6 +627,20 @@ delivery: {attempts: 3, base: 100ms}
             expand_env("a: ${HOOK}${HOOK:-y}", f, &env).expect("ok"),
             "a: http://127.0.0.1:9/hookhttp://127.0.0.1:9/hook"
         );
+    }
+
+    #[test]
+    fn a_secret_file_is_read_without_its_newline() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("token");
+        std::fs::write(&p, "s3cret\n").expect("write");
+        let text = format!("a: ${{file:{}}}\n", p.display());
+        assert_eq!(expand_env(&text, "f.yml", &env).expect("ok"), "a: s3cret\n");
+        let missing = format!("a: ${{file:{}/nope}}\n", dir.path().display());
+        let e = expand_env(&missing, "f.yml", &env).expect_err("missing file");
+        assert!(e.to_string().starts_with("f.yml:1: secret file `"), "{e}");
+        let fallback = format!("a: ${{file:{}/nope:-none}}\n", dir.path().display());
+        assert_eq!(expand_env(&fallback, "f.yml", &env).expect("ok"), "a: none\n");
     }
 
     #[test]
