@@ -146,7 +146,12 @@ fn classify(e: &lettre::transport::smtp::Error) -> SinkError {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        let _ = write!(msg, ": {s}");
+        // lettre's errors (and io::Error) print their source already; add only what is not
+        // there yet, or a 535 reads "...credentials invalid: ...credentials invalid".
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            let _ = write!(msg, ": {text}");
+        }
         src = s.source();
     }
     if e.is_permanent() || e.is_client() {
@@ -341,6 +346,8 @@ mod tests {
             EmailSink::new("mail", &cfg(fake_smtp("550 no such user\r\n").await)).expect("config");
         let e = sink.send(&notification()).await.expect_err("550");
         assert!(!e.is_retriable(), "{e}");
+        // The server's words reach the operator, once.
+        assert_eq!(e.to_string().matches("no such user").count(), 1, "{e}");
         let sink =
             EmailSink::new("mail", &cfg(fake_smtp("451 try later\r\n").await)).expect("config");
         let e = sink.send(&notification()).await.expect_err("451");
