@@ -6,6 +6,7 @@ mod cli;
 mod cloudtrail;
 mod corpus;
 mod crowdsec_hub;
+mod email_tls;
 mod golden_sshd;
 mod outbox;
 mod panther_parity;
