@@ -316,6 +316,19 @@ pub fn load_str(
             vec![ConfigError::Yaml { file: file.clone(), line, column, message }]
         })?
     };
+    // Relative paths are the config's neighbours, whatever directory logwarden starts in;
+    // resolved before the sinks are built, since building reads `ca_file`.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut spec = spec;
+    spec.rules = spec.rules.map(|p| dir.join(p));
+    spec.geoip = spec.geoip.map(|p| dir.join(p));
+    for sink in spec.sinks.values_mut() {
+        match sink {
+            SinkConfig::File(f) => f.path = dir.join(&f.path),
+            SinkConfig::Email(e) => e.ca_file = e.ca_file.as_ref().map(|p| dir.join(p)),
+            _ => {}
+        }
+    }
     let mut errors = Vec::new();
     // The line of the last needle, each searched from the line of the one before: the
     // section, then the entry, then the key or value at fault.
@@ -492,12 +505,7 @@ pub fn load_str(
     if !errors.is_empty() {
         return Err(errors);
     }
-    // Relative paths are the config's neighbours, whatever directory logwarden starts in.
-    let dir = path.parent().unwrap_or(Path::new("."));
     let state = dir.join(spec.state.as_deref().unwrap_or(Path::new("logwarden-state.redb")));
-    let mut spec = spec;
-    spec.rules = spec.rules.map(|p| dir.join(p));
-    spec.geoip = spec.geoip.map(|p| dir.join(p));
     Ok(Config { file: path.to_path_buf(), spec, state, router, retry })
 }
 

@@ -51,8 +51,7 @@ pub struct Config {
     /// A PEM file of extra root certificates to trust besides the built-in (Mozilla) roots, for
     /// a relay whose certificate a private CA signed. Read when the sink is built; a missing
     /// file, or one without a certificate, is a config error. Needs `tls: starttls` or
-    /// `implicit`. A relative path is taken from the working directory, as the file sink's
-    /// `path` is.
+    /// `implicit`. In logwarden.yml a relative path is relative to the config file.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// SMTP AUTH user; set together with `password`.

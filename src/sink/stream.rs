@@ -26,7 +26,8 @@ pub struct FileConfig {
     /// At most so many notifications per period (the router enforces it).
     #[serde(default)]
     pub rate_limit: Option<super::RateLimitSpec>,
-    /// The file to append to; it is created if missing, its directory is not.
+    /// The file to append to; it is created if missing, its directory is not. In
+    /// logwarden.yml a relative path is relative to the config file.
     pub path: PathBuf,
 }
 
