@@ -10,6 +10,7 @@ mod golden_sshd;
 mod outbox;
 mod panther_parity;
 mod props;
+mod receivers;
 mod replay_cli;
 mod replay_parallel;
 mod rule_pack;
