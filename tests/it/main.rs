@@ -13,6 +13,7 @@ mod props;
 mod receivers;
 mod replay_cli;
 mod replay_parallel;
+mod routing;
 mod rule_pack;
 mod rules;
 mod sigma_cloudtrail;
