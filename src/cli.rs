@@ -414,8 +414,11 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 let _ = writeln!(err, "{}", rules_summary(&report.rules));
             }
             if let Some((dispatcher, delivery)) = routed {
+                // The sink tasks log to stderr (a dead letter, a failed write) while `finish`
+                // waits for them: holding its lock here would deadlock the two.
+                drop(err);
                 let summary = delivery.finish(dispatcher, args.wait)?;
-                let _ = writeln!(err, "{summary}");
+                eprintln!("{summary}");
                 if !summary.complete() {
                     return Ok(ExitCode::FAILURE);
                 }

@@ -237,7 +237,9 @@ pub fn expand_env(
                 continue;
             }
             out.push_str(&rest[..i]);
-            let Some(end) = rest[i..].find('}') else {
+            // A default may hold braces of its own (the example's link template,
+            // `{fingerprint}`): the variable ends at the `}` that balances its `${`.
+            let Some(end) = closing_brace(&rest[i + 2..]).map(|e| e + 2) else {
                 return Err(ConfigError::Env {
                     file: file.to_owned(),
                     line: n as u64 + 1,
@@ -289,6 +291,21 @@ pub fn expand_env(
         out.push_str(rest);
     }
     Ok(out)
+}
+
+/// The byte offset of the `}` that closes a `${` whose inside starts `s`, counting nested
+/// `{...}` pairs.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (k, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return Some(k),
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Reads and checks a config file with the process environment.
@@ -649,6 +666,22 @@ delivery: {attempts: 3, base: 100ms}
         assert!(e.to_string().starts_with("f.yml:1: secret file `"), "{e}");
         let fallback = format!("a: ${{file:{}/nope:-none}}\n", dir.path().display());
         assert_eq!(expand_env(&fallback, "f.yml", &env).expect("ok"), "a: none\n");
+    }
+
+    #[test]
+    fn a_default_with_braces_of_its_own_ends_at_the_balancing_brace() {
+        // The example's Slack link: a template default inside `${...}`.
+        let f = "f.yml";
+        let text = "link: ${LINK:-https://siem.example/alerts/{fingerprint}?r={rule.id}}\n";
+        assert_eq!(
+            expand_env(text, f, &env).expect("ok"),
+            "link: https://siem.example/alerts/{fingerprint}?r={rule.id}\n"
+        );
+        // Set, the variable replaces the whole `${...}`: no brace of the default is left over.
+        let text = "link: ${HOOK:-https://siem.example/alerts/{fingerprint}}\n";
+        assert_eq!(expand_env(text, f, &env).expect("ok"), "link: http://127.0.0.1:9/hook\n");
+        let e = expand_env("a: ${NOPE:-{x}\n", f, &env).expect_err("unbalanced");
+        assert_eq!(e.to_string(), "f.yml:1: `${` without a closing `}`");
     }
 
     #[test]

@@ -1,20 +1,14 @@
-//! Sinks against real receivers on loopback: an axum HTTP server that records every request
-//! and answers as scripted, and aiosmtpd for email.
+//! Sinks against real receivers on loopback (`receivers`): an axum HTTP server that records
+//! every request and answers as scripted, and aiosmtpd for email.
 
 // Helpers outside #[test] fns are test code too: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, VecDeque};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::Method;
 use hmac::{Hmac, KeyInit, Mac};
 use logwarden::route::notification::{Kind, Notification};
 use logwarden::rule::Severity;
@@ -22,66 +16,10 @@ use logwarden::sink::{self, Sink, SinkConfig, SinkError};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-/// One request as the receiver saw it.
-#[derive(Clone, Debug)]
-struct Recorded {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// What the receiver answers to the next request.
-#[derive(Clone, Copy, Debug)]
-enum Reply {
-    Status(u16),
-    /// Sleep this long, then answer 200 (by then the client has given up).
-    Hang(Duration),
-}
-
-#[derive(Default)]
-struct Receiver {
-    log: Mutex<Vec<Recorded>>,
-    script: Mutex<VecDeque<Reply>>,
-}
-
-impl Receiver {
-    fn requests(&self) -> Vec<Recorded> {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-async fn handle(
-    State(r): State<Arc<Receiver>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, &'static str) {
-    r.log.lock().unwrap().push(Recorded { method, path: uri.path().to_owned(), headers, body });
-    let reply = r.script.lock().unwrap().pop_front().unwrap_or(Reply::Status(200));
-    match reply {
-        // Slack's own answers: "ok", or an error code in the body.
-        Reply::Status(200) => (StatusCode::OK, "ok"),
-        Reply::Status(400) => (StatusCode::BAD_REQUEST, "invalid_payload"),
-        Reply::Status(s) => (StatusCode::from_u16(s).unwrap(), "scripted failure"),
-        Reply::Hang(d) => {
-            tokio::time::sleep(d).await;
-            (StatusCode::OK, "too late")
-        }
-    }
-}
-
-/// Starts a receiver on an ephemeral loopback port that answers `script` in order, then 200.
-async fn receiver(script: &[Reply]) -> (Arc<Receiver>, SocketAddr) {
-    let r = Arc::new(Receiver::default());
-    r.script.lock().unwrap().extend(script.iter().copied());
-    let app = Router::new().fallback(handle).with_state(Arc::clone(&r));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    (r, addr)
-}
+use crate::receivers::{
+    AIOSMTPD_MISSING, Reply, aiosmtpd_available, assert_block_kit, delivered_mail, header,
+    parse_mail, receiver, start_smtpd,
+};
 
 fn alert(sev: &str, title: &str, fingerprint: &str) -> Value {
     json!({
@@ -116,10 +54,6 @@ fn notification(id: &str, alerts: Vec<Value>, suppressed: u64) -> Notification {
 fn build(name: &str, yaml: &str) -> Arc<dyn Sink> {
     let cfg: SinkConfig = serde_saphyr::from_str(yaml).unwrap();
     sink::build(name, &cfg).unwrap()
-}
-
-fn header<'a>(r: &'a Recorded, name: &str) -> Option<&'a str> {
-    r.headers.get(name).map(|v| v.to_str().unwrap())
 }
 
 fn hmac_hex(secret: &[u8], body: &[u8]) -> String {
@@ -231,59 +165,6 @@ async fn webhook_connection_refused_is_retriable() {
     assert!(e.is_retriable(), "{e}");
     // The URL's path may be a credential; errors go to logs.
     assert!(!e.to_string().contains("secret-token"), "{e}");
-}
-
-/// Checks a message against Block Kit's shape and Slack's documented limits.
-fn assert_block_kit(p: &Value) {
-    let text = p["text"].as_str().expect("text fallback");
-    assert!(!text.is_empty() && text.chars().count() <= 3000);
-    let atts = p["attachments"].as_array().expect("attachments");
-    assert!(!atts.is_empty());
-    let mut total_blocks = 0;
-    for a in atts {
-        let color = a["color"].as_str().expect("color");
-        assert!(color.len() == 7 && color.starts_with('#'), "{color}");
-        let blocks = a["blocks"].as_array().expect("blocks");
-        total_blocks += blocks.len();
-        for b in blocks {
-            match b["type"].as_str().expect("block type") {
-                "header" => {
-                    assert_eq!(b["text"]["type"], "plain_text");
-                    let t = b["text"]["text"].as_str().unwrap();
-                    assert!(!t.is_empty() && t.chars().count() <= 150, "{t}");
-                }
-                "section" => {
-                    let fields = b["fields"].as_array().expect("fields");
-                    assert!(!fields.is_empty() && fields.len() <= 10);
-                    for f in fields {
-                        assert_eq!(f["type"], "mrkdwn");
-                        let t = f["text"].as_str().unwrap();
-                        assert!(!t.is_empty() && t.chars().count() <= 2000);
-                    }
-                }
-                "context" => {
-                    let els = b["elements"].as_array().expect("elements");
-                    assert!(!els.is_empty() && els.len() <= 10);
-                    for e in els {
-                        assert_eq!(e["type"], "mrkdwn");
-                        assert!(e["text"].as_str().unwrap().chars().count() <= 3000);
-                    }
-                }
-                "actions" => {
-                    let els = b["elements"].as_array().expect("elements");
-                    assert!(!els.is_empty() && els.len() <= 25);
-                    for e in els {
-                        assert_eq!(e["type"], "button");
-                        assert_eq!(e["text"]["type"], "plain_text");
-                        assert!(e["text"]["text"].as_str().unwrap().chars().count() <= 75);
-                        assert!(e["url"].as_str().unwrap().chars().count() <= 3000);
-                    }
-                }
-                other => panic!("unexpected block type {other}"),
-            }
-        }
-    }
-    assert!(total_blocks <= 50, "{total_blocks} blocks");
 }
 
 #[tokio::test]
@@ -409,73 +290,12 @@ async fn file_sink_names_a_missing_directory() {
     assert!(e.to_string().contains(&path.display().to_string()), "{e}");
 }
 
-/// aiosmtpd on an ephemeral loopback port, delivering into a Maildir; killed on drop.
-struct Smtpd {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Smtpd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn aiosmtpd_available() -> bool {
-    Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn start_smtpd(maildir: &Path) -> Smtpd {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut d = Smtpd { child, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(d.child.try_wait().unwrap().is_none(), "aiosmtpd exited early");
-        assert!(Instant::now() < deadline, "aiosmtpd did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    d.port = port;
-    d
-}
-
-/// Parses a delivered message with Python's email package (it decodes quoted-printable,
-/// base64 and encoded words, which is what a mail client would do).
-fn parse_mail(path: &Path) -> Value {
-    const SCRIPT: &str = r#"
-import email, email.policy, json, sys
-m = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)
-print(json.dumps({
-    "subject": str(m["subject"]), "from": str(m["from"]), "to": str(m["to"]),
-    "message_id": str(m["message-id"]), "content_type": m.get_content_type(),
-    "plain": m.get_body(("plain",)).get_content(),
-    "html": m.get_body(("html",)).get_content(),
-}))
-"#;
-    let out = Command::new("python3").args(["-c", SCRIPT]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn email_through_aiosmtpd_has_both_parts_escaped_html_and_a_stable_message_id() {
     if !aiosmtpd_available() {
         eprintln!(
-            "SKIPPED email_through_aiosmtpd_has_both_parts_escaped_html_and_a_stable_message_id: `python3 -c 'import aiosmtpd'` failed; install \
-             python3-aiosmtpd (apt) or `pip install aiosmtpd` (.ci/run does)"
+            "SKIPPED email_through_aiosmtpd_has_both_parts_escaped_html_and_a_stable_message_id: \
+             {AIOSMTPD_MISSING}"
         );
         return;
     }
@@ -501,9 +321,7 @@ async fn email_through_aiosmtpd_has_both_parts_escaped_html_and_a_stable_message
     s.send(&n).await.unwrap();
     s.send(&n).await.unwrap();
 
-    let new = maildir.join("new");
-    let mut files: Vec<_> = std::fs::read_dir(&new).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
+    let files = delivered_mail(&maildir);
     assert_eq!(files.len(), 2, "{files:?}");
     let m = parse_mail(&files[0]);
     let again = parse_mail(&files[1]);
