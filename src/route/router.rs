@@ -376,7 +376,17 @@ impl Router {
                 next: None,
             });
             match kind {
-                Some(k) => group.pending.push((Arc::clone(&a), k)),
+                // A newer firing of an alert still waiting replaces it: one notification
+                // carries each alert once, at its latest, and stays "new" if it was.
+                Some(k) => {
+                    match group.pending.iter_mut().find(|(p, _)| p.fingerprint == a.fingerprint) {
+                        Some(slot) => {
+                            let kind = if slot.1 == Kind::New { Kind::New } else { k };
+                            *slot = (Arc::clone(&a), kind);
+                        }
+                        None => group.pending.push((Arc::clone(&a), k)),
+                    }
+                }
                 None => {
                     group.firing.insert(a.fingerprint, Arc::clone(&a));
                 }
@@ -881,6 +891,23 @@ mod tests {
             none.ingest(&alert("r", Severity::Low, "192.0.2.1", 1), at(0), &mut Vec::new()),
             Decision::Unrouted
         );
+    }
+
+    #[test]
+    fn an_update_while_the_new_alert_waits_is_sent_once_as_new() {
+        let mut r = router(vec![route("all", &["s"])]);
+        r.config.routes[0].group_wait = Span::from_secs(30);
+        let mut out = Vec::new();
+        r.ingest(&alert("r", Severity::High, "192.0.2.7", 5), at(0), &mut out);
+        let mut second = alert("r", Severity::High, "192.0.2.7", 5);
+        second.last_seen = at(10);
+        let d = r.ingest(&second, at(10), &mut out);
+        assert_eq!(d, Decision::Routed { routes: vec!["all".into()], kind: Kind::Update });
+        r.tick(at(31), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, Kind::New);
+        assert_eq!(out[0].alerts.len(), 1, "the alert once, at its latest");
+        assert_eq!(out[0].alerts[0]["last_seen"], "2023-11-14T22:13:30Z");
     }
 
     #[test]
