@@ -32,6 +32,8 @@ pub struct Summary {
     pub routing: RouterStats,
     /// Notifications written to the outbox.
     pub queued: u64,
+    /// Notifications not written because an earlier run left them as dead letters.
+    pub already_dead: u64,
     /// Per sink, by name.
     pub delivery: Vec<(String, DeliveryStats)>,
     /// Still pending when `--wait` ran out.
@@ -43,7 +45,7 @@ pub struct Summary {
 impl Summary {
     /// Whether every notification was delivered.
     pub fn complete(&self) -> bool {
-        self.left == 0 && self.delivery.iter().all(|(_, s)| s.dead == 0)
+        self.left == 0 && self.already_dead == 0 && self.delivery.iter().all(|(_, s)| s.dead == 0)
     }
 }
 
@@ -61,6 +63,15 @@ impl std::fmt::Display for Summary {
                 f,
                 "\n  sink {sink}: {} delivered, {} retried, {} dead",
                 s.delivered, s.retried, s.dead
+            )?;
+        }
+        if self.already_dead > 0 {
+            write!(
+                f,
+                "\n  {} already dead letters from an earlier run, not sent again: \
+                 `logwarden outbox retry --state {}` re-queues them",
+                self.already_dead,
+                self.state.display()
             )?;
         }
         if self.left > 0 {
@@ -136,14 +147,18 @@ impl Delivery {
         // firing alert reaches its repeat unless a route repeats faster than it groups.
         let end = self.settle.after(dispatcher.now());
         dispatcher.finish(crate::event::Timestamp(end.0.saturating_add(1)))?;
-        let left = self.runtime.block_on(self.outbox.wait_drained(&self.sinks, wait))?;
+        self.runtime.block_on(self.outbox.wait_drained(&self.sinks, wait))?;
         self.shutdown.send_replace(true);
         let stats = self.runtime.block_on(self.task)?;
+        // Counted after the tasks stopped: an attempt in flight at the deadline may still
+        // have been delivered (or died) since.
+        let left = self.sinks.iter().map(|s| self.outbox.pending_for(s)).sum::<Result<u64, _>>()?;
         let mut delivery: Vec<(String, DeliveryStats)> = stats.into_iter().collect();
         delivery.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Summary {
             routing: dispatcher.router().stats().clone(),
             queued: dispatcher.queued(),
+            already_dead: dispatcher.already_dead(),
             delivery,
             left,
             state: self.outbox.path().to_path_buf(),

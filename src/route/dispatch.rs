@@ -21,6 +21,7 @@ pub struct Dispatcher {
     now: Timestamp,
     out: Vec<Notification>,
     queued: u64,
+    already_dead: u64,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -48,6 +49,7 @@ impl Dispatcher {
             now: Timestamp(i64::MIN),
             out: Vec::new(),
             queued: 0,
+            already_dead: 0,
         }
     }
 
@@ -59,6 +61,12 @@ impl Dispatcher {
     /// Notifications written to the outbox so far (ids already there not counted).
     pub fn queued(&self) -> u64 {
         self.queued
+    }
+
+    /// Notifications not queued because they are dead letters already (the same input
+    /// routed again after an earlier run gave up on them).
+    pub fn already_dead(&self) -> u64 {
+        self.already_dead
     }
 
     /// The router's clock: the newest alert time seen.
@@ -97,8 +105,9 @@ impl Dispatcher {
         if self.out.is_empty() {
             return Ok(());
         }
-        let added = self.outbox.put_all(&self.out, self.wall.now_ns())?;
-        self.queued += added as u64;
+        let q = self.outbox.put_all(&self.out, self.wall.now_ns())?;
+        self.queued += q.added as u64;
+        self.already_dead += q.dead as u64;
         self.out.clear();
         Ok(())
     }
@@ -113,14 +122,25 @@ impl AlertSink for Dispatcher {
             json["routing"] = decision_json(&decision);
             let mut line = serde_json::to_vec(&json).map_err(std::io::Error::other)?;
             line.push(b'\n');
-            t.write_all(&line)?;
+            match t.write_all(&line) {
+                // `replay -c | head`: the reader has seen enough, but the alerts still go to
+                // their channels, so routing carries on without printing.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.tee = None,
+                r => r?,
+            }
         }
         Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match &mut self.tee {
-            Some(t) => t.flush(),
+            Some(t) => match t.flush() {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    self.tee = None;
+                    Ok(())
+                }
+                r => r,
+            },
             None => Ok(()),
         }
     }

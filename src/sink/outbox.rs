@@ -244,6 +244,15 @@ impl Record {
     }
 }
 
+/// What [`Outbox::put_all`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Queued {
+    /// Newly pending.
+    pub added: usize,
+    /// Not queued because a dead letter has the id (an earlier run gave up on it).
+    pub dead: usize,
+}
+
 /// Notifications not yet accepted by their sink, in a redb database file.
 pub struct Outbox {
     db: Arc<Database>,
@@ -331,23 +340,27 @@ impl Outbox {
     /// forgotten; the router's committed dedup state keeps it from being routed again, and the
     /// receiver's idempotency key covers the rest.)
     pub fn put(&self, n: &Notification, now_ns: i64) -> Result<bool, OutboxError> {
-        Ok(self.put_all(std::slice::from_ref(n), now_ns)? == 1)
+        Ok(self.put_all(std::slice::from_ref(n), now_ns)?.added == 1)
     }
 
     /// Queues all of `ns` in one transaction (one disk sync for all), as [`Outbox::put`] does
-    /// each; returns how many were new.
-    pub fn put_all(&self, ns: &[Notification], now_ns: i64) -> Result<usize, OutboxError> {
+    /// each; says how many were new and how many are dead letters already.
+    pub fn put_all(&self, ns: &[Notification], now_ns: i64) -> Result<Queued, OutboxError> {
         if ns.is_empty() {
-            return Ok(0);
+            return Ok(Queued::default());
         }
-        let added = self.write(|txn| {
+        let queued = self.write(|txn| {
             let mut pending = txn.open_table(PENDING)?;
             let dead = txn.open_table(DEAD)?;
             let mut by_time = txn.open_table(BY_TIME)?;
             let mut by_sink = txn.open_table(BY_SINK)?;
-            let mut added = 0;
+            let mut queued = Queued::default();
             for n in ns {
-                if pending.get(n.id.as_str())?.is_some() || dead.get(n.id.as_str())?.is_some() {
+                if dead.get(n.id.as_str())?.is_some() {
+                    queued.dead += 1;
+                    continue;
+                }
+                if pending.get(n.id.as_str())?.is_some() {
                     continue;
                 }
                 let record = Record {
@@ -360,14 +373,14 @@ impl Outbox {
                 pending.insert(n.id.as_str(), record.encode().as_slice())?;
                 by_time.insert((now_ns, n.id.as_str()), ())?;
                 by_sink.insert((n.sink.as_str(), now_ns, n.id.as_str()), ())?;
-                added += 1;
+                queued.added += 1;
             }
-            Ok(added)
+            Ok(queued)
         })?;
-        if added > 0 {
+        if queued.added > 0 {
             self.wake.send_modify(|g| *g = g.wrapping_add(1));
         }
-        Ok(added)
+        Ok(queued)
     }
 
     /// Up to `limit` pending notifications due at `now_ns`, earliest first, of every sink.

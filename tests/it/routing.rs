@@ -246,6 +246,21 @@ async fn a_400_is_a_dead_letter_that_outbox_retry_and_the_next_replay_deliver() 
         lines[0]
     );
 
+    // The same input again routes to the same ids: the dead letter is not sent behind the
+    // user's back, and the run says so and fails.
+    let again = replay(&pack(), &config, &[&log]).await;
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert_eq!(
+        summary(&again.stderr),
+        format!(
+            "routing: 1 alerts, 0 deduplicated, 0 silenced, 0 unrouted, 0 held back by rate \
+             limits; 0 notifications queued\n  sink hook: 0 delivered, 0 retried, 0 dead\n  \
+             1 already dead letters from an earlier run, not sent again: `logwarden outbox \
+             retry --state {st}` re-queues them"
+        )
+    );
+    assert_eq!(rx.requests().len(), 1);
+
     let retry = run(&["outbox", "retry", "--state", s(&state)], &[]).await;
     assert_eq!((retry.code, retry.stdout.as_str()), (0, "1 dead letter re-queued\n"));
 
