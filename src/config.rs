@@ -254,7 +254,10 @@ pub fn expand_env(
             // `${file:PATH}`: a secret mounted as a file (systemd credentials, Kubernetes
             // and Docker secrets), its trailing newline dropped.
             let looked_up = match name.strip_prefix("file:") {
-                Some(p) => match std::fs::read_to_string(p) {
+                // Relative to the config file, like every other path in it.
+                Some(p) => match std::fs::read_to_string(
+                    Path::new(file).parent().unwrap_or(Path::new(".")).join(p),
+                ) {
                     Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_owned()),
                     Err(e) if default.is_none() => {
                         return Err(ConfigError::Env {
@@ -267,7 +270,9 @@ pub fn expand_env(
                 },
                 None => env(name),
             };
+            // As in the shell, `:-` also replaces a variable that is set but empty.
             let value = match (looked_up, default) {
+                (Some(v), Some(d)) if v.is_empty() => d.to_owned(),
                 (Some(v), _) => v,
                 (None, Some(d)) => d.to_owned(),
                 (None, None) => {
@@ -400,7 +405,14 @@ pub fn load_str(
                 "a route needs at least one sink".into(),
             );
         }
-        for s in &r.sinks {
+        for (k, s) in r.sinks.iter().enumerate() {
+            if r.sinks[..k].contains(s) {
+                invalid(
+                    format!("{name}.sinks"),
+                    &["routes:", anchor, "sinks:"],
+                    format!("`{s}` is named twice: it would get every notification twice"),
+                );
+            }
             if !spec.sinks.contains_key(s) {
                 let known: Vec<&str> = spec.sinks.keys().map(String::as_str).collect();
                 invalid(
@@ -652,6 +664,26 @@ delivery: {attempts: 3, base: 100ms}
             expand_env("a: ${HOOK}${HOOK:-y}", f, &env).expect("ok"),
             "a: http://127.0.0.1:9/hookhttp://127.0.0.1:9/hook"
         );
+    }
+
+    #[test]
+    fn an_empty_variable_takes_the_default_and_a_relative_secret_file_is_beside_the_config() {
+        let f = "f.yml";
+        let empty = |n: &str| (n == "EMPTY").then(String::new);
+        assert_eq!(expand_env("a: ${EMPTY:-d}\n", f, &empty).expect("ok"), "a: d\n");
+        assert_eq!(expand_env("a: ${EMPTY}\n", f, &empty).expect("ok"), "a: \n");
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(dir.path().join("token"), "t0k\n").expect("write");
+        let cfg = dir.path().join("logwarden.yml");
+        let got = expand_env("a: ${file:token}\n", &cfg.display().to_string(), &env);
+        assert_eq!(got.expect("read beside the config"), "a: t0k\n");
+    }
+
+    #[test]
+    fn a_sink_named_twice_in_a_route_is_an_error() {
+        let e = errors("sinks:\n  out: {type: stdout}\nroutes:\n  - sinks: [out, out]\n");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("`out` is named twice"), "{}", e[0]);
     }
 
     #[test]
