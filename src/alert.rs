@@ -11,7 +11,13 @@ use crate::rule::behaviour::EventRef;
 use crate::rule::group::value_text;
 
 /// One alert.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Its serde form is exact (every field, for the router's state snapshots), unlike
+/// [`Alert::to_json`], the form people and webhooks read: `sample` events travel as their ECS
+/// JSON text and `detail` as JSON text, so that formats which are not self-describing (the
+/// snapshots' postcard) can carry them. The field order is the snapshot format: a change needs
+/// a new router snapshot version.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Alert {
     /// The rule's id.
     pub rule_id: String,
@@ -37,15 +43,17 @@ pub struct Alert {
     /// Where the events that made the alert came from (bounded).
     pub events: Vec<EventRef>,
     /// The event that fired the alert, in full.
+    #[serde(with = "ecs_events")]
     pub sample: Vec<Event>,
     /// Behaviour-specific facts.
+    #[serde(with = "json_text")]
     pub detail: Option<Value>,
     /// With `--explain`: which selections of the condition the firing event matched.
     pub explain: Option<Explain>,
 }
 
 /// Why an alert fired.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Explain {
     /// The rule's condition as written.
     pub condition: String,
@@ -53,6 +61,65 @@ pub struct Explain {
     pub selections: Vec<String>,
     /// The behaviour that counted, if any.
     pub behaviour: Option<&'static str>,
+}
+
+/// Read back with the behaviour's name as the static name of a known behaviour (derived, it
+/// would borrow the name from the input for `'static`).
+impl<'de> serde::Deserialize<'de> for Explain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(serde::Deserialize)]
+        struct Owned {
+            condition: String,
+            selections: Vec<String>,
+            behaviour: Option<String>,
+        }
+        let o = Owned::deserialize(d)?;
+        let behaviour = o
+            .behaviour
+            .map(|name| {
+                crate::rule::behaviour::NAMES
+                    .into_iter()
+                    .find(|n| *n == name)
+                    .ok_or_else(|| D::Error::custom(format!("unknown behaviour `{name}`")))
+            })
+            .transpose()?;
+        Ok(Explain { condition: o.condition, selections: o.selections, behaviour })
+    }
+}
+
+/// Events as their ECS JSON text (the writer and [`Event::from_json`] round-trip exactly).
+mod ecs_events {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    use crate::event::Event;
+
+    pub fn serialize<S: Serializer>(events: &[Event], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(events.iter().map(Event::to_json))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Event>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| Event::from_json(text).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
+/// A JSON value as its text.
+mod json_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(Value::to_string).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| serde_json::from_str(&text).map_err(D::Error::custom))
+            .transpose()
+    }
 }
 
 /// FNV-1a 64 over the rule id and the group: stable across runs, builds and machines (unlike
@@ -227,6 +294,42 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(fingerprint("r1", &g(&[("a", "b")])), fingerprint("r2", &g(&[("a", "b")])));
         assert_eq!(a, fingerprint("r", &g(&[("a", "bc")])));
+    }
+
+    #[test]
+    fn serde_form_is_exact() {
+        // Everything an alert carries, through the snapshots' encoding and back.
+        let e = Event::from_json(
+            r#"{"@timestamp":"2025-12-10T06:55:46.5Z","event":{"dataset":"sshd","outcome":"failure","original":"{\"a\":1}"},"user":{"name":"root"},"source":{"ip":"203.0.113.7","geo":{"country_iso_code":"GB","location":{"lat":51.5,"lon":-0.12}}},"log":{"file":{"path":"/var/log/auth.log"},"offset":42},"message":"Failed password"}"#,
+        )
+        .unwrap();
+        let group = g(&[("source.ip", "203.0.113.7")]);
+        let a = Alert {
+            rule_id: "ssh-bruteforce".into(),
+            rule_title: "SSH brute force".into(),
+            severity: crate::rule::Severity::High,
+            tags: vec!["attack.t1110".into()],
+            title: "t".into(),
+            fingerprint: fingerprint("ssh-bruteforce", &group),
+            group,
+            count: 5,
+            first_seen: Timestamp(1),
+            last_seen: e.timestamp,
+            events: vec![EventRef::of(&e)],
+            sample: vec![e],
+            detail: Some(json!({"distinct": "user.name", "values": ["a", "b"], "x": 1.5})),
+            explain: Some(Explain {
+                condition: "failed".into(),
+                selections: vec!["failed".into()],
+                behaviour: Some("threshold"),
+            }),
+        };
+        let bytes = postcard::to_allocvec(&a).unwrap();
+        assert_eq!(postcard::from_bytes::<Alert>(&bytes).unwrap(), a);
+        let mut bad = a.clone();
+        bad.explain.as_mut().unwrap().behaviour = Some("telepathy");
+        let bytes = postcard::to_allocvec(&bad).unwrap();
+        assert!(postcard::from_bytes::<Alert>(&bytes).is_err());
     }
 
     #[test]

@@ -103,6 +103,9 @@ pub struct Event {
     pub syslog: Option<Box<SyslogMeta>>,
     /// `log.file.path`: the file the record came from.
     pub log_file_path: Option<Sym>,
+    /// `log.source.address`: the peer a network record came from (`ip:port`), which for a
+    /// relay is the relay, not the host the line is about (that is `host.name`).
+    pub log_source_address: Option<Sym>,
     /// `log.offset`: byte offset of the record in its file or stream.
     pub log_offset: Option<u64>,
     /// `message`: the human-readable text.

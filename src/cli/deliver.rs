@@ -20,9 +20,6 @@ pub struct Delivery {
     sinks: Vec<String>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<HashMap<String, DeliveryStats>>,
-    /// How long after the router's last alert its pending groups are due (the longest
-    /// `group_wait` or `group_interval`), so the final tick sends them all.
-    settle: crate::rule::duration::Span,
 }
 
 /// What routing and delivery did, for the closing lines on stderr.
@@ -109,16 +106,10 @@ pub fn start(
             router_config.dedup.insert(r.id.clone(), d);
         }
     }
-    let settle = router_config
-        .routes
-        .iter()
-        .map(|r| r.group_wait.max(r.group_interval))
-        .max()
-        .unwrap_or_default();
     let outbox = Arc::new(Outbox::open(&config.state)?);
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     for (name, cfg) in &config.spec.sinks {
-        sinks.insert(name.clone(), crate::sink::build(name, cfg)?);
+        sinks.insert(name.clone(), crate::sink::build(name, &cfg.value)?);
     }
     let names: Vec<String> = config.spec.sinks.keys().cloned().collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,17 +127,17 @@ pub fn start(
     ));
     let dispatcher =
         Dispatcher::new(Router::new(router_config), outbox.clone(), Arc::new(SystemClock), tee);
-    Ok((dispatcher, Delivery { runtime, outbox, sinks: names, shutdown, task, settle }))
+    Ok((dispatcher, Delivery { runtime, outbox, sinks: names, shutdown, task }))
 }
 
 impl Delivery {
     /// Sends the router's remaining groups, waits up to `wait` for the outbox to empty, stops
     /// the sink tasks after their attempt in flight, and sums up.
     pub fn finish(self, mut dispatcher: Dispatcher, wait: Duration) -> anyhow::Result<Summary> {
-        // One step past the longest wait: every group with something pending is due, and no
-        // firing alert reaches its repeat unless a route repeats faster than it groups.
-        let end = self.settle.after(dispatcher.now());
-        dispatcher.finish(crate::event::Timestamp(end.0.saturating_add(1)))?;
+        // At the last alert's time: every group's pending alerts go now (no later tick would
+        // send them), and no firing alert is repeated early.
+        let end = dispatcher.now();
+        dispatcher.finish(end)?;
         self.runtime.block_on(self.outbox.wait_drained(&self.sinks, wait))?;
         self.shutdown.send_replace(true);
         let stats = self.runtime.block_on(self.task)?;

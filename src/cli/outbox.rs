@@ -53,7 +53,8 @@ impl StateArg {
     fn open(&self) -> anyhow::Result<Outbox> {
         let path = match (&self.state, &self.config) {
             (Some(p), _) => p.clone(),
-            (None, Some(c)) => crate::cli::load_config(c)?.state,
+            // Only `state:` is read: the sinks' secrets need not be set to look at the outbox.
+            (None, Some(c)) => crate::config::state_path(c)?,
             (None, None) => anyhow::bail!("give --state FILE or -c CONFIG"),
         };
         Ok(Outbox::open(path)?)

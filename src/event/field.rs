@@ -66,6 +66,8 @@ pub enum Field {
     SyslogMsgid,
     /// `log.file.path`
     LogFilePath,
+    /// `log.source.address`.
+    LogSourceAddress,
     /// `log.offset`
     LogOffset,
     /// `message`
@@ -109,6 +111,7 @@ impl Field {
             "log.syslog.severity.code" => Field::SyslogSeverity,
             "log.syslog.msgid" => Field::SyslogMsgid,
             "log.file.path" => Field::LogFilePath,
+            "log.source.address" => Field::LogSourceAddress,
             "log.offset" => Field::LogOffset,
             "message" => Field::Message,
             "event.original" => Field::OriginalText,
@@ -185,6 +188,7 @@ impl Event {
             }
             Field::SyslogMsgid => s(self.syslog.as_ref().and_then(|m| m.msgid.as_deref())),
             Field::LogFilePath => s(self.log_file_path.as_deref()),
+            Field::LogSourceAddress => s(self.log_source_address.as_deref()),
             Field::LogOffset => self.log_offset.map(|o| V::Int(o as i64)),
             Field::Message => s(self.message.as_deref()),
             Field::OriginalText => self.original.as_ref().map(|o| V::Str(o.raw())),

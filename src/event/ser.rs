@@ -323,12 +323,21 @@ pub fn write_json(e: &Event, out: &mut Vec<u8>) {
         cl.end();
     }
 
-    if e.syslog.is_some() || e.log_file_path.is_some() || e.log_offset.is_some() {
+    if e.syslog.is_some()
+        || e.log_file_path.is_some()
+        || e.log_offset.is_some()
+        || e.log_source_address.is_some()
+    {
         let mut log = o.child("log");
         if let Some(path) = &e.log_file_path {
             let mut file = log.child("file");
             file.str("path", Some(path));
             file.end();
+        }
+        if let Some(peer) = &e.log_source_address {
+            let mut source = log.child("source");
+            source.str("address", Some(peer));
+            source.end();
         }
         log.num("offset", e.log_offset);
         if let Some(m) = &e.syslog {
@@ -572,6 +581,7 @@ fn from_map(m: &Map<String, Value>) -> Result<Event, EcsError> {
         cloud,
         syslog,
         log_file_path: text(m, "log.file.path")?.map(Sym::from),
+        log_source_address: text(m, "log.source.address")?.map(Sym::from),
         log_offset: int(m, "log.offset")?,
         message: text(m, "message")?.map(Box::from),
         original,

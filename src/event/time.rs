@@ -2,8 +2,22 @@
 
 use std::fmt;
 
-/// A UTC instant with nanosecond precision; cheap to copy, compare and subtract.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A UTC instant with nanosecond precision; cheap to copy, compare and subtract. Its serde form
+/// is the bare nanosecond count (state snapshots); people read the RFC 3339 form.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Timestamp(pub i64);
 
 const NANOS_PER_SEC: i64 = 1_000_000_000;

@@ -22,6 +22,9 @@ pub struct Dispatcher {
     out: Vec<Notification>,
     queued: u64,
     already_dead: u64,
+    /// Hold notifications until [`Dispatcher::commit_with`] (the daemon) rather than write
+    /// each decision's at once (replay).
+    deferred: bool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -50,12 +53,56 @@ impl Dispatcher {
             out: Vec::new(),
             queued: 0,
             already_dead: 0,
+            deferred: false,
         }
+    }
+
+    /// The daemon's dispatcher: holds notifications until [`Dispatcher::commit_with`], which
+    /// writes them with the caller's own records in one transaction, and routes on the wall
+    /// clock (replay routes on the alerts' own time).
+    pub fn deferred(mut self) -> Dispatcher {
+        self.deferred = true;
+        self
+    }
+
+    /// Whether notifications wait for a commit.
+    pub fn has_uncommitted(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes the held notifications and whatever `also` writes in one transaction (also
+    /// when there are no notifications).
+    pub fn commit_with(
+        &mut self,
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<(), OutboxError> {
+        let q = self.outbox.put_all_with(&self.out, self.wall.now_ns(), also)?;
+        self.queued += q.added as u64;
+        self.already_dead += q.dead as u64;
+        self.out.clear();
+        Ok(())
     }
 
     /// The router (its stats).
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The router, to add or remove run-time silences.
+    pub fn router_mut(&mut self) -> &mut Router {
+        &mut self.router
+    }
+
+    /// Swaps in a new router config (a reload) and queues what that sends (see
+    /// [`Router::reconfigure`]).
+    pub fn reconfigure(
+        &mut self,
+        config: crate::route::router::RouterConfig,
+        now: Timestamp,
+    ) -> Result<(), OutboxError> {
+        self.now = self.now.max(now);
+        self.router.reconfigure(config, self.now, &mut self.out);
+        self.persist()
     }
 
     /// Notifications written to the outbox so far (ids already there not counted).
@@ -81,11 +128,13 @@ impl Dispatcher {
         self.persist()
     }
 
-    /// Sends everything still held at `now`: due groups, then the rate limits' summaries past
-    /// their limit (see [`Router::flush_held`]). For the end of a run.
+    /// Sends everything still held at `now`: due groups, every group's pending alerts (see
+    /// [`Router::flush_pending`]), then the rate limits' summaries past their limit (see
+    /// [`Router::flush_held`]). For the end of a run.
     pub fn finish(&mut self, now: Timestamp) -> Result<(), OutboxError> {
         self.now = self.now.max(now);
         self.router.tick(self.now, &mut self.out);
+        self.router.flush_pending(self.now, &mut self.out);
         self.router.flush_held(self.now, &mut self.out);
         self.persist()
     }
@@ -93,6 +142,11 @@ impl Dispatcher {
     /// Routes one alert and queues what that makes due.
     pub fn route(&mut self, a: Arc<Alert>) -> Result<Decision, OutboxError> {
         self.now = self.now.max(a.last_seen);
+        if self.deferred {
+            // Live, the router runs on the wall clock: a silence set a moment ago through
+            // the API applies to the next alert, whatever the time its events carry.
+            self.now = self.now.max(crate::event::Timestamp(self.wall.now_ns()));
+        }
         // What came due between the previous alert and this one goes first, as the daemon's
         // ticks would have sent it.
         self.router.tick(self.now, &mut self.out);
@@ -102,7 +156,7 @@ impl Dispatcher {
     }
 
     fn persist(&mut self) -> Result<(), OutboxError> {
-        if self.out.is_empty() {
+        if self.out.is_empty() || self.deferred {
             return Ok(());
         }
         let q = self.outbox.put_all(&self.out, self.wall.now_ns())?;

@@ -266,7 +266,12 @@ impl Loader {
         let origin = format!("{file}:{id_line}");
         let rule_id = spec.id.clone();
         let ctx = Ctx { file, doc, rule_id: &rule_id };
-        if let Some(rule) = ctx.compile(spec, id_line, origin.clone(), &mut self.errors) {
+        if let Some(mut rule) = ctx.compile(spec, id_line, origin.clone(), &mut self.errors) {
+            // The document's text, padding aside: a reload keeps the state of a rule whose
+            // text did not change, wherever it moved in its file.
+            let mut h = crate::alert::Fnv::new();
+            h.feed(doc.trim_start_matches('\n').as_bytes());
+            rule.digest = h.finish();
             if let Some(first) = self.seen.get(&rule.id) {
                 self.errors.push(RuleError::DuplicateId {
                     file: file.to_owned(),
@@ -375,6 +380,7 @@ impl Ctx<'_> {
             selections,
             condition: condition?,
             datasets: logsource_datasets(spec.logsource.as_ref()),
+            digest: 0,
         })
     }
 

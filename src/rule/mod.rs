@@ -107,6 +107,8 @@ pub struct Rule {
     condition: Condition,
     /// `event.dataset` values the rule can match; `None` means every event is tried.
     datasets: Option<Vec<&'static str>>,
+    /// A hash of the rule's text as written: equal digests mean an unchanged rule.
+    pub digest: u64,
 }
 
 impl Rule {

@@ -155,6 +155,8 @@ impl RetryPolicy {
 pub struct Pending {
     /// The notification.
     pub notification: Notification,
+    /// When it was queued (ns since the Unix epoch; 0 if unknown).
+    pub queued_ns: i64,
     /// Failed attempts so far.
     pub attempts: u32,
     /// When it is due (ns since the Unix epoch).
@@ -199,12 +201,16 @@ enum Stored {
         next_attempt_ns: i64,
         last_error: Option<String>,
         dead_at_ns: Option<i64>,
+        /// When it was queued (absent in files written before delivery latency was kept).
+        #[serde(default)]
+        queued_ns: i64,
     },
 }
 
 /// A decoded record, whichever version it was stored as.
 struct Record {
     notification: Notification,
+    queued_ns: i64,
     attempts: u32,
     next_attempt_ns: i64,
     last_error: Option<String>,
@@ -219,6 +225,7 @@ impl Record {
             next_attempt_ns: self.next_attempt_ns,
             last_error: self.last_error.clone(),
             dead_at_ns: self.dead_at_ns,
+            queued_ns: self.queued_ns,
         };
         // Serializing plain structs, strings and `serde_json::Value`s to a Vec cannot fail:
         // every map key is a string and there is no I/O.
@@ -227,9 +234,21 @@ impl Record {
 
     fn decode(id: &str, bytes: &[u8]) -> Result<Record, Fail> {
         match serde_json::from_slice(bytes) {
-            Ok(Stored::V1 { notification, attempts, next_attempt_ns, last_error, dead_at_ns }) => {
-                Ok(Record { notification, attempts, next_attempt_ns, last_error, dead_at_ns })
-            }
+            Ok(Stored::V1 {
+                notification,
+                attempts,
+                next_attempt_ns,
+                last_error,
+                dead_at_ns,
+                queued_ns,
+            }) => Ok(Record {
+                notification,
+                queued_ns,
+                attempts,
+                next_attempt_ns,
+                last_error,
+                dead_at_ns,
+            }),
             Err(e) => Err(Fail::Record(id.to_owned(), e)),
         }
     }
@@ -237,6 +256,7 @@ impl Record {
     fn pending(self) -> Pending {
         Pending {
             notification: self.notification,
+            queued_ns: self.queued_ns,
             attempts: self.attempts,
             next_attempt_ns: self.next_attempt_ns,
             last_error: self.last_error,
@@ -260,6 +280,8 @@ pub struct Outbox {
     /// Bumped by every `put` and `retry_dead`, so idle delivery tasks wake at once instead of
     /// at their next poll.
     wake: tokio::sync::watch::Sender<u64>,
+    /// Queued to accepted by its sink, in microseconds, over the process's life.
+    latency: std::sync::Mutex<Option<hdrhistogram::Histogram<u64>>>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -282,7 +304,15 @@ impl Outbox {
     /// Uses an already open database (the daemon's one state file); `path` is only for
     /// messages. Creates the outbox tables if they are missing.
     pub fn with_database(db: Arc<Database>, path: PathBuf) -> Result<Outbox, OutboxError> {
-        let outbox = Outbox { db, path, wake: tokio::sync::watch::Sender::new(0) };
+        let outbox = Outbox {
+            db,
+            path,
+            wake: tokio::sync::watch::Sender::new(0),
+            // 1 us to 1 day at 3 significant digits: constant bounds hdrhistogram accepts.
+            latency: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 86_400_000_000, 3).ok(),
+            ),
+        };
         // Creating the tables up front lets read transactions open them without a
         // table-missing case.
         outbox.write(|txn| {
@@ -293,6 +323,22 @@ impl Outbox {
             Ok(())
         })?;
         Ok(outbox)
+    }
+
+    /// Delivery latency so far (queued to accepted, microseconds), for `/metrics`.
+    pub fn delivery_latency(&self) -> Option<hdrhistogram::Histogram<u64>> {
+        self.latency.lock().ok().and_then(|h| h.clone())
+    }
+
+    fn record_latency(&self, queued_ns: i64, now_ns: i64) {
+        if queued_ns <= 0 {
+            return;
+        }
+        if let Ok(mut h) = self.latency.lock()
+            && let Some(h) = h.as_mut()
+        {
+            h.saturating_record(((now_ns - queued_ns).max(0) / 1000).max(1) as u64);
+        }
     }
 
     /// The database file.
@@ -349,7 +395,20 @@ impl Outbox {
         if ns.is_empty() {
             return Ok(Queued::default());
         }
+        self.put_all_with(ns, now_ns, |_| Ok(()))
+    }
+
+    /// [`Outbox::put_all`], with `also` writing into the same transaction: the daemon commits
+    /// the notifications, the file positions whose lines raised them and the detector state
+    /// at once, so after a crash either all of it happened or none did.
+    pub fn put_all_with(
+        &self,
+        ns: &[Notification],
+        now_ns: i64,
+        also: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+    ) -> Result<Queued, OutboxError> {
         let queued = self.write(|txn| {
+            also(txn).map_err(Fail::Db)?;
             let mut pending = txn.open_table(PENDING)?;
             let dead = txn.open_table(DEAD)?;
             let mut by_time = txn.open_table(BY_TIME)?;
@@ -365,6 +424,7 @@ impl Outbox {
                 }
                 let record = Record {
                     notification: n.clone(),
+                    queued_ns: now_ns,
                     attempts: 0,
                     next_attempt_ns: now_ns,
                     last_error: None,
@@ -789,7 +849,10 @@ impl SinkTask {
         let id = n.id.clone();
         match sent {
             Ok(()) => match self.blocking(move |o| o.delivered(&id)).await {
-                Ok(_) => stats.delivered += 1,
+                Ok(_) => {
+                    stats.delivered += 1;
+                    self.outbox.record_latency(item.queued_ns, self.clock.now_ns());
+                }
                 // The sink has it, the outbox does not know: it will be sent again, and the
                 // receiver can drop it by its idempotency key.
                 Err(e) => eprintln!(
@@ -825,195 +888,4 @@ impl SinkTask {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::route::notification::Kind;
-    use crate::rule::Severity;
-
-    fn note(id: &str, sink: &str) -> Notification {
-        Notification {
-            id: id.to_owned(),
-            sink: sink.to_owned(),
-            route: "default".to_owned(),
-            kind: Kind::New,
-            group: Default::default(),
-            severity: Severity::High,
-            title: format!("alert {id}"),
-            alerts: vec![serde_json::json!({"rule": "ssh-brute-force", "count": 5})],
-            suppressed: 0,
-            created: "2026-11-23T09:00:00Z".to_owned(),
-        }
-    }
-
-    fn policy(attempts: u32) -> RetryPolicy {
-        RetryPolicy {
-            attempts,
-            base: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            send_timeout: Duration::from_secs(1),
-        }
-    }
-
-    fn open() -> (tempfile::TempDir, Outbox) {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Outbox::open(dir.path().join("state.redb")).unwrap();
-        (dir, outbox)
-    }
-
-    const SEC: i64 = 1_000_000_000;
-
-    #[test]
-    fn put_due_delivered() {
-        let (_dir, o) = open();
-        assert!(o.put(&note("b", "slack"), 20).unwrap());
-        assert!(o.put(&note("a", "slack"), 10).unwrap());
-        assert!(o.put(&note("c", "email"), 30).unwrap());
-        assert_eq!(o.pending_len().unwrap(), 3);
-        let ids = |v: Vec<Pending>| v.into_iter().map(|p| p.notification.id).collect::<Vec<_>>();
-        assert_eq!(ids(o.due(25, 10).unwrap()), ["a", "b"]);
-        assert_eq!(ids(o.due(100, 10).unwrap()), ["a", "b", "c"]);
-        assert_eq!(ids(o.due(100, 1).unwrap()), ["a"]);
-        assert_eq!(ids(o.due(5, 10).unwrap()), Vec::<String>::new());
-        assert_eq!(ids(o.due_for("slack", 100, 10).unwrap()), ["a", "b"]);
-        assert_eq!(ids(o.due_for("email", 100, 10).unwrap()), ["c"]);
-        assert_eq!(o.next_due_for("email").unwrap(), Some(30));
-        assert_eq!(o.next_due_for("webhook").unwrap(), None);
-        let first = &o.due(100, 1).unwrap()[0];
-        assert_eq!(first.notification, note("a", "slack"));
-        assert_eq!(
-            (first.attempts, first.next_attempt_ns, first.last_error.clone()),
-            (0, 10, None)
-        );
-
-        assert!(o.delivered("a").unwrap());
-        assert!(!o.delivered("a").unwrap());
-        assert_eq!(ids(o.due(100, 10).unwrap()), ["b", "c"]);
-        assert_eq!(ids(o.due_for("slack", 100, 10).unwrap()), ["b"]);
-        assert_eq!(o.pending_len().unwrap(), 2);
-    }
-
-    #[test]
-    fn put_same_id_twice_queues_once() {
-        let (_dir, o) = open();
-        assert!(o.put(&note("a", "slack"), 10).unwrap());
-        assert!(!o.put(&note("a", "slack"), 50).unwrap());
-        assert_eq!(o.pending_len().unwrap(), 1);
-        assert_eq!(o.due(100, 10).unwrap()[0].next_attempt_ns, 10);
-        // A dead letter with that id also blocks a second copy.
-        o.failed("a", 20, &SinkError::Permanent("400".into()), &policy(3)).unwrap();
-        assert!(!o.put(&note("a", "slack"), 60).unwrap());
-        assert_eq!(o.pending_len().unwrap(), 0);
-    }
-
-    #[test]
-    fn backoff_doubles_within_equal_jitter_bounds() {
-        let (_dir, o) = open();
-        let p = policy(20);
-        o.put(&note("a", "slack"), 0).unwrap();
-        let mut now = 0;
-        for failures in 1..=10u32 {
-            let d = o.failed("a", now, &SinkError::Retriable("503".into()), &p).unwrap();
-            let Disposition::Retry { at_ns } = d else { panic!("{d:?}") };
-            // base 1 s doubling: 1, 2, 4, ... 32, then capped at max = 60 s.
-            let ceiling = (SEC << (failures - 1)).min(60 * SEC);
-            assert_eq!(p.ceiling(failures).as_nanos() as i64, ceiling);
-            let delay = at_ns - now;
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "{failures}: {delay} vs {ceiling}");
-            let item = &o.due(at_ns, 10).unwrap()[0];
-            assert_eq!(item.attempts, failures);
-            assert_eq!(item.next_attempt_ns, at_ns);
-            assert_eq!(item.last_error.as_deref(), Some("temporary failure: 503"));
-            assert!(o.due(at_ns - 1, 10).unwrap().is_empty());
-            now = at_ns;
-        }
-        // Huge failure counts saturate instead of overflowing.
-        assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn permanent_failure_goes_dead_at_once() {
-        let (_dir, o) = open();
-        o.put(&note("a", "slack"), 0).unwrap();
-        let d = o.failed("a", 5, &SinkError::Permanent("400 bad request".into()), &policy(5));
-        assert_eq!(d.unwrap(), Disposition::Dead);
-        assert_eq!(o.pending_len().unwrap(), 0);
-        assert!(o.due(i64::MAX, 10).unwrap().is_empty());
-        let dead = o.dead_list().unwrap();
-        assert_eq!(dead.len(), 1);
-        assert_eq!(dead[0].notification.id, "a");
-        assert_eq!(dead[0].attempts, 1);
-        assert_eq!(dead[0].last_error, "permanent failure: 400 bad request");
-        assert_eq!(dead[0].dead_at_ns, 5);
-        assert!(matches!(
-            o.failed("a", 6, &SinkError::Permanent("x".into()), &policy(5)),
-            Err(OutboxError::NotPending { .. })
-        ));
-    }
-
-    #[test]
-    fn spent_retry_budget_goes_dead() {
-        let (_dir, o) = open();
-        o.put(&note("a", "slack"), 0).unwrap();
-        let e = SinkError::Retriable("timeout".into());
-        let p = policy(3);
-        assert!(matches!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Retry { .. }));
-        assert!(matches!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Retry { .. }));
-        assert_eq!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Dead);
-        assert_eq!(o.pending_len().unwrap(), 0);
-        let dead = o.dead_list().unwrap();
-        assert_eq!(
-            (dead[0].attempts, dead[0].last_error.as_str()),
-            (3, "temporary failure: timeout")
-        );
-    }
-
-    #[test]
-    fn retry_dead_requeues_with_attempts_reset() {
-        let (_dir, o) = open();
-        for id in ["a", "b", "c"] {
-            o.put(&note(id, "slack"), 100).unwrap();
-            o.failed(id, 100, &SinkError::Permanent("403".into()), &policy(3)).unwrap();
-        }
-        assert_eq!(o.retry_dead(Some("b")).unwrap(), 1);
-        assert_eq!(o.retry_dead(Some("b")).unwrap(), 0);
-        assert_eq!(o.retry_dead(Some("nope")).unwrap(), 0);
-        let due = o.due(0, 10).unwrap();
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].notification.id.as_str(), due[0].attempts), ("b", 0));
-        assert_eq!(due[0].last_error.as_deref(), Some("permanent failure: 403"));
-        assert_eq!(o.dead_list().unwrap().len(), 2);
-        assert_eq!(o.retry_dead(None).unwrap(), 2);
-        assert!(o.dead_list().unwrap().is_empty());
-        assert_eq!(o.pending_len().unwrap(), 3);
-        assert_eq!(o.due_for("slack", 0, 10).unwrap().len(), 3);
-    }
-
-    #[test]
-    fn pending_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        {
-            let o = Outbox::open(&path).unwrap();
-            o.put(&note("a", "slack"), 10).unwrap();
-            o.put(&note("b", "slack"), 20).unwrap();
-            o.put(&note("c", "email"), 30).unwrap();
-            o.failed("b", 20, &SinkError::Retriable("503".into()), &policy(5)).unwrap();
-            o.failed("c", 30, &SinkError::Permanent("550".into()), &policy(5)).unwrap();
-        }
-        let o = Outbox::open(&path).unwrap();
-        assert_eq!(o.pending_len().unwrap(), 2);
-        let all = o.pending_list().unwrap();
-        assert_eq!(all[0].notification, note("a", "slack"));
-        assert_eq!((all[1].notification.id.as_str(), all[1].attempts), ("b", 1));
-        assert_eq!(o.dead_list().unwrap()[0].notification.id, "c");
-    }
-
-    #[test]
-    fn errors_name_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("missing-dir").join("state.redb");
-        let e = Outbox::open(&path).unwrap_err();
-        assert_eq!(e.kind(), "db");
-        assert!(e.to_string().contains("missing-dir/state.redb"), "{e}");
-    }
-}
+mod tests;

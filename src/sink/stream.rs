@@ -1,6 +1,6 @@
 //! JSON-lines sinks: standard output and an appended file, one line per notification.
 
-use std::io::{ErrorKind, Write as _};
+use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -42,12 +42,14 @@ fn line(n: &Notification) -> Result<Vec<u8>, SinkError> {
 #[derive(Debug)]
 pub struct StdoutSink {
     name: String,
+    /// Serializes writers so two notifications never interleave within a line.
+    lock: Mutex<()>,
 }
 
 impl StdoutSink {
     /// Nothing to check: standard output is always there.
     pub fn new(name: &str, _cfg: &StdoutConfig) -> Self {
-        StdoutSink { name: name.to_owned() }
+        StdoutSink { name: name.to_owned(), lock: Mutex::new(()) }
     }
 }
 
@@ -55,11 +57,16 @@ impl Sink for StdoutSink {
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let b = line(n)?;
-            // The lock keeps concurrent notifications from interleaving within a line; the
-            // write is one short burst, so holding it in async code is harmless.
-            let mut out = std::io::stdout().lock();
-            out.write_all(&b)
-                .and_then(|()| out.flush())
+            let _guard = self.lock.lock().await;
+            // tokio's stdout writes on the blocking pool: a reader that stops reading stalls
+            // this sink's task alone, never the runtime thread other sinks deliver on.
+            let mut out = tokio::io::stdout();
+            let written = async {
+                out.write_all(&b).await?;
+                out.flush().await
+            };
+            written
+                .await
                 .map_err(|e| SinkError::Retriable(format!("sink `{}`: stdout: {e}", self.name)))
         })
     }

@@ -21,21 +21,19 @@ use serde_json::{Value, json};
 const USER: &str = "logwarden";
 const PASSWORD: &str = "s3cret pass";
 
-/// Prints the skip line and says whether to skip: only when aiosmtpd cannot be imported.
+/// Prints the skip line and says whether to skip: only when aiosmtpd cannot be imported
+/// (and never under CI, where that fails the test).
 fn skip(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let ok = crate::receivers::aiosmtpd_available();
     if !ok {
-        eprintln!(
-            "SKIPPED {test}: `python3 -c 'import aiosmtpd'` failed; install python3-aiosmtpd \
-             (apt) or `pip install aiosmtpd` (.ci/run does)"
-        );
+        eprintln!("SKIPPED {test}: {}", crate::receivers::AIOSMTPD_MISSING);
     }
     !ok
+}
+
+/// The Python with aiosmtpd (see [`crate::receivers::smtpd_python`]).
+fn python() -> &'static str {
+    crate::receivers::smtpd_python().unwrap_or("python3")
 }
 
 /// A CA and a server certificate it signed for 127.0.0.1 and localhost, as PEM files in `dir`.
@@ -104,7 +102,7 @@ impl Smtpd {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/smtpd_tls.py");
         let maildir = dir.join(format!("Maildir-{}", mode.arg()));
         let stderr = dir.join(format!("smtpd-{}.log", mode.arg()));
-        let mut child = Command::new("python3")
+        let mut child = Command::new(python())
             .arg(script)
             .args(["--mode", mode.arg(), "--user", USER, "--password", PASSWORD])
             .arg("--cert")
@@ -201,7 +199,7 @@ print(json.dumps({
     "tls": str(m["x-test-tls"]), "auth": str(m["x-test-auth"]),
 }))
 "#;
-    let out = Command::new("python3").args(["-c", SCRIPT]).arg(path).output().unwrap();
+    let out = Command::new(python()).args(["-c", SCRIPT]).arg(path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

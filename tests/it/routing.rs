@@ -145,6 +145,45 @@ async fn the_same_alert_twice_is_one_notification() {
 }
 
 #[tokio::test]
+async fn a_closed_stdout_stops_the_printing_not_the_routing() {
+    // `replay -c | head -0`: the reader goes away before the first alert line; every alert
+    // still reaches its channel and the run still says so.
+    let (rx, addr) = receiver(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "logwarden.yml", &hook_config(addr, "", ""));
+    let log: String = ["ann", "bob", "cid"]
+        .iter()
+        .enumerate()
+        .map(|(i, u)| sudo_refused(&format!("10:0{i}:06"), u))
+        .collect();
+    let log = write(dir.path(), "auth.log", &log);
+    let (config, log) = (s(&config).to_owned(), s(&log).to_owned());
+    let (code, stderr) = tokio::task::spawn_blocking(move || {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+            .args(["replay", "--year", "2026", "--rules", s(&pack()), "-c", &config])
+            .args(["--wait", "30s", &log])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        summary(&stderr),
+        "routing: 3 alerts, 0 deduplicated, 0 silenced, 0 unrouted, 0 held back by rate limits; \
+         3 notifications queued\n  sink hook: 3 delivered, 0 retried, 0 dead"
+    );
+    assert_eq!(rx.requests().len(), 3);
+}
+
+#[tokio::test]
 async fn a_count_crossing_ten_is_one_update_and_no_more() {
     let (rx, addr) = receiver(&[]).await;
     let dir = tempfile::tempdir().unwrap();

@@ -10,6 +10,7 @@
 
 pub mod new_value;
 pub mod sequence;
+mod snapshot;
 pub mod spike;
 pub mod threshold;
 pub mod travel;
@@ -25,6 +26,7 @@ use crate::event::{Event, Sym, Timestamp};
 use crate::rule::duration::{self, Span};
 use crate::rule::group::GroupBy;
 use crate::rule::spec::Bounds;
+use crate::snapshot::SnapshotError;
 
 /// Default allowed lateness: syslog relays and CloudTrail delivery reorder within seconds to
 /// a minute.
@@ -38,7 +40,7 @@ const SWEEP_EVERY: u32 = 4096;
 
 /// Where an event came from: what an alert keeps of the events that made it, instead of the
 /// events themselves (a group may hold many; the state must stay small).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventRef {
     /// The event's time.
     pub timestamp: Timestamp,
@@ -176,6 +178,25 @@ pub trait Detector: Send + fmt::Debug {
     fn observe(&mut self, e: &Event, steps: u64, out: &mut Vec<Fired>);
     /// The counters.
     fn stats(&self) -> Stats;
+    /// Appends the whole state (every group, in recency order, and the counters) to `out` as
+    /// a versioned snapshot (see [`crate::snapshot`]). On error `out` may end in a partial
+    /// snapshot, to be discarded.
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError>;
+    /// Replaces the whole state with a snapshot taken from a detector built from the same rule
+    /// text; from then on it behaves exactly as that detector would have. On error the state
+    /// is unchanged. Leaves the detector unmarked.
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError>;
+    /// Appends what changed since the last [`Detector::mark`] (the groups touched and dropped
+    /// since, and the counters): applied with [`Detector::apply_changes`] to a state taken at
+    /// or after that mark, it gives this state. When there was no mark, or most groups
+    /// changed, it is a full snapshot (which applies to anything).
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError>;
+    /// Applies what [`Detector::snapshot_changes`] wrote (or a full snapshot). On error the
+    /// state is unchanged. Leaves the detector unmarked.
+    fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError>;
+    /// Starts a new change set: call it once what was written before (a snapshot or a change
+    /// set) is durable, so that nothing changed in between is left out of the next one.
+    fn mark(&mut self);
 }
 
 /// Shared services behaviours may need.
@@ -205,6 +226,9 @@ pub enum Behaviour {
     /// `new_value`.
     NewValue(new_value::Config),
 }
+
+/// Every behaviour's rule-file key, as [`Behaviour::name`] gives it.
+pub const NAMES: [&str; 5] = ["threshold", "sequence", "travel", "spike", "new_value"];
 
 impl Behaviour {
     /// The rule-file key.
@@ -299,9 +323,22 @@ pub trait GroupState {
     fn newest(&self) -> Timestamp;
 }
 
+/// A group's state and the epoch it was last touched in (see [`GroupTable::mark`]).
+struct Slot<V> {
+    epoch: u32,
+    v: V,
+}
+
 /// Per-group state, bounded and swept (see the module docs).
+///
+/// It also keeps what changed since its last [`GroupTable::mark`], for incremental snapshots:
+/// every touched group carries the current epoch, and since touching a group makes it the most
+/// recently seen, the groups changed since the mark are exactly a run at the recent end of the
+/// table, found without a scan of the rest. Groups dropped since (evicted, swept, removed)
+/// are listed by key, from the first mark on, and at most `max` of them: past that the next
+/// change set is the whole state.
 pub struct GroupTable<V> {
-    map: LruCache<CompactString, V, foldhash::fast::RandomState>,
+    map: LruCache<CompactString, Slot<V>, foldhash::fast::RandomState>,
     max: usize,
     evicted: u64,
     expired: u64,
@@ -311,6 +348,13 @@ pub struct GroupTable<V> {
     /// years ahead (a skewed clock, a forged stamp) must not make every live group look idle,
     /// and replaying a newer file before an older one must not wipe the older one's groups.
     previous: Timestamp,
+    /// The current epoch (wrapping: after 2^32 marks an old group may count as changed,
+    /// which only makes a change set larger).
+    epoch: u32,
+    /// Keys dropped since the last mark, while `tracking`.
+    dropped: Vec<CompactString>,
+    /// Marked at least once, and `dropped` complete since.
+    tracking: bool,
 }
 
 impl<V> fmt::Debug for GroupTable<V> {
@@ -339,7 +383,35 @@ impl<V: GroupState> GroupTable<V> {
             expired: 0,
             since_sweep: 0,
             previous: Timestamp(i64::MIN),
+            epoch: 1,
+            dropped: Vec::new(),
+            tracking: false,
         }
+    }
+
+    /// Starts a new change set: from now on, changes are counted from here (see the type's
+    /// docs). The first mark turns tracking on; a table never marked (a replay) keeps no
+    /// list of dropped keys.
+    pub fn mark(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.dropped.clear();
+        // A storm's list of dropped keys is not kept for ever.
+        self.dropped.shrink_to(1024);
+        self.tracking = true;
+    }
+
+    /// Lists a dropped group's key, while tracking; past `max` of them, stops tracking (the
+    /// next change set is the whole state, which is then smaller than the list).
+    fn note_dropped(dropped: &mut Vec<CompactString>, tracking: &mut bool, max: usize, key: &str) {
+        if !*tracking {
+            return;
+        }
+        if dropped.len() >= max {
+            *tracking = false;
+            *dropped = Vec::new();
+            return;
+        }
+        dropped.push(CompactString::from(key));
     }
 
     /// The group's state, created by `make` if absent (evicting the least recently seen
@@ -360,14 +432,24 @@ impl<V: GroupState> GroupTable<V> {
             self.sweep(idle.before(clock));
         }
         let full = self.map.len() >= self.max;
+        if full
+            && self.tracking
+            && !self.map.contains(key)
+            && let Some((lru, _)) = self.map.peek_lru()
+        {
+            // The cache is about to evict it.
+            let lru = lru.clone();
+            Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, &lru);
+        }
         let mut created = false;
+        let epoch = self.epoch;
         let make = || {
             created = true;
-            make()
+            Slot { epoch, v: make() }
         };
         // Short keys (addresses, most user names) live inline in the key, so building one to
         // look up costs no allocation; a long key is looked up by reference first.
-        let v = if key.len() > INLINE_KEY && self.map.contains(key) {
+        let slot = if key.len() > INLINE_KEY && self.map.contains(key) {
             match self.map.get_mut(key) {
                 Some(v) => v,
                 None => unreachable!("contains() said the group is present"),
@@ -378,28 +460,33 @@ impl<V: GroupState> GroupTable<V> {
         if created && full {
             self.evicted += 1;
         }
-        v
+        slot.epoch = epoch;
+        &mut slot.v
     }
 
     /// The group's state if tracked, without changing its recency.
     pub fn peek(&self, key: &str) -> Option<&V> {
-        self.map.peek(key)
+        self.map.peek(key).map(|s| &s.v)
     }
 
     /// Forgets a group (after it fired, for behaviours that start over).
     pub fn remove(&mut self, key: &str) {
-        self.map.pop(key);
+        if self.map.pop(key).is_some() {
+            Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, key);
+        }
     }
 
     /// Drops groups whose newest event is older than `horizon`, least recently seen first.
     /// Recency follows arrival, which follows event time up to the allowed lateness, so the
     /// scan stops at the first group still live.
     pub fn sweep(&mut self, horizon: Timestamp) {
-        while let Some((_, v)) = self.map.peek_lru() {
-            if v.newest() >= horizon {
+        while let Some((_, s)) = self.map.peek_lru() {
+            if s.v.newest() >= horizon {
                 break;
             }
-            self.map.pop_lru();
+            if let Some((key, _)) = self.map.pop_lru() {
+                Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, &key);
+            }
             self.expired += 1;
         }
     }
@@ -491,6 +578,31 @@ mod tests {
         assert!(t.peek("b").is_none());
         // b, and a too: this test's state keeps the time it was made with.
         assert_eq!(t.stats(0, 0, 0).expired, 2);
+    }
+
+    #[test]
+    fn changed_groups_are_the_recent_run_and_dropped_keys_are_bounded() {
+        let mut t = GroupTable::new(4);
+        let idle = Span::from_secs(3600);
+        let at = |s: i64| Timestamp::from_secs_nanos(s, 0);
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            t.entry(k, at(i as i64), idle, || S(at(0)));
+        }
+        t.mark();
+        t.entry("a", at(5), idle, || S(at(0)));
+        t.remove("b");
+        let changed: Vec<&str> =
+            t.map.iter().take_while(|(_, s)| s.epoch == t.epoch).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(changed, ["a"]);
+        assert_eq!(t.dropped, ["b"]);
+        // Churn beyond the table's size: the list is dropped, and tracking with it.
+        for i in 0..4 {
+            t.entry("x", at(6 + i), idle, || S(at(0)));
+            t.remove("x");
+        }
+        assert!(!t.tracking && t.dropped.is_empty());
+        t.mark();
+        assert!(t.tracking);
     }
 
     #[test]

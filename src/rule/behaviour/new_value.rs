@@ -21,6 +21,7 @@
 
 use std::hash::BuildHasher as _;
 
+use super::snapshot::Formats;
 use super::{
     BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, Stats, span,
 };
@@ -28,6 +29,15 @@ use crate::event::{Event, Field, Timestamp};
 use crate::rule::duration::Span;
 use crate::rule::group::{GroupBy, value_text};
 use crate::rule::spec::NewValueSpec;
+use crate::snapshot::{PathIds, Paths, SnapshotError};
+
+/// Snapshot headers: groups are [`Group`]s as they are, and the behaviour-specific value is
+/// the value hash of [`PROBE`] (see `super::snapshot`).
+const SNAPSHOT: Formats = Formats::new("new_value", b'n', 1);
+/// Hashed into the snapshot to check that the value hash is the one the snapshot's values
+/// were hashed with: a change of hash (a foldhash upgrade) makes every learned value unknown,
+/// and restoring them would alert on every value as new.
+const PROBE: &str = "logwarden new_value hash probe";
 
 /// Default `max_values`: enough for every host an administrator logs in to, bounded so one
 /// high-cardinality field cannot grow a group without limit.
@@ -78,8 +88,9 @@ impl Config {
     }
 }
 
-/// One remembered value.
-#[derive(Clone, Copy, Debug)]
+/// One remembered value. The field order is the snapshot format: changing it needs a new
+/// snapshot version.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Seen {
     /// Hash of the value's text. Two values collide with probability 2^-64 per pair, so with
     /// 1000 values a new value is mistaken for a known one (a missed alert) about once in
@@ -91,8 +102,9 @@ struct Seen {
     last: Timestamp,
 }
 
-/// One group: when it started, and what it has seen.
-#[derive(Clone, Debug)]
+/// One group: when it started, and what it has seen. The field order is the snapshot format:
+/// changing it needs a new snapshot version.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Group {
     /// The group's first event: learning lasts until `first + learning`.
     first: Timestamp,
@@ -105,6 +117,19 @@ struct Group {
 impl GroupState for Group {
     fn newest(&self) -> Timestamp {
         self.newest
+    }
+}
+
+impl super::snapshot::GroupRecord for Group {
+    type Out<'a> = &'a Group;
+    type In = Group;
+
+    fn out<'a>(&'a self, _: &'a PathIds) -> &'a Group {
+        self
+    }
+
+    fn from_in(g: Group, _: &Paths) -> Result<Group, SnapshotError> {
+        Ok(g)
     }
 }
 
@@ -139,6 +164,41 @@ impl NewValue {
     /// no field for it; a forgotten value alerts again if it comes back.
     pub fn forgotten(&self) -> u64 {
         self.forgotten
+    }
+}
+
+/// Snapshots (see `super::snapshot`).
+impl NewValue {
+    /// Reads a full snapshot or, with `changes`, a change set into the state.
+    fn load(&mut self, bytes: &[u8], changes: bool) -> Result<(), SnapshotError> {
+        let max_values = self.config.max_values;
+        // More values than `max_values` would underflow the room computed when one is added.
+        let check = |g: &Group| match g.values.len() {
+            n if n > max_values => Err(format!("{n} values, and the rule keeps {max_values}")),
+            _ => Ok(()),
+        };
+        let probe = self.hasher.hash_one(PROBE);
+        let extra = |p: &u64| {
+            if *p == probe {
+                return Ok(());
+            }
+            Err(SnapshotError::invalid(
+                SNAPSHOT.full.what,
+                "values were hashed by another hash function (an upgrade changed it); \
+                 they cannot be recognised",
+            ))
+        };
+        let [late, ungrouped, skipped, forgotten] = super::snapshot::load::<Group, u64>(
+            SNAPSHOT,
+            &mut self.groups,
+            bytes,
+            changes,
+            check,
+            extra,
+        )?;
+        (self.late, self.ungrouped, self.skipped, self.forgotten) =
+            (late, ungrouped, skipped, forgotten);
+        Ok(())
     }
 }
 
@@ -206,6 +266,34 @@ impl Detector for NewValue {
 
     fn stats(&self) -> Stats {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, self.forgotten];
+        super::snapshot::write(SNAPSHOT, &self.groups, counters, &self.hasher.hash_one(PROBE), out)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, false)
+    }
+
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, self.forgotten];
+        super::snapshot::write_changes(
+            SNAPSHOT,
+            &self.groups,
+            counters,
+            &self.hasher.hash_one(PROBE),
+            out,
+        )
+    }
+
+    fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, true)
+    }
+
+    fn mark(&mut self) {
+        self.groups.mark();
     }
 }
 
@@ -364,6 +452,71 @@ mod tests {
         assert_eq!(Config::compile(&spec).unwrap_err().key, "max_values");
         let spec = NewValueSpec { max_values: None, ..spec };
         assert_eq!(Config::compile(&spec).unwrap().max_values, DEFAULT_MAX_VALUES);
+    }
+
+    /// Three users (four arrive: evictions) learning hosts for a day, then new and known
+    /// hosts, one user's set overflowing its three values, some events late.
+    fn hosts() -> Vec<(Event, u64)> {
+        let mut events = Vec::new();
+        for i in 0..60i64 {
+            let user = ["a", "b", "c", "a", "d"][(i % 5) as usize];
+            let t = if i < 20 { i * 3600 } else { DAY + i * 600 - if i % 9 == 0 { 70 } else { 0 } };
+            let host = format!("h{}", i * 7 % 6);
+            events.push((ev(t, user, &host), 0));
+        }
+        events
+    }
+
+    #[test]
+    fn a_restored_snapshot_resumes_exactly() {
+        let make = || -> Box<dyn Detector> { Box::new(NewValue::new(config(3))) };
+        super::super::snapshot::check::resumes_identically(make, &hosts());
+    }
+
+    #[test]
+    fn a_base_and_change_sets_resume_exactly() {
+        let make = || -> Box<dyn Detector> { Box::new(NewValue::new(config(3))) };
+        super::super::snapshot::check::changes_resume_identically_everywhere(make, &hosts());
+    }
+
+    #[test]
+    fn a_restored_snapshot_keeps_the_forgotten_count() {
+        let mut t = NewValue::new(config(3));
+        feed(&mut t, hosts().into_iter().map(|(e, _)| e));
+        assert!(t.forgotten() > 0);
+        let mut bytes = Vec::new();
+        t.snapshot(&mut bytes).unwrap();
+        let mut back = NewValue::new(config(3));
+        back.restore(&bytes).unwrap();
+        assert_eq!(back.forgotten(), t.forgotten());
+    }
+
+    #[test]
+    fn a_snapshot_with_more_values_than_the_rule_keeps_is_refused() {
+        let mut t = NewValue::new(config(10));
+        feed(&mut t, (0..5).map(|i| ev(i, "a", &format!("h{i}"))));
+        let mut bytes = Vec::new();
+        t.snapshot(&mut bytes).unwrap();
+        let e = NewValue::new(config(3)).restore(&bytes).unwrap_err();
+        assert!(e.to_string().contains("5 values, and the rule keeps 3"), "{e}");
+    }
+
+    #[test]
+    fn values_hashed_by_another_hash_function_are_refused() {
+        let mut t = NewValue::new(config(3));
+        feed(&mut t, [ev(0, "a", "h")]);
+        let mut bytes = Vec::new();
+        t.snapshot(&mut bytes).unwrap();
+        let mut other = NewValue::new(config(3));
+        other.hasher = foldhash::fast::FixedState::with_seed(SEED + 1);
+        let e = other.restore(&bytes).unwrap_err();
+        assert!(e.to_string().contains("another hash function"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_an_error_not_a_panic() {
+        let make = || -> Box<dyn Detector> { Box::new(NewValue::new(config(3))) };
+        super::super::snapshot::check::survives_damage(make, &hosts()[..25]);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! taking the latest keeps the sequence as short as possible, so if any assignment fits in
 //! `within`, this one does. A complete sequence fires once and the group starts over.
 
+use super::snapshot::Formats;
 use super::{
     BehaviourError, Detector, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats, Tracked,
     Trail, span,
@@ -17,7 +18,11 @@ use crate::rule::condition::Condition;
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::SequenceSpec;
+use crate::snapshot::SnapshotError;
 use compact_str::CompactString;
+
+/// Snapshot headers: groups are [`Trail`]s of step masks (see `super::snapshot`).
+const SNAPSHOT: Formats = Formats::new("sequence", b'q', 1);
 
 /// Most steps a sequence may have (step membership is a bit mask).
 pub const MAX_STEPS: usize = 16;
@@ -143,6 +148,25 @@ fn complete(entries: &[Tracked<u16>], steps: &[Step]) -> Option<Vec<usize>> {
     Some(used)
 }
 
+/// Snapshots (see `super::snapshot`).
+impl Sequence {
+    /// Reads a full snapshot or, with `changes`, a change set into the state.
+    fn load(&mut self, bytes: &[u8], changes: bool) -> Result<(), SnapshotError> {
+        let check = |_: &Pending| Ok(());
+        let extra = |_: &()| Ok(());
+        let [late, ungrouped, skipped, _] = super::snapshot::load::<Pending, ()>(
+            SNAPSHOT,
+            &mut self.groups,
+            bytes,
+            changes,
+            check,
+            extra,
+        )?;
+        (self.late, self.ungrouped, self.skipped) = (late, ungrouped, skipped);
+        Ok(())
+    }
+}
+
 impl Detector for Sequence {
     fn observe(&mut self, e: &Event, steps: u64, out: &mut Vec<Fired>) {
         if steps == 0 {
@@ -190,6 +214,28 @@ impl Detector for Sequence {
 
     fn stats(&self) -> Stats {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, 0];
+        super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, false)
+    }
+
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, 0];
+        super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, true)
+    }
+
+    fn mark(&mut self) {
+        self.groups.mark();
     }
 }
 
@@ -338,6 +384,46 @@ mod tests {
         assert!(e.detail.contains("unknown selection `nope`"), "{}", e.detail);
         let one = SequenceSpec { steps: spec.steps[..1].to_vec(), ..spec };
         assert_eq!(Config::compile(&one, &["failed"]).unwrap_err().key, "steps");
+    }
+
+    /// Failures and successes from three addresses, some late, a few stepless, two of the
+    /// addresses completing the sequence more than once.
+    fn mixed() -> Vec<(Event, u64)> {
+        (0..45i64)
+            .map(|i| {
+                let ip = ["192.0.2.9", "192.0.2.10", "203.0.113.5"][(i % 3) as usize];
+                let t = i * 3 - if i % 8 == 0 { 7 } else { 0 };
+                let mask = match i % 10 {
+                    9 => OK,
+                    6 => FAIL | OK,
+                    4 => 0,
+                    _ => FAIL,
+                };
+                let mut e = ev(t, ip);
+                if i % 3 == 0 {
+                    e.log_file_path = Some(crate::event::Sym::from("/var/log/secure"));
+                }
+                (e, mask)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_snapshot_resumes_exactly() {
+        let make = || -> Box<dyn Detector> { Box::new(Sequence::new(config(3, "60s"))) };
+        super::super::snapshot::check::resumes_identically(make, &mixed());
+    }
+
+    #[test]
+    fn a_base_and_change_sets_resume_exactly() {
+        let make = || -> Box<dyn Detector> { Box::new(Sequence::new(config(3, "60s"))) };
+        super::super::snapshot::check::changes_resume_identically_everywhere(make, &mixed());
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_an_error_not_a_panic() {
+        let make = || -> Box<dyn Detector> { Box::new(Sequence::new(config(2, "60s"))) };
+        super::super::snapshot::check::survives_damage(make, &mixed()[..20]);
     }
 
     /// Whether some choice of entries completes the steps in order, the last step using the

@@ -33,6 +33,7 @@
 //! and not used. So is an event within `lateness` that falls in a window already closed into
 //! the baseline: the baseline cannot be reopened, and the window has been judged.
 
+use super::snapshot::Formats;
 use super::{
     BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, Stats, span,
 };
@@ -40,6 +41,10 @@ use crate::event::{Event, Timestamp};
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::SpikeSpec;
+use crate::snapshot::{PathIds, Paths, SnapshotError};
+
+/// Snapshot headers: groups are [`Group`]s as they are (see `super::snapshot`).
+const SNAPSHOT: Formats = Formats::new("spike", b'k', 1);
 
 /// Default `min_count`: below five events in a window nothing is a burst worth a page.
 pub const DEFAULT_MIN_COUNT: u32 = 5;
@@ -116,8 +121,9 @@ impl Config {
     }
 }
 
-/// The weighted mean and variance of a group's past window counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// The weighted mean and variance of a group's past window counts. The field order is the
+/// snapshot format: changing it needs a new snapshot version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Baseline {
     mean: f64,
     var: f64,
@@ -167,8 +173,9 @@ impl Baseline {
     }
 }
 
-/// One group: its current window and its baseline. About 56 bytes.
-#[derive(Clone, Debug)]
+/// One group: its current window and its baseline. About 56 bytes. The field order is the
+/// snapshot format: changing it needs a new snapshot version.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Group {
     /// Index of the current window (event time / window, floored).
     window: i64,
@@ -202,6 +209,19 @@ impl GroupState for Group {
     }
 }
 
+impl super::snapshot::GroupRecord for Group {
+    type Out<'a> = &'a Group;
+    type In = Group;
+
+    fn out<'a>(&'a self, _: &'a PathIds) -> &'a Group {
+        self
+    }
+
+    fn from_in(g: Group, _: &Paths) -> Result<Group, SnapshotError> {
+        Ok(g)
+    }
+}
+
 /// The `spike` state machine.
 #[derive(Debug)]
 pub struct Spike {
@@ -216,6 +236,25 @@ impl Spike {
     pub fn new(config: Config) -> Spike {
         let groups = GroupTable::new(config.limits.max_groups);
         Spike { config, groups, late: 0, ungrouped: 0 }
+    }
+}
+
+/// Snapshots (see `super::snapshot`).
+impl Spike {
+    /// Reads a full snapshot or, with `changes`, a change set into the state.
+    fn load(&mut self, bytes: &[u8], changes: bool) -> Result<(), SnapshotError> {
+        let check = |_: &Group| Ok(());
+        let extra = |_: &()| Ok(());
+        let [late, ungrouped, _, _] = super::snapshot::load::<Group, ()>(
+            SNAPSHOT,
+            &mut self.groups,
+            bytes,
+            changes,
+            check,
+            extra,
+        )?;
+        (self.late, self.ungrouped) = (late, ungrouped);
+        Ok(())
     }
 }
 
@@ -301,6 +340,28 @@ impl Detector for Spike {
 
     fn stats(&self) -> Stats {
         self.groups.stats(self.late, self.ungrouped, 0)
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, 0, 0];
+        super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, false)
+    }
+
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, 0, 0];
+        super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, true)
+    }
+
+    fn mark(&mut self) {
+        self.groups.mark();
     }
 }
 
@@ -534,6 +595,58 @@ mod tests {
         let mut s = spec();
         s.window = "often".into();
         assert_eq!(Config::compile(&s).unwrap_err().key, "window");
+    }
+
+    /// A week of two events an hour for alice and bob, then bursts, with carol and dave
+    /// arriving to evict (the table keeps three), and a few events late.
+    fn week_and_bursts() -> Vec<(Event, u64)> {
+        let mut events = steady("alice", 0, 168, 2);
+        events.extend(steady("bob", 100, 168, 1));
+        events.sort_by_key(|e| e.timestamp);
+        events.extend(burst("alice", 168, 12));
+        events.extend(burst("bob", 169, 9));
+        events.push(ev(T0 + 169 * HOUR + 30, "carol"));
+        events.push(ev(T0 + 169 * HOUR - 100, "alice"));
+        events.extend(burst("alice", 170, 8));
+        events.push(ev(T0 + 170 * HOUR + 50, "dave"));
+        events.extend(burst("bob", 171, 10));
+        events.into_iter().map(|e| (e, 0)).collect()
+    }
+
+    #[test]
+    fn a_restored_snapshot_resumes_exactly() {
+        let events = week_and_bursts();
+        let make =
+            || -> Box<dyn Detector> { Box::new(Spike::new(Config::compile(&spec()).unwrap())) };
+        // Every cut in the bursts, a few in the baseline week.
+        let n = events.len();
+        let cuts = [0, 1, 2, 100, 336, 400].into_iter().chain(n - 45..=n);
+        super::super::snapshot::check::resumes_identically_at(make, &events, cuts);
+    }
+
+    #[test]
+    fn a_base_and_change_sets_resume_exactly() {
+        let events = week_and_bursts();
+        let make =
+            || -> Box<dyn Detector> { Box::new(Spike::new(Config::compile(&spec()).unwrap())) };
+        let n = events.len();
+        let mut partial = false;
+        for base in [0, 100, 336, n - 45, n - 20, n - 1] {
+            for every in [1, 5, 40] {
+                partial |= super::super::snapshot::check::changes_resume_identically(
+                    &make, &events, base, every,
+                );
+            }
+        }
+        assert!(partial);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_an_error_not_a_panic() {
+        let events = week_and_bursts();
+        let make =
+            || -> Box<dyn Detector> { Box::new(Spike::new(Config::compile(&spec()).unwrap())) };
+        super::super::snapshot::check::survives_damage(make, &events[events.len() - 40..]);
     }
 
     #[test]

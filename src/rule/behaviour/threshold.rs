@@ -9,6 +9,7 @@
 
 use compact_str::CompactString;
 
+use super::snapshot::Formats;
 use super::{
     BehaviourError, Detector, Fired, GroupState, GroupTable, Limits, MAX_REFS, Stats, Tracked,
     Trail, span,
@@ -18,6 +19,10 @@ use crate::event::Field;
 use crate::rule::duration::Span;
 use crate::rule::group::{GroupBy, value_text};
 use crate::rule::spec::ThresholdSpec;
+use crate::snapshot::SnapshotError;
+
+/// Snapshot headers: groups are [`Trail`]s of distinct values (see `super::snapshot`).
+const SNAPSHOT: Formats = Formats::new("threshold", b't', 1);
 
 /// A compiled `threshold` block.
 #[derive(Clone, Debug)]
@@ -69,6 +74,25 @@ impl Threshold {
     pub fn new(config: Config) -> Threshold {
         let groups = GroupTable::new(config.limits.max_groups);
         Threshold { config, groups, late: 0, ungrouped: 0, skipped: 0 }
+    }
+}
+
+/// Snapshots (see `super::snapshot`).
+impl Threshold {
+    /// Reads a full snapshot or, with `changes`, a change set into the state.
+    fn load(&mut self, bytes: &[u8], changes: bool) -> Result<(), SnapshotError> {
+        let check = |_: &Window| Ok(());
+        let extra = |_: &()| Ok(());
+        let [late, ungrouped, skipped, _] = super::snapshot::load::<Window, ()>(
+            SNAPSHOT,
+            &mut self.groups,
+            bytes,
+            changes,
+            check,
+            extra,
+        )?;
+        (self.late, self.ungrouped, self.skipped) = (late, ungrouped, skipped);
+        Ok(())
     }
 }
 
@@ -130,6 +154,28 @@ impl Detector for Threshold {
 
     fn stats(&self) -> Stats {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, 0];
+        super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, false)
+    }
+
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, 0];
+        super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, true)
+    }
+
+    fn mark(&mut self) {
+        self.groups.mark();
     }
 }
 
@@ -300,6 +346,136 @@ mod tests {
         spec.count = 1;
         spec.window = "fortnight-ish".into();
         assert_eq!(Config::compile(&spec).unwrap_err().key, "window");
+    }
+
+    fn maker(c: Config) -> impl Fn() -> Box<dyn Detector> {
+        move || Box::new(Threshold::new(c.clone()))
+    }
+
+    /// Bursts from four addresses into a table of three groups (evictions), some events late
+    /// within the lateness and some beyond it, half of them from a file.
+    fn mixed(users: &[&str]) -> Vec<(Event, u64)> {
+        let ips = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+        (0..48i64)
+            .map(|i| {
+                let late = match i % 11 {
+                    0 => 20,
+                    5 => 45,
+                    _ => 0,
+                };
+                let mut e = ev(
+                    i * 4 - late,
+                    ips[(i * 7 % 5 % 4) as usize],
+                    users[i as usize / 2 % users.len()],
+                );
+                if i % 2 == 0 {
+                    e.log_file_path = Some(crate::event::Sym::from("/var/log/auth.log"));
+                }
+                (e, 0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_snapshot_resumes_exactly() {
+        super::super::snapshot::check::resumes_identically(
+            maker(config(3, "60s", None)),
+            &mixed(&["a"]),
+        );
+    }
+
+    #[test]
+    fn a_base_and_change_sets_resume_exactly() {
+        super::super::snapshot::check::changes_resume_identically_everywhere(
+            maker(config(3, "60s", None)),
+            &mixed(&["a"]),
+        );
+        let mut wide = config(3, "60s", Some("user.name"));
+        wide.limits.max_groups = 50;
+        super::super::snapshot::check::changes_resume_identically_everywhere(
+            maker(wide),
+            &mixed(&["a", "b", "a", "c", "d"]),
+        );
+    }
+
+    #[test]
+    fn a_change_set_is_the_whole_state_when_unmarked_or_mostly_changed() {
+        let mut t = Threshold::new(config(3, "60s", None));
+        let events: Vec<Event> = (1..=5).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
+        feed(&mut t, &events[..3]);
+        let mut c = Vec::new();
+        t.snapshot_changes(&mut c).unwrap();
+        assert_eq!(c[2], b't', "never marked: the whole state");
+        t.mark();
+        feed(&mut t, &events[3..4]);
+        c.clear();
+        t.snapshot_changes(&mut c).unwrap();
+        assert_eq!(c[2], b'T', "one group of three changed (and one dropped): a change set");
+        feed(&mut t, &events[4..]);
+        c.clear();
+        t.snapshot_changes(&mut c).unwrap();
+        assert_eq!(c[2], b't', "two of three changed: the whole state");
+    }
+
+    #[test]
+    fn a_restored_distinct_count_resumes_exactly() {
+        super::super::snapshot::check::resumes_identically(
+            maker(config(3, "60s", Some("user.name"))),
+            &mixed(&["a", "b", "a", "c", "d"]),
+        );
+    }
+
+    #[test]
+    fn a_restored_snapshot_keeps_the_sweep_countdown() {
+        // 5000 events over 80 addresses: the sweep after the 4096th drops idle groups, and a
+        // restore just before, at or after it must sweep at the same event.
+        let mut c = config(3, "60s", None);
+        c.limits.max_groups = 100;
+        // One address in three is the same, and fires.
+        let ip = |i: i64| match i % 3 {
+            0 => "192.0.2.200".to_owned(),
+            _ => format!("198.51.100.{}", i % 80),
+        };
+        let events: Vec<(Event, u64)> =
+            (0..5000i64).map(|i| (ev(i * 10, &ip(i), "a"), 0)).collect();
+        let mut t = Threshold::new(c.clone());
+        feed(&mut t, &events.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>());
+        assert!(t.stats().expired > 0, "the sweep must have run");
+        super::super::snapshot::check::resumes_identically_at(
+            maker(c),
+            &events,
+            [4094, 4095, 4096, 4097],
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_an_error_not_a_panic() {
+        super::super::snapshot::check::survives_damage(
+            maker(config(3, "60s", Some("user.name"))),
+            &mixed(&["a", "b", "c"]),
+        );
+    }
+
+    #[test]
+    fn another_behaviours_snapshot_is_refused() {
+        let mut bytes = Vec::new();
+        Threshold::new(config(3, "60s", None)).snapshot(&mut bytes).unwrap();
+        bytes[2] = b'k';
+        let e = Threshold::new(config(3, "60s", None)).restore(&bytes).unwrap_err();
+        assert!(matches!(e, SnapshotError::Header { what: "threshold" }), "{e}");
+    }
+
+    #[test]
+    fn more_groups_than_the_rule_keeps_is_refused() {
+        let mut wide = config(3, "60s", None);
+        wide.limits.max_groups = 10;
+        let mut t = Threshold::new(wide);
+        let events: Vec<Event> = (1..=5).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
+        feed(&mut t, &events);
+        let mut bytes = Vec::new();
+        t.snapshot(&mut bytes).unwrap();
+        let e = Threshold::new(config(3, "60s", None)).restore(&bytes).unwrap_err();
+        assert!(e.to_string().contains("5 groups, and the rule keeps at most 3"), "{e}");
     }
 
     proptest::proptest! {

@@ -13,12 +13,17 @@ use std::sync::Arc;
 use compact_str::CompactString;
 use serde_json::{Value, json};
 
+use super::snapshot::Formats;
 use super::{BehaviourError, Detector, EventRef, Fired, GroupState, GroupTable, Limits, Stats};
 use crate::event::{Event, Sym, Timestamp};
 use crate::geo::Geo;
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::TravelSpec;
+use crate::snapshot::{PathIds, Paths, SnapshotError};
+
+/// Snapshot headers: groups are their last login (see `super::snapshot` and [`LoginRecord`]).
+const SNAPSHOT: Formats = Formats::new("travel", b'v', 1);
 
 /// Default fastest plausible speed: a long-haul airliner's cruise.
 pub const DEFAULT_MAX_SPEED_KMH: f64 = 900.0;
@@ -202,6 +207,31 @@ impl GroupState for Last {
     }
 }
 
+/// A login as a snapshot holds it: time, address, latitude, longitude, country, city, path
+/// number, offset.
+type LoginRecord<C> =
+    (Timestamp, Option<IpAddr>, f64, f64, Option<[u8; 2]>, Option<C>, u32, Option<u64>);
+
+impl super::snapshot::GroupRecord for Last {
+    type Out<'a> = Option<LoginRecord<&'a str>>;
+    type In = Option<LoginRecord<CompactString>>;
+
+    fn out<'a>(&'a self, paths: &'a PathIds) -> Self::Out<'a> {
+        self.0.as_ref().map(|l| {
+            let path = paths.id(l.path.as_ref());
+            (l.ts, l.ip, l.lat, l.lon, l.country, l.city.as_deref(), path, l.offset)
+        })
+    }
+
+    fn from_in(r: Self::In, paths: &Paths) -> Result<Last, SnapshotError> {
+        let Some((ts, ip, lat, lon, country, city, path, offset)) = r else {
+            return Ok(Last(None));
+        };
+        let path = paths.get(path)?;
+        Ok(Last(Some(Login { ts, ip, lat, lon, country, city, path, offset })))
+    }
+}
+
 /// The `travel` state machine.
 #[derive(Debug)]
 pub struct Travel {
@@ -275,6 +305,25 @@ fn distance_km(a: &Login, b: &Login) -> f64 {
     2.0 * EARTH_RADIUS_KM * h.clamp(0.0, 1.0).sqrt().asin()
 }
 
+/// Snapshots (see `super::snapshot`).
+impl Travel {
+    /// Reads a full snapshot or, with `changes`, a change set into the state.
+    fn load(&mut self, bytes: &[u8], changes: bool) -> Result<(), SnapshotError> {
+        let check = |_: &Last| Ok(());
+        let extra = |_: &()| Ok(());
+        let [late, ungrouped, skipped, _] = super::snapshot::load::<Last, ()>(
+            SNAPSHOT,
+            &mut self.groups,
+            bytes,
+            changes,
+            check,
+            extra,
+        )?;
+        (self.late, self.ungrouped, self.skipped) = (late, ungrouped, skipped);
+        Ok(())
+    }
+}
+
 impl Detector for Travel {
     fn observe(&mut self, e: &Event, _steps: u64, out: &mut Vec<Fired>) {
         let Some(key) = self.config.group_by.key(e) else {
@@ -332,6 +381,28 @@ impl Detector for Travel {
 
     fn stats(&self) -> Stats {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
+    }
+
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, 0];
+        super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, false)
+    }
+
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let counters = [self.late, self.ungrouped, self.skipped, 0];
+        super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
+    }
+
+    fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        self.load(bytes, true)
+    }
+
+    fn mark(&mut self) {
+        self.groups.mark();
     }
 }
 
@@ -609,6 +680,53 @@ mod tests {
         );
         assert_eq!(bad(|s| s.ignore_cidrs = vec!["10.0.0.0/33".into()]), "ignore_cidrs[0]");
         assert_eq!(bad(|s| s.lateness = Some("soon".into())), "lateness");
+    }
+
+    /// Logins of three users (two groups kept: evictions) bouncing between New York, London
+    /// and Tokyo at plausible and impossible speeds, some late, some without a place.
+    fn trips() -> Vec<(Event, u64)> {
+        let places = [Some(NEW_YORK), Some(LONDON), Some((35.68, 139.69)), None];
+        (0..40i64)
+            .map(|i| {
+                let user = ["alice", "bob", "carol"][(i % 3) as usize];
+                let t = i * 1800 - if i % 7 == 0 { 200 } else { 0 };
+                let ip = format!("198.51.100.{}", i % 5);
+                let mut e = login(t, user, &ip, places[(i * 5 % 4) as usize]);
+                if i % 2 == 1 {
+                    e.log_file_path = Some(Sym::from("/var/log/auth.log"));
+                    e.source_geo.iter_mut().for_each(|g| g.city_name = Some("Somewhere".into()));
+                    e.source_geo.iter_mut().for_each(|g| g.country_iso_code = Some("GB".into()));
+                }
+                (e, 0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_restored_snapshot_resumes_exactly() {
+        let make = || -> Box<dyn Detector> { Box::new(travel()) };
+        super::super::snapshot::check::resumes_identically(make, &trips());
+    }
+
+    #[test]
+    fn a_base_and_change_sets_resume_exactly() {
+        let mut s = spec();
+        s.max_groups = Some(10);
+        let make = move || -> Box<dyn Detector> {
+            Box::new(Travel::new(Config::compile(&s).unwrap(), None))
+        };
+        // Many users, so that most change sets leave most groups out.
+        let mut events = trips();
+        for (i, (e, _)) in events.iter_mut().enumerate() {
+            e.user_name = Some(format!("user{}", i % 8).into());
+        }
+        super::super::snapshot::check::changes_resume_identically_everywhere(make, &events);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_an_error_not_a_panic() {
+        let make = || -> Box<dyn Detector> { Box::new(travel()) };
+        super::super::snapshot::check::survives_damage(make, &trips()[..12]);
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! Tests of the parent module.
+
+use super::*;
+use crate::route::notification::Kind;
+use crate::rule::Severity;
+
+fn note(id: &str, sink: &str) -> Notification {
+    Notification {
+        id: id.to_owned(),
+        sink: sink.to_owned(),
+        route: "default".to_owned(),
+        kind: Kind::New,
+        group: Default::default(),
+        severity: Severity::High,
+        title: format!("alert {id}"),
+        alerts: vec![serde_json::json!({"rule": "ssh-brute-force", "count": 5})],
+        suppressed: 0,
+        created: "2026-11-23T09:00:00Z".to_owned(),
+    }
+}
+
+fn policy(attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        attempts,
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(60),
+        send_timeout: Duration::from_secs(1),
+    }
+}
+
+fn open() -> (tempfile::TempDir, Outbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(dir.path().join("state.redb")).unwrap();
+    (dir, outbox)
+}
+
+const SEC: i64 = 1_000_000_000;
+
+#[test]
+fn put_due_delivered() {
+    let (_dir, o) = open();
+    assert!(o.put(&note("b", "slack"), 20).unwrap());
+    assert!(o.put(&note("a", "slack"), 10).unwrap());
+    assert!(o.put(&note("c", "email"), 30).unwrap());
+    assert_eq!(o.pending_len().unwrap(), 3);
+    let ids = |v: Vec<Pending>| v.into_iter().map(|p| p.notification.id).collect::<Vec<_>>();
+    assert_eq!(ids(o.due(25, 10).unwrap()), ["a", "b"]);
+    assert_eq!(ids(o.due(100, 10).unwrap()), ["a", "b", "c"]);
+    assert_eq!(ids(o.due(100, 1).unwrap()), ["a"]);
+    assert_eq!(ids(o.due(5, 10).unwrap()), Vec::<String>::new());
+    assert_eq!(ids(o.due_for("slack", 100, 10).unwrap()), ["a", "b"]);
+    assert_eq!(ids(o.due_for("email", 100, 10).unwrap()), ["c"]);
+    assert_eq!(o.next_due_for("email").unwrap(), Some(30));
+    assert_eq!(o.next_due_for("webhook").unwrap(), None);
+    let first = &o.due(100, 1).unwrap()[0];
+    assert_eq!(first.notification, note("a", "slack"));
+    assert_eq!((first.attempts, first.next_attempt_ns, first.last_error.clone()), (0, 10, None));
+
+    assert!(o.delivered("a").unwrap());
+    assert!(!o.delivered("a").unwrap());
+    assert_eq!(ids(o.due(100, 10).unwrap()), ["b", "c"]);
+    assert_eq!(ids(o.due_for("slack", 100, 10).unwrap()), ["b"]);
+    assert_eq!(o.pending_len().unwrap(), 2);
+}
+
+#[test]
+fn put_same_id_twice_queues_once() {
+    let (_dir, o) = open();
+    assert!(o.put(&note("a", "slack"), 10).unwrap());
+    assert!(!o.put(&note("a", "slack"), 50).unwrap());
+    assert_eq!(o.pending_len().unwrap(), 1);
+    assert_eq!(o.due(100, 10).unwrap()[0].next_attempt_ns, 10);
+    // A dead letter with that id also blocks a second copy.
+    o.failed("a", 20, &SinkError::Permanent("400".into()), &policy(3)).unwrap();
+    assert!(!o.put(&note("a", "slack"), 60).unwrap());
+    assert_eq!(o.pending_len().unwrap(), 0);
+}
+
+#[test]
+fn backoff_doubles_within_equal_jitter_bounds() {
+    let (_dir, o) = open();
+    let p = policy(20);
+    o.put(&note("a", "slack"), 0).unwrap();
+    let mut now = 0;
+    for failures in 1..=10u32 {
+        let d = o.failed("a", now, &SinkError::Retriable("503".into()), &p).unwrap();
+        let Disposition::Retry { at_ns } = d else { panic!("{d:?}") };
+        // base 1 s doubling: 1, 2, 4, ... 32, then capped at max = 60 s.
+        let ceiling = (SEC << (failures - 1)).min(60 * SEC);
+        assert_eq!(p.ceiling(failures).as_nanos() as i64, ceiling);
+        let delay = at_ns - now;
+        assert!(delay >= ceiling / 2 && delay <= ceiling, "{failures}: {delay} vs {ceiling}");
+        let item = &o.due(at_ns, 10).unwrap()[0];
+        assert_eq!(item.attempts, failures);
+        assert_eq!(item.next_attempt_ns, at_ns);
+        assert_eq!(item.last_error.as_deref(), Some("temporary failure: 503"));
+        assert!(o.due(at_ns - 1, 10).unwrap().is_empty());
+        now = at_ns;
+    }
+    // Huge failure counts saturate instead of overflowing.
+    assert_eq!(p.ceiling(u32::MAX), Duration::from_secs(60));
+}
+
+#[test]
+fn permanent_failure_goes_dead_at_once() {
+    let (_dir, o) = open();
+    o.put(&note("a", "slack"), 0).unwrap();
+    let d = o.failed("a", 5, &SinkError::Permanent("400 bad request".into()), &policy(5));
+    assert_eq!(d.unwrap(), Disposition::Dead);
+    assert_eq!(o.pending_len().unwrap(), 0);
+    assert!(o.due(i64::MAX, 10).unwrap().is_empty());
+    let dead = o.dead_list().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].notification.id, "a");
+    assert_eq!(dead[0].attempts, 1);
+    assert_eq!(dead[0].last_error, "permanent failure: 400 bad request");
+    assert_eq!(dead[0].dead_at_ns, 5);
+    assert!(matches!(
+        o.failed("a", 6, &SinkError::Permanent("x".into()), &policy(5)),
+        Err(OutboxError::NotPending { .. })
+    ));
+}
+
+#[test]
+fn spent_retry_budget_goes_dead() {
+    let (_dir, o) = open();
+    o.put(&note("a", "slack"), 0).unwrap();
+    let e = SinkError::Retriable("timeout".into());
+    let p = policy(3);
+    assert!(matches!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Retry { .. }));
+    assert!(matches!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Retry { .. }));
+    assert_eq!(o.failed("a", 0, &e, &p).unwrap(), Disposition::Dead);
+    assert_eq!(o.pending_len().unwrap(), 0);
+    let dead = o.dead_list().unwrap();
+    assert_eq!((dead[0].attempts, dead[0].last_error.as_str()), (3, "temporary failure: timeout"));
+}
+
+#[test]
+fn retry_dead_requeues_with_attempts_reset() {
+    let (_dir, o) = open();
+    for id in ["a", "b", "c"] {
+        o.put(&note(id, "slack"), 100).unwrap();
+        o.failed(id, 100, &SinkError::Permanent("403".into()), &policy(3)).unwrap();
+    }
+    assert_eq!(o.retry_dead(Some("b")).unwrap(), 1);
+    assert_eq!(o.retry_dead(Some("b")).unwrap(), 0);
+    assert_eq!(o.retry_dead(Some("nope")).unwrap(), 0);
+    let due = o.due(0, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].notification.id.as_str(), due[0].attempts), ("b", 0));
+    assert_eq!(due[0].last_error.as_deref(), Some("permanent failure: 403"));
+    assert_eq!(o.dead_list().unwrap().len(), 2);
+    assert_eq!(o.retry_dead(None).unwrap(), 2);
+    assert!(o.dead_list().unwrap().is_empty());
+    assert_eq!(o.pending_len().unwrap(), 3);
+    assert_eq!(o.due_for("slack", 0, 10).unwrap().len(), 3);
+}
+
+#[test]
+fn pending_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    {
+        let o = Outbox::open(&path).unwrap();
+        o.put(&note("a", "slack"), 10).unwrap();
+        o.put(&note("b", "slack"), 20).unwrap();
+        o.put(&note("c", "email"), 30).unwrap();
+        o.failed("b", 20, &SinkError::Retriable("503".into()), &policy(5)).unwrap();
+        o.failed("c", 30, &SinkError::Permanent("550".into()), &policy(5)).unwrap();
+    }
+    let o = Outbox::open(&path).unwrap();
+    assert_eq!(o.pending_len().unwrap(), 2);
+    let all = o.pending_list().unwrap();
+    assert_eq!(all[0].notification, note("a", "slack"));
+    assert_eq!((all[1].notification.id.as_str(), all[1].attempts), ("b", 1));
+    assert_eq!(o.dead_list().unwrap()[0].notification.id, "c");
+}
+
+#[test]
+fn errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir").join("state.redb");
+    let e = Outbox::open(&path).unwrap_err();
+    assert_eq!(e.kind(), "db");
+    assert!(e.to_string().contains("missing-dir/state.redb"), "{e}");
+}
