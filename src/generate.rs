@@ -113,6 +113,42 @@ pub fn write_syslog(out: &mut impl Write, lines: u64, seed: u64) -> std::io::Res
     out.write_all(&buf)
 }
 
+/// Sends `args.lines` generated lines to `args.udp`, one datagram each, paced to `args.rate`
+/// per second when set; returns how many were sent and how long it took.
+pub fn send_udp(args: &crate::cli::GenerateArgs) -> std::io::Result<(u64, std::time::Duration)> {
+    let Some(to) = args.udp else { return Ok((0, std::time::Duration::ZERO)) };
+    if !to.ip().is_loopback() {
+        // A load generator aimed elsewhere is a flood: this tool only tests this machine.
+        return Err(std::io::Error::other("--udp sends to loopback addresses only"));
+    }
+    let mut text = Vec::new();
+    write_syslog(&mut text, args.lines, args.seed)?;
+    let socket = std::net::UdpSocket::bind(if to.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" })?;
+    socket.connect(to)?;
+    let start = std::time::Instant::now();
+    let mut sent = 0u64;
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if args.rate > 0 && sent.is_multiple_of(1000) {
+            // Paced in steps of 1000: ahead of schedule, wait for it.
+            let due = std::time::Duration::from_secs_f64(sent as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        loop {
+            match socket.send(line) {
+                Ok(_) => break,
+                // The kernel's send buffer is full: a moment, then again.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) if e.raw_os_error() == Some(105) => std::thread::yield_now(),
+                Err(e) => return Err(e),
+            }
+        }
+        sent += 1;
+    }
+    Ok((sent, start.elapsed()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! [`ParseError`] that the caller counts and sets aside; it never panics and is never dropped
 //! silently.
 
+pub mod auto;
 pub mod cloudtrail;
 pub mod extract;
 pub mod frame;
@@ -12,8 +13,10 @@ pub mod syslog;
 use crate::event::{EcsError, Event};
 use crate::source::RawRecord;
 
-/// Which parser a stream of records goes to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which parser a stream of records goes to (`format:` of a file source: `syslog`,
+/// `cloudtrail` for one record per line, `json` for ECS events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// RFC 3164 or RFC 5424 syslog lines.
     Syslog,
