@@ -72,6 +72,35 @@ pub enum Command {
     Test(TestArgs),
     /// Show the notifications waiting for delivery and re-queue dead letters.
     Outbox(outbox::OutboxArgs),
+    /// Run the daemon: live sources, rules, routing and delivery, the HTTP API; stops
+    /// cleanly on SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Run as a sidecar forwarder: sources, parse, then the config's `forward:` target (an
+    /// aggregator's /ingest or NATS JetStream) through an on-disk buffer. Same as `run` with
+    /// `mode: forward`.
+    Forward(ForwardArgs),
+}
+
+/// Flags of `logwarden forward`.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// The config (sources, forward, api, state).
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    pub config: PathBuf,
+}
+
+/// Flags of `logwarden run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config (sources, sinks, routes, api, state).
+    #[arg(short = 'c', long, value_name = "CONFIG")]
+    pub config: PathBuf,
+    /// Directory of rule files (default: the config's `rules:`).
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// MaxMind DB file for `travel` rules (default: the config's `geoip:`).
+    #[arg(long, value_name = "FILE")]
+    pub geoip: Option<PathBuf>,
 }
 
 /// Flags of `logwarden test`.
@@ -109,6 +138,13 @@ pub struct GenerateArgs {
     /// Seed: the same seed writes the same log.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Send each line as one syslog datagram to this address (a UDP load test, loopback
+    /// only) instead of writing to standard output.
+    #[arg(long, value_name = "ADDR")]
+    pub udp: Option<std::net::SocketAddr>,
+    /// With `--udp`: datagrams per second at most (0: as fast as the socket takes them).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// Input format choices for `--format`.
@@ -187,6 +223,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(run_check(&args)),
         Command::Test(args) => run_test(&args),
         Command::Outbox(args) => outbox::run(&args),
+        Command::Run(args) => run_daemon(&args),
+        Command::Forward(args) => {
+            let mut config = load_config(&args.config)?;
+            if config.spec.forward.is_none() {
+                anyhow::bail!(
+                    "{}: `logwarden forward` needs a `forward:` section",
+                    args.config.display()
+                );
+            }
+            config.spec.mode = crate::config::Mode::Forward;
+            crate::daemon::run(&config, Vec::new(), Default::default(), None)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(args) if args.udp.is_some() => {
+            let sent = crate::generate::send_udp(&args)?;
+            eprintln!("sent {} datagrams in {:.2} s", sent.0, sent.1.as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Generate(args) => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             match crate::generate::write_syslog(&mut out, args.lines, args.seed)
@@ -326,6 +380,38 @@ pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<crate::confi
         }
         anyhow::anyhow!("{}: {} config error{}", path.display(), errors.len(), plural(errors.len()))
     })
+}
+
+fn run_daemon(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(&args.config)?;
+    if config.spec.mode == crate::config::Mode::Forward {
+        crate::daemon::run(&config, Vec::new(), Default::default(), None)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = args.rules.clone().or_else(|| config.spec.rules.clone());
+    let rules = match dir {
+        None => Vec::new(),
+        Some(dir) => match crate::rule::load::load_dir(&dir) {
+            Ok(rules) => rules,
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                anyhow::bail!(
+                    "{}: {} rule error{}",
+                    dir.display(),
+                    errors.len(),
+                    plural(errors.len())
+                );
+            }
+        },
+    };
+    let mut services = crate::rule::behaviour::Services::default();
+    if let Some(path) = args.geoip.clone().or_else(|| config.spec.geoip.clone()) {
+        services.geo = Some(std::sync::Arc::new(crate::geo::Geo::open(&path)?));
+    }
+    crate::daemon::run(&config, rules, services, args.rules.clone())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plural(n: usize) -> &'static str {

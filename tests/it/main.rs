@@ -6,6 +6,7 @@ mod cli;
 mod cloudtrail;
 mod corpus;
 mod crowdsec_hub;
+mod daemon;
 mod email_tls;
 mod golden_sshd;
 mod outbox;

@@ -1,0 +1,201 @@
+//! The daemon's HTTP side: `/healthz` for probes, `/metrics` for Prometheus, `/api/alerts`
+//! (recent alerts, filterable), `/api/silences` (list, add, remove; kept in the state
+//! database), `/api/reload`; everything but `/healthz` behind a bearer token when one is
+//! configured.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::detect::{Control, Msg};
+use super::metrics::Metrics;
+use crate::event::Timestamp;
+use crate::state::silences::{SilenceRecord, SilenceStore};
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Api {
+    metrics: Arc<Metrics>,
+    token: Option<Arc<str>>,
+    /// Weak, so that the API never keeps the detection thread's queue open at shutdown.
+    control: mpsc::WeakSender<Msg>,
+    silences: SilenceStore,
+    /// Silences from the config, shown beside the stored ones (read-only here).
+    configured: Arc<Vec<Value>>,
+}
+
+/// The router for `api.listen`.
+pub fn router(
+    metrics: Arc<Metrics>,
+    token: Option<String>,
+    control: mpsc::WeakSender<Msg>,
+    silences: SilenceStore,
+    configured: Vec<Value>,
+) -> Router {
+    let api = Api {
+        metrics,
+        token: token.map(Arc::from),
+        control,
+        silences,
+        configured: Arc::new(configured),
+    };
+    let guarded = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/api/alerts", get(alerts))
+        .route("/api/silences", get(list_silences).post(add_silence))
+        .route("/api/silences/{id}", delete(remove_silence))
+        .route("/api/reload", post(reload))
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), bearer));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(guarded).with_state(api)
+}
+
+async fn metrics_text(State(api): State<Api>) -> Response {
+    // Reading the outbox's depth opens a read transaction: off the async threads.
+    let m = Arc::clone(&api.metrics);
+    match tokio::task::spawn_blocking(move || m.render()).await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `GET /api/alerts?rule=ID&severity=high&limit=N`: the latest alerts, newest first, each
+/// with what the router did (`routing`).
+async fn alerts(
+    State(api): State<Api>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let limit = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100usize);
+    let Ok(recent) = api.metrics.recent.lock() else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let keep = |a: &&Value| {
+        q.get("rule").is_none_or(|r| a["rule"]["id"] == r.as_str())
+            && q.get("severity").is_none_or(|s| a["severity"] == s.as_str())
+    };
+    let out: Vec<Value> = recent.iter().rev().filter(keep).take(limit).cloned().collect();
+    Json(out).into_response()
+}
+
+async fn list_silences(State(api): State<Api>) -> Response {
+    let store = api.silences.clone();
+    match tokio::task::spawn_blocking(move || store.all()).await {
+        Ok(Ok(stored)) => Json(json!({
+            "api": stored,
+            "config": api.configured.as_ref(),
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// `POST /api/silences` with a silence as JSON (`id` optional): checked, stored durably,
+/// then in force; answers 201 with the stored silence.
+async fn add_silence(State(api): State<Api>, body: axum::body::Bytes) -> Response {
+    let mut r: SilenceRecord = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("silence: {e}")),
+    };
+    let now = Timestamp::now();
+    if r.id.is_empty() {
+        r.id = format!("api-{:x}", now.0);
+    }
+    if r.starts.is_none() {
+        let mut b = Vec::new();
+        now.write_rfc3339(&mut b);
+        r.starts = Some(String::from_utf8_lossy(&b).into_owned());
+    }
+    let silence = match crate::config::silence_from_record(&r, now) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("silence `{}`: {e}", r.id)),
+    };
+    let store = api.silences.clone();
+    let stored = r.clone();
+    match tokio::task::spawn_blocking(move || store.put(&stored)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+    let (done, wait) = oneshot::channel();
+    if !send(&api, Control::AddSilence(silence, done)).await || wait.await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    (StatusCode::CREATED, Json(r)).into_response()
+}
+
+async fn remove_silence(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    let store = api.silences.clone();
+    let key = id.clone();
+    let stored = match tokio::task::spawn_blocking(move || store.remove(&key)).await {
+        Ok(Ok(was)) => was,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let (done, wait) = oneshot::channel();
+    if !send(&api, Control::RemoveSilence(id.clone(), done)).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    let live = wait.await.unwrap_or(false);
+    if stored || live {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, &format!("no silence `{id}` set through the API"))
+    }
+}
+
+/// `POST /api/reload`: 200 with what changed, or 422 with every error (the old rules and
+/// routes keep running).
+async fn reload(State(api): State<Api>) -> Response {
+    let (done, wait) = oneshot::channel();
+    if !send(&api, Control::Reload(done)).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    match wait.await {
+        Ok(Ok(what)) => Json(json!({ "reloaded": true, "message": what })).into_response(),
+        Ok(Err(why)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "reloaded": false, "errors": why.lines().collect::<Vec<_>>() })),
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+    }
+}
+
+async fn send(api: &Api, c: Control) -> bool {
+    match api.control.upgrade() {
+        Some(tx) => tx.send(Msg::Control(c)).await.is_ok(),
+        None => false,
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// Rejects a request without `Authorization: Bearer TOKEN` (compared in constant time).
+async fn bearer(State(api): State<Api>, req: Request, next: Next) -> Response {
+    let Some(token) = &api.token else { return next.run(req).await };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(g) if crate::source::intake::constant_time_eq(g.as_bytes(), token.as_bytes()) => {
+            next.run(req).await
+        }
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a bearer token is required\n",
+        )
+            .into_response(),
+    }
+}
