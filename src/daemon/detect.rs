@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -22,6 +23,9 @@ use crate::rule::set::{Hit, RuleSet};
 use crate::source::Checkpoint;
 use crate::state::checkpoint::Checkpoints;
 use std::collections::HashMap;
+
+/// Longest an acknowledging source waits for a commit while events keep coming.
+const WAITING_COMMIT: Duration = Duration::from_millis(100);
 
 /// What reaches the detection thread.
 #[derive(Debug)]
@@ -129,9 +133,22 @@ impl Detect {
     /// shutdown loses no alert held for grouping) and returns.
     pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut alerts = Vec::new();
+        let mut committed = Instant::now();
         while let Some(msg) = rx.blocking_recv() {
             match msg {
-                Msg::Parsed(i, parsed) => self.batch(i, parsed, &mut alerts),
+                Msg::Parsed(i, parsed) => {
+                    self.batch(i, parsed, &mut alerts);
+                    // An acknowledging source (HTTP intake, NATS) holds its sender until the
+                    // commit: waiting for the 1 s tick would cap a forwarder, which sends one
+                    // request at a time, at one request a second. Commit once the queue is
+                    // drained, or every WAITING_COMMIT under a steady stream.
+                    if !self.waiting.is_empty()
+                        && (rx.is_empty() || committed.elapsed() >= WAITING_COMMIT)
+                    {
+                        self.commit();
+                        committed = Instant::now();
+                    }
+                }
                 Msg::Tick => self.tick(),
                 Msg::Control(c) => {
                     self.control(c);

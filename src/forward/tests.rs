@@ -100,8 +100,13 @@ impl Received {
         let (tx, mut rx) = mpsc::channel::<Batch>(8);
         let got = Arc::clone(&self.0);
         tokio::spawn(async move {
-            while let Some(b) = rx.recv().await {
+            while let Some(mut b) = rx.recv().await {
+                let done = b.done.take();
                 got.lock().unwrap().extend(b.records.into_iter().map(|r| r.bytes));
+                // Recorded is committed, for this aggregator: the intake may answer.
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
         });
         tx

@@ -1,10 +1,11 @@
 //! HTTP intake: `POST /ingest` with NDJSON (raw log lines or a forwarder's ECS events), one
 //! [`RawRecord`] per non-empty line.
 //!
-//! The answer comes only after every record was taken downstream: a full pipeline keeps the
-//! request waiting, which slows the client (backpressure), and `200 {"accepted": N}` means the
-//! N records are in the pipeline. A client that gets no answer (timeout, broken connection)
-//! sends the body again, so records may arrive twice but are never lost.
+//! The answer comes only after every record was committed downstream (its events detected on
+//! and checkpointed, or buffered on disk by a forwarder): a full pipeline keeps the request
+//! waiting, which slows the client (backpressure), and `200 {"accepted": N}` means a crash from
+//! then on cannot lose the N records. A client that gets no answer (timeout, broken connection)
+//! or a 503 sends the body again, so records may arrive twice but are never lost.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Batch, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
@@ -162,6 +163,7 @@ async fn ingest(State(s): State<Intake>, req: Request) -> Response {
 
     let now = Timestamp::now();
     let mut accepted = 0u64;
+    let mut commits = Vec::new();
     let mut records = Vec::with_capacity(BATCH_RECORDS);
     let mut offset = 0usize;
     let mut line_no = 0u64;
@@ -182,41 +184,51 @@ async fn ingest(State(s): State<Intake>, req: Request) -> Response {
         offset = end + 1;
         if records.len() == BATCH_RECORDS {
             let batch = std::mem::replace(&mut records, Vec::with_capacity(BATCH_RECORDS));
-            match hand_over(&s, batch).await {
+            match hand_over(&s, batch, &mut commits).await {
                 Ok(n) => accepted += n,
-                Err(r) => return r(accepted),
+                Err(()) => return stopping(),
             }
         }
     }
     if !records.is_empty() {
-        match hand_over(&s, records).await {
+        match hand_over(&s, records, &mut commits).await {
             Ok(n) => accepted += n,
-            Err(r) => return r(accepted),
+            Err(()) => return stopping(),
+        }
+    }
+    // Batches are committed in order, but each is waited for: a batch dropped on the way (a
+    // shutdown between stages) must turn the whole answer into "send again".
+    for commit in commits {
+        if commit.await.is_err() {
+            return stopping();
         }
     }
     axum::Json(json!({ "accepted": accepted })).into_response()
 }
 
-/// Sends one batch, waiting for room: this wait is the backpressure.
-async fn hand_over(s: &Intake, records: Vec<RawRecord>) -> Result<u64, fn(u64) -> Response> {
+/// Sends one batch, waiting for room: this wait is the backpressure. The batch's commit is
+/// signalled on a receiver pushed to `commits`.
+async fn hand_over(
+    s: &Intake,
+    records: Vec<RawRecord>,
+    commits: &mut Vec<oneshot::Receiver<()>>,
+) -> Result<u64, ()> {
     let n = records.len() as u64;
-    match s.tx.send(Batch { records, checkpoint: None, done: None }).await {
+    let (done, committed) = oneshot::channel();
+    match s.tx.send(Batch { records, checkpoint: None, done: Some(done) }).await {
         Ok(()) => {
             s.counters.records_in.fetch_add(n, Ordering::Relaxed);
+            commits.push(committed);
             Ok(n)
         }
-        // The pipeline is gone (shutdown): the client must send the request again later.
-        Err(_) => Err(|accepted| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(json!({
-                    "error": "the pipeline is stopping; send again later",
-                    "accepted": accepted,
-                })),
-            )
-                .into_response()
-        }),
+        Err(_) => Err(()),
     }
+}
+
+/// The answer when the pipeline went away before the request's records were committed: none
+/// of them can be counted on, so the client must send the whole request again later.
+fn stopping() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline is stopping; send again later")
 }
 
 enum Gunzip {
@@ -284,6 +296,28 @@ mod tests {
         (url, rx, counters, server)
     }
 
+    /// [`serve`] with a pipeline that commits every batch as soon as it takes it, and hands
+    /// the batches on to the test.
+    async fn serve_committing(
+        token: Option<&str>,
+        cap: usize,
+        max_body: usize,
+    ) -> (String, mpsc::Receiver<Batch>, Arc<SourceCounters>, tokio::task::JoinHandle<()>) {
+        let (url, mut rx, counters, server) = serve(token, cap, max_body).await;
+        let (tx, out) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            while let Some(mut b) = rx.recv().await {
+                if let Some(done) = b.done.take() {
+                    let _ = done.send(());
+                }
+                if tx.send(b).await.is_err() {
+                    break;
+                }
+            }
+        });
+        (url, out, counters, server)
+    }
+
     fn lines(n: usize) -> String {
         (1..=n).map(|i| format!("<13>Dec 10 06:55:46 web-1 app[1]: line {i}\n")).collect()
     }
@@ -315,7 +349,8 @@ mod tests {
 
     #[tokio::test]
     async fn plain_and_gzip_ndjson_become_records_in_order() {
-        let (url, mut rx, counters, _server) = serve(None, 64, DEFAULT_MAX_BODY_BYTES).await;
+        let (url, mut rx, counters, _server) =
+            serve_committing(None, 64, DEFAULT_MAX_BODY_BYTES).await;
         let body = format!("{}\r\n\n   \n{{\"@timestamp\":\"2025-12-10T06:55:46Z\"}}", lines(1000));
         let (status, answer) = post(&url, body.clone().into_bytes(), &[]).await;
         assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1001)));
@@ -339,7 +374,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_token_is_required_when_set() {
-        let (url, mut rx, _c, _server) = serve(Some("s3cret"), 4, DEFAULT_MAX_BODY_BYTES).await;
+        let (url, mut rx, _c, _server) =
+            serve_committing(Some("s3cret"), 4, DEFAULT_MAX_BODY_BYTES).await;
         for auth in [None, Some("Bearer wrong!"), Some("Bearer s3cre"), Some("s3cret")] {
             let h: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
             let (status, _) = post(&url, b"x\n".to_vec(), &h).await;
@@ -374,16 +410,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_pipeline_holds_the_answer_and_loses_nothing() {
-        // One batch of room and a reader that takes 50 ms per batch: the answer cannot come
-        // before the reader has taken all but the last batch.
+        // One batch of room and a reader that takes and commits a batch every 50 ms: the
+        // answer cannot come before the reader has committed every batch.
         let (url, mut rx, _c, _server) = serve(None, 1, DEFAULT_MAX_BODY_BYTES).await;
         let n = BATCH_RECORDS * 8;
         let reader = tokio::spawn(async move {
             let mut got: Vec<(Instant, Vec<RawRecord>)> = Vec::new();
             let mut total = 0;
             while total < n {
-                let b = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
+                let mut b = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
                 total += b.records.len();
+                b.done.take().unwrap().send(()).unwrap();
                 got.push((Instant::now(), b.records));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -396,11 +433,40 @@ mod tests {
         let got = tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
         assert_eq!(got.len(), 8);
         let taken_before = got.iter().filter(|(t, _)| *t <= answered).count();
-        assert!(taken_before >= 7, "answered after {taken_before} of 8 batches were taken");
+        assert_eq!(taken_before, 8, "answered after {taken_before} of 8 batches were committed");
         assert!(answered - started >= Duration::from_millis(300), "{:?}", answered - started);
         let numbers: Vec<u64> =
             got.iter().flat_map(|(_, r)| r.iter().map(|r| r.origin.record)).collect();
         assert_eq!(numbers, (1..=n as u64).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_answer_waits_for_the_commit_and_an_uncommitted_batch_is_503() {
+        let (url, mut rx, _c, _server) = serve(None, 16, DEFAULT_MAX_BODY_BYTES).await;
+        let n = BATCH_RECORDS + 1;
+        let request = tokio::spawn({
+            let url = url.clone();
+            async move { post(&url, lines(n).into_bytes(), &[]).await }
+        });
+        let mut first = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
+        let mut second = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!((first.records.len(), second.records.len()), (BATCH_RECORDS, 1));
+        // Both batches are in the pipeline; only one is committed: no answer yet.
+        first.done.take().unwrap().send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!request.is_finished(), "answered before every batch was committed");
+        second.done.take().unwrap().send(()).unwrap();
+        let (status, answer) = tokio::time::timeout(LIMIT, request).await.unwrap().unwrap();
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(n as u64)));
+
+        // A batch lost on the way (the pipeline stopped before committing it): the client is
+        // told to send again, not that its records were accepted.
+        let request = tokio::spawn(async move { post(&url, lines(3).into_bytes(), &[]).await });
+        let lost = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
+        drop(lost);
+        let (status, answer) = tokio::time::timeout(LIMIT, request).await.unwrap().unwrap();
+        assert_eq!(status, 503, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains("send again"), "{answer}");
     }
 
     #[test]

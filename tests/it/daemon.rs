@@ -751,7 +751,7 @@ fn outage() -> Duration {
 }
 
 #[tokio::test]
-async fn a_forwarder_loses_nothing_while_its_aggregator_is_down() {
+async fn a_forwarder_loses_nothing_when_its_aggregator_is_killed_and_down() {
     let (rx, hook) = receiver(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     let (agg_in, agg_api, agent_api) = (free_port(), free_port(), free_port());
@@ -815,7 +815,7 @@ api: {{listen: \"127.0.0.1:{agent_api}\"}}
         }
     };
     write(0..1000);
-    let mut agg = Daemon::start(&agg_config, &agg_dir);
+    let agg = Daemon::start(&agg_config, &agg_dir);
     let mut agent = Daemon::start(&agent_config, &agent_dir);
     let agg_base = format!("http://127.0.0.1:{agg_api}");
     eventually("the first 1000 at the aggregator", &agg, async || {
@@ -827,14 +827,21 @@ api: {{listen: \"127.0.0.1:{agent_api}\"}}
     })
     .await;
 
-    // The aggregator goes away; the agent keeps reading and buffers.
-    assert!(agg.terminate(Duration::from_secs(15)).success(), "{}", agg.stderr());
-    let down = Instant::now();
+    // The aggregator is killed (SIGKILL) while the agent is sending: what it answered 200 to
+    // was committed, what it had not answered is sent again. Then it stays down; the agent
+    // keeps reading and buffers.
+    let mut agg = Some(agg);
+    let kill_at = Instant::now() + Duration::from_secs(2);
+    let mut down: Option<Instant> = None;
     let mut next = 1000;
-    while down.elapsed() < outage() {
-        write(next..next + 200);
-        next += 200;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    while down.is_none_or(|d| d.elapsed() < outage()) {
+        write(next..next + 100);
+        next += 100;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if down.is_none() && Instant::now() >= kill_at {
+            drop(agg.take());
+            down = Some(Instant::now());
+        }
     }
     let agent_page = get(&format!("http://127.0.0.1:{agent_api}/metrics"), None).await.1;
     assert!(
