@@ -232,6 +232,9 @@ pub fn run(
                 if let Err(e) = socket2::SockRef::from(&socket).set_recv_buffer_size(want) {
                     eprintln!("logwarden: source `{name}`: receive buffer of {want} bytes: {e}");
                 }
+                if let Some(inode) = crate::source::udp_drops::socket_inode(&socket) {
+                    c.udp_inode.store(inode, std::sync::atomic::Ordering::Relaxed);
+                }
                 let max = u.max_line_bytes;
                 source_tasks.spawn_on(run_udp(sym, socket, max, btx, c, stop), runtime.handle());
             }

@@ -22,5 +22,6 @@ sleep 1
 rin=$(metric 'logwarden_source_records_in_total{source="load"}')
 ev=$(metric 'logwarden_source_events_out_total{source="load"}')
 dr=$(metric 'logwarden_source_dropped_total{source="load"}')
-echo "sent $LINES at ${RATE}/s: logwarden received $rin (the kernel dropped $((LINES - rin))), $ev events, $dr dropped by logwarden and counted"
+kd=$(metric 'logwarden_source_kernel_dropped_total{source="load"}')
+echo "sent $LINES at ${RATE}/s: logwarden received $rin (not received: $((LINES - rin)), of which the kernel counted $kd as dropped at the socket), $ev events, $dr dropped by logwarden and counted"
 kill -TERM "$pid"; wait "$pid" || true

@@ -15,6 +15,7 @@ use crate::route::router::RouterStats;
 use crate::rule::engine::RuleStats;
 use crate::sink::outbox::Outbox;
 use crate::source::SourceCounters;
+use crate::source::udp_drops::kernel_drops;
 
 /// One configured source's numbers: what it read, and what the parser made of it.
 #[derive(Debug, Default)]
@@ -171,6 +172,19 @@ impl Metrics {
             family(&mut o, name, kind, help);
             for s in &self.sources {
                 sample(&mut o, name, &[("source", &s.name)], get(s));
+            }
+        }
+        // Read from the kernel at each scrape: these datagrams never reached the source.
+        family(
+            &mut o,
+            "logwarden_source_kernel_dropped_total",
+            "counter",
+            "Datagrams the kernel dropped before they were read (UDP receive buffer full).",
+        );
+        for s in &self.sources {
+            let inode = s.counters.udp_inode.load(Ordering::Relaxed);
+            if let Some(n) = (inode != 0).then(|| kernel_drops(inode)).flatten() {
+                sample(&mut o, "logwarden_source_kernel_dropped_total", &[("source", &s.name)], n);
             }
         }
         family(

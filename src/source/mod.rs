@@ -9,6 +9,7 @@ pub mod intake;
 pub mod stdin;
 pub mod syslog;
 pub mod tail;
+pub mod udp_drops;
 
 use bytes::Bytes;
 
@@ -86,6 +87,8 @@ pub struct SourceCounters {
     pub idle_closed: std::sync::atomic::AtomicU64,
     /// TLS handshakes that failed or timed out (no client certificate, wrong CA...).
     pub tls_failures: std::sync::atomic::AtomicU64,
+    /// The UDP socket's inode, whose kernel drop count `/metrics` reports (0: not UDP).
+    pub udp_inode: std::sync::atomic::AtomicU64,
 }
 
 /// One entry of `sources:` in logwarden.yml, by `type`.

@@ -190,6 +190,9 @@ delivery: {{base: 50ms, max: 200ms}}
     assert_eq!(m("logwarden_source_records_in_total{source=\"udp\"}"), Some(1), "{page}");
     assert_eq!(m("logwarden_source_events_out_total{source=\"udp\"}"), Some(1), "{page}");
     assert_eq!(m("logwarden_source_dropped_total{source=\"udp\"}"), Some(0), "{page}");
+    // The kernel's own count for the UDP socket is reported (none dropped here); TCP has none.
+    assert_eq!(m("logwarden_source_kernel_dropped_total{source=\"udp\"}"), Some(0), "{page}");
+    assert_eq!(m("logwarden_source_kernel_dropped_total{source=\"tcp\"}"), None, "{page}");
     assert!(m("logwarden_rule_alerts_total{rule=\"ssh-bruteforce\"}") >= Some(1), "{page}");
     assert_eq!(m("logwarden_source_silent_alerts_total"), Some(1), "{page}");
     assert!(m("logwarden_detection_latency_seconds_count") >= Some(1), "{page}");
