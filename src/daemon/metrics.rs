@@ -327,6 +327,12 @@ impl Metrics {
                     "Times the full buffer held the sources back.",
                     s.full_waits,
                 ),
+                (
+                    "logwarden_forward_filtered_out_total",
+                    "counter",
+                    "Events the forward `where:` kept back.",
+                    s.filtered_out,
+                ),
             ] {
                 family(&mut o, name, kind, help);
                 sample(&mut o, name, &[], v);

@@ -11,6 +11,10 @@
 //!   batch_max_bytes: 4MiB        # of ECS lines in one request (the intake takes 16 MiB)
 //!   batch_max_wait: 1s
 //!   buffer_max_bytes: 256MiB     # or a plain number of bytes
+//!   where:                       # optional: forward only what matches (rule detection syntax)
+//!     failed: {event.dataset: sshd, event.outcome: failure}
+//!     condition: failed
+//!   fields: ["@timestamp", host.name, user.name, source.ip]   # optional: only these
 //! ```
 //!
 //! Delivery is at least once. A batch is deleted after the receiver's acknowledgement (an HTTP
@@ -41,6 +45,7 @@ use tokio::sync::{Notify, watch};
 
 use self::buffer::{Buffer, Entry, Pending};
 use crate::event::{Event, write_json};
+use crate::output::{Projection, Where};
 use crate::sink::outbox::RetryPolicy;
 
 /// How long `run` keeps sending what is buffered after shutdown was asked for; what is left
@@ -85,6 +90,13 @@ pub struct ForwardConfig {
     /// 429) that will not go away by itself (default 30s).
     #[serde(default = "default_retry_max", deserialize_with = "duration")]
     pub retry_max: Duration,
+    /// Forward only the events this detection block matches (as an output's `where:`).
+    #[serde(default, rename = "where")]
+    pub r#where: Option<serde_json::Value>,
+    /// Forward only these fields of each event (as an output's `fields:`); must include
+    /// `nats.partition_by`, which the sender reads from the forwarded event.
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
 }
 
 /// `forward.http`.
@@ -240,7 +252,23 @@ impl ForwardConfig {
         if self.retry_initial.is_zero() || self.retry_max < self.retry_initial {
             return bad("`retry_initial` must be above 0 and at most `retry_max`".into());
         }
-        Ok(())
+        if let (Some(fields), Some(n)) = (&self.fields, &self.nats)
+            && let Some(missing) = n.partition_by.iter().find(|f| !fields.contains(f))
+        {
+            return bad(format!(
+                "`fields` leaves out `{missing}`, which `nats.partition_by` reads from the \
+                 forwarded event: add it"
+            ));
+        }
+        self.selection().map(|_| ())
+    }
+
+    /// The compiled `where:` and `fields:`.
+    fn selection(&self) -> Result<(Option<Where>, Option<Projection>), ForwardError> {
+        let err = |e: crate::output::OutputError| ForwardError::Config(e.to_string());
+        let filter = self.r#where.as_ref().map(|w| Where::compile("forward", w)).transpose();
+        let fields = self.fields.as_deref().map(|f| Projection::compile("forward", f)).transpose();
+        Ok((filter.map_err(err)?, fields.map_err(err)?))
     }
 }
 
@@ -370,6 +398,8 @@ pub struct ForwardStats {
     pub rejected: u64,
     /// `enqueue` calls that had to wait for room in the buffer.
     pub full_waits: u64,
+    /// Events the `where:` filter kept back (never buffered nor sent).
+    pub filtered_out: u64,
     /// The latest failure, while it lasts (cleared by the next success).
     pub last_error: Option<String>,
 }
@@ -381,6 +411,7 @@ struct Counters {
     retries: AtomicU64,
     rejected: AtomicU64,
     full_waits: AtomicU64,
+    filtered_out: AtomicU64,
 }
 
 /// Where batches go.
@@ -424,6 +455,10 @@ pub struct Forwarder {
     stopped: AtomicBool,
     counters: Counters,
     last_error: Mutex<Option<String>>,
+    /// `where:`: events it does not match are not forwarded.
+    filter: Option<Where>,
+    /// `fields:`: what of an event is forwarded.
+    fields: Option<Projection>,
 }
 
 impl std::fmt::Debug for Forwarder {
@@ -444,6 +479,7 @@ impl Forwarder {
         db_path: PathBuf,
     ) -> Result<Forwarder, ForwardError> {
         cfg.validate()?;
+        let (filter, fields) = cfg.selection()?;
         let buffer = Buffer::open(db, db_path)?;
         let transport = match (&cfg.http, &cfg.nats) {
             (Some(h), _) => Transport::Http(http::HttpSender::new(h)?),
@@ -471,6 +507,8 @@ impl Forwarder {
             stopped: AtomicBool::new(false),
             counters: Counters::default(),
             last_error: Mutex::new(None),
+            filter,
+            fields,
         })
     }
 
@@ -490,8 +528,17 @@ impl Forwarder {
         let mut p = Pending::with_capacity(capacity(events.len()));
         let mut line = Vec::with_capacity(LINE_BYTES);
         for (i, e) in events.iter().enumerate() {
+            if let Some(w) = &self.filter
+                && !w.matches(e)
+            {
+                self.counters.filtered_out.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             line.clear();
-            write_json(e, &mut line);
+            match &self.fields {
+                Some(p) => p.write(e, &mut line),
+                None => write_json(e, &mut line),
+            }
             // Cut where `run` would, so that a stored batch is always sent whole and within
             // the limits (one event over `batch_max_bytes` alone excepted).
             let full = p.events() as usize >= self.batch_max_events
@@ -502,7 +549,12 @@ impl Forwarder {
             }
             p.push_line(&line);
         }
-        batches.push(p);
+        if p.events() > 0 {
+            batches.push(p);
+        }
+        if batches.is_empty() {
+            return Ok(());
+        }
         self.buffer.append(batches)?;
         self.wake.notify_one();
         Ok(())
@@ -532,6 +584,7 @@ impl Forwarder {
             retries: c.retries.load(Ordering::Relaxed),
             rejected: c.rejected.load(Ordering::Relaxed),
             full_waits: c.full_waits.load(Ordering::Relaxed),
+            filtered_out: c.filtered_out.load(Ordering::Relaxed),
             last_error: self.last_error.lock().ok().and_then(|g| g.clone()),
         }
     }

@@ -447,6 +447,8 @@ mod tests {
             buffer_max_bytes: 64 << 20,
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(1),
+            r#where: None,
+            fields: None,
         };
         let fwd = Arc::new(Forwarder::new(&cfg, crate::state::open(&path).unwrap(), path).unwrap());
         let (stop, stopped) = watch::channel(false);

@@ -163,6 +163,8 @@ fn config(url: &str, token: &str) -> ForwardConfig {
         buffer_max_bytes: 64 << 20,
         retry_initial: Duration::from_millis(100),
         retry_max: Duration::from_secs(1),
+        r#where: None,
+        fields: None,
     }
 }
 
@@ -408,5 +410,60 @@ fn config_reads_sizes_durations_and_refuses_nonsense() {
     ] {
         let cfg: ForwardConfig = serde_saphyr::from_str(bad).unwrap();
         assert_eq!(cfg.validate().err().map(|e| e.kind()), Some("config"), "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_and_fields_choose_what_is_forwarded() {
+    let received = Received::default();
+    let agg = Aggregator::start(0, received.channel());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&agg.url(), TOKEN);
+    let detection = "{f: {user.name: [user0, user3]}, condition: f}";
+    cfg.r#where = Some(serde_saphyr::from_str(detection).unwrap());
+    cfg.fields = Some(vec!["user.name".into(), "message".into()]);
+    let fwd = open(&cfg, &dir.path().join("agent.redb"));
+    let (stopper, stopped) = watch::channel(false);
+    let run = tokio::spawn(Arc::clone(&fwd).run(stopped));
+    // 70 events, users user0..user6 in turn: 20 are user0 or user3. A chunk with none of them
+    // (7 events from user4) buffers nothing.
+    enqueue(&fwd, 0..70, 10, Duration::ZERO).await;
+    fwd.enqueue(&(4..=4).map(event).collect::<Vec<_>>()).unwrap();
+    received.wait_for(20).await;
+    let stats = stop(run, stopper).await;
+    let lines: Vec<String> =
+        received.0.lock().unwrap().iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+    let want: Vec<String> = (0..70)
+        .filter(|i| i % 7 == 0 || i % 7 == 3)
+        .map(|i| format!(r#"{{"user":{{"name":"user{}"}},"message":"n={i}"}}"#, i % 7))
+        .collect();
+    assert_eq!(lines, want);
+    assert_eq!((stats.sent_events, stats.filtered_out), (20, 51), "{stats:?}");
+}
+
+#[test]
+fn fields_must_keep_what_nats_partitions_by() {
+    let mut cfg = config("http://127.0.0.1:9/ingest", TOKEN);
+    cfg.fields = Some(vec!["user.name".into()]);
+    cfg.r#where = Some(serde_json::json!({"f": {"user.name": "x"}}));
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("forward") && e.contains("condition"), "{e}");
+    cfg.r#where = None;
+    cfg.fields = Some(vec!["user.name".into(), "user.name".into()]);
+    assert!(cfg.validate().is_err(), "a duplicate field is refused");
+    cfg.fields = Some(vec!["user.name".into()]);
+    cfg.validate().unwrap();
+    cfg.http = None;
+    cfg.nats = Some(
+        serde_saphyr::from_str(
+            "{url: \"nats://127.0.0.1:4222\", partitions: 2, partition_by: [host.name]}",
+        )
+        .unwrap(),
+    );
+    if cfg!(feature = "nats") {
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("host.name") && e.contains("partition_by"), "{e}");
+        cfg.fields = Some(vec!["user.name".into(), "host.name".into()]);
+        cfg.validate().unwrap();
     }
 }

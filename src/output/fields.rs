@@ -12,7 +12,7 @@ use super::OutputError;
 
 /// The compiled `fields:` list.
 #[derive(Debug)]
-pub(super) struct Projection {
+pub(crate) struct Projection {
     root: Vec<Node>,
 }
 
@@ -36,7 +36,7 @@ impl Projection {
     /// Arranges `paths` into a tree in the order given. Fails on an empty list, an empty
     /// segment, a duplicate, or a path that is also the parent of another (`user` and
     /// `user.name` cannot both be keys of one object).
-    pub(super) fn compile(output: &str, paths: &[String]) -> Result<Projection, OutputError> {
+    pub(crate) fn compile(output: &str, paths: &[String]) -> Result<Projection, OutputError> {
         let err = |problem: String| OutputError::Fields { output: output.to_owned(), problem };
         if paths.is_empty() {
             return Err(err(
@@ -71,7 +71,7 @@ impl Projection {
 
     /// Appends the event's projection (no trailing newline). Absent fields are left out, and so
     /// is an object all of whose fields are absent: a line is `{}` only when nothing was there.
-    pub(super) fn write(&self, e: &Event, out: &mut Vec<u8>) {
+    pub(crate) fn write(&self, e: &Event, out: &mut Vec<u8>) {
         out.push(b'{');
         write_members(&self.root, e, out);
         out.push(b'}');

@@ -14,7 +14,7 @@ use super::OutputError;
 
 /// A compiled `where:` block.
 #[derive(Debug)]
-pub(super) struct Where {
+pub(crate) struct Where {
     rule: Rule,
 }
 
@@ -22,7 +22,7 @@ impl Where {
     /// Compiles `detection` as the detection block of a minimal rule. Errors name the output and
     /// every problem found, without line numbers (they would count lines of the generated
     /// document, not of logwarden.yml).
-    pub(super) fn compile(output: &str, detection: &Value) -> Result<Where, OutputError> {
+    pub(crate) fn compile(output: &str, detection: &Value) -> Result<Where, OutputError> {
         let err = |problem: String| OutputError::Where { output: output.to_owned(), problem };
         if !detection.is_object() {
             return Err(err("must be a map of named selections and a `condition`".into()));
@@ -45,7 +45,7 @@ impl Where {
     }
 
     /// Whether the event passes.
-    pub(super) fn matches(&self, e: &Event) -> bool {
+    pub(crate) fn matches(&self, e: &Event) -> bool {
         self.rule.matches(e)
     }
 }

@@ -21,9 +21,9 @@
 //!     fields: [user.name, source.ip]
 //! ```
 
-mod fields;
+pub(crate) mod fields;
 mod file;
-mod filter;
+pub(crate) mod filter;
 mod stdout;
 
 use std::io::Write;
@@ -31,9 +31,9 @@ use std::io::Write;
 use serde::Deserialize;
 
 use crate::event::Event;
-use fields::Projection;
+pub(crate) use fields::Projection;
 use file::RotatingFile;
-use filter::Where;
+pub(crate) use filter::Where;
 use stdout::StdoutTarget;
 
 pub use file::{DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, FileOutputConfig};

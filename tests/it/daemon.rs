@@ -672,6 +672,57 @@ async fn the_shipped_daemon_example_runs_and_alerts_on_stdout() {
 
 /// Lines in the crash test: the million (about 25 s in a debug build). Override
 /// with LOGWARDEN_CRASH_LINES.
+#[tokio::test]
+async fn the_shipped_forwarder_example_feeds_the_shipped_daemon_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let (agg_dir, fwd_dir) = (dir.path().join("aggregator"), dir.path().join("forwarder"));
+    std::fs::create_dir_all(&agg_dir).unwrap();
+    std::fs::create_dir_all(&fwd_dir).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (intake, agg_syslog, agg_api) = (free_port(), free_port(), free_port());
+    let (fwd_syslog, fwd_api) = (free_port(), free_port());
+    let token = ("LOGWARDEN_INTAKE_TOKEN", "fwd-example-t0ken".to_owned());
+    let agg_vars = [
+        ("LOGWARDEN_SYSLOG_PORT", agg_syslog.to_string()),
+        ("LOGWARDEN_HTTP_ADDR", format!("127.0.0.1:{agg_api}")),
+        ("LOGWARDEN_INTAKE_ADDR", format!("127.0.0.1:{intake}")),
+        ("LOGWARDEN_STATE", agg_dir.join("state.redb").display().to_string()),
+        token.clone(),
+    ];
+    let fwd_vars = [
+        ("LOGWARDEN_SYSLOG_PORT", fwd_syslog.to_string()),
+        ("LOGWARDEN_FORWARDER_HTTP_ADDR", format!("127.0.0.1:{fwd_api}")),
+        ("LOGWARDEN_AGGREGATOR_URL", format!("http://127.0.0.1:{intake}/ingest")),
+        ("LOGWARDEN_STATE", fwd_dir.join("state.redb").display().to_string()),
+        token,
+    ];
+    let agg = Daemon::start_with(&examples.join("daemon.yml"), &agg_dir, &agg_vars);
+    let fwd = Daemon::start_with(&examples.join("forwarder.yml"), &fwd_dir, &fwd_vars);
+    for (d, api) in [(&agg, agg_api), (&fwd, fwd_api)] {
+        eventually("healthz", d, async || {
+            get(&format!("http://127.0.0.1:{api}/healthz"), None).await.0 == 200
+        })
+        .await;
+    }
+    let port = fwd_syslog.to_string();
+    for i in 0..5 {
+        logger(
+            &["--tcp", "-n", "127.0.0.1", "-P", &port, "-t", "sshd", "--id=42"],
+            &format!("Failed password for root from 203.0.113.9 port {} ssh2", 4000 + i),
+        );
+    }
+    let stdout = agg_dir.join("daemon.stdout");
+    eventually("the aggregator's alert on stdout", &agg, async || {
+        let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+        out.contains("ssh-bruteforce") && out.contains("203.0.113.9")
+    })
+    .await;
+    let mut fwd = fwd;
+    let mut agg = agg;
+    assert!(fwd.terminate(Duration::from_secs(15)).success(), "{}", fwd.stderr());
+    assert!(agg.terminate(Duration::from_secs(15)).success(), "{}", agg.stderr());
+}
+
 fn crash_lines() -> u32 {
     std::env::var("LOGWARDEN_CRASH_LINES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
 }
