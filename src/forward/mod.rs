@@ -177,6 +177,13 @@ pub struct NatsSourceConfig {
     /// How long connecting or a server request may take (default 10s).
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
+    /// How long the server waits for an acknowledgement before it delivers a message again
+    /// (default 30s): after a detector crashed, what it had not committed comes back this long
+    /// after it was first delivered. A batch waiting for room downstream is kept alive with
+    /// "in progress" at a third of it. Set when the durable consumer is created; the server
+    /// keeps an existing consumer's.
+    #[serde(default = "default_ack_wait", deserialize_with = "duration")]
+    pub ack_wait: Duration,
     /// Alert when nothing arrives for this long (`10m`).
     #[serde(default)]
     pub max_silence: Option<String>,
@@ -184,6 +191,9 @@ pub struct NatsSourceConfig {
 
 fn default_batch_max_events() -> NonZeroUsize {
     NonZeroUsize::new(1000).unwrap_or(NonZeroUsize::MIN)
+}
+fn default_ack_wait() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_source_batch() -> NonZeroUsize {
     NonZeroUsize::new(512).unwrap_or(NonZeroUsize::MIN)
@@ -275,6 +285,9 @@ impl ForwardConfig {
 impl NatsSourceConfig {
     /// Checks the stream and subject names; no I/O.
     pub fn validate(&self) -> Result<(), ForwardError> {
+        if self.ack_wait < Duration::from_secs(1) {
+            return Err(ForwardError::Config("nats source: `ack_wait` must be at least 1s".into()));
+        }
         check_nats_names(&self.stream, &self.subject)
     }
 

@@ -25,10 +25,6 @@ use crate::rule::group::GroupBy;
 use crate::sink::outbox::RetryPolicy;
 use crate::source::{Batch, Origin, RawRecord, SourceCounters};
 
-/// How long the server waits for a consumer's ack before it delivers a message again. While
-/// a batch waits for room downstream, the consumer says "in progress" at a third of this.
-const ACK_WAIT: Duration = Duration::from_secs(30);
-
 /// The publishing side: one connection, made at the first send and kept (the client
 /// reconnects by itself after that).
 pub struct NatsSender {
@@ -234,7 +230,7 @@ async fn consume_once(
                 filter_subject: format!("{}.{}", cfg.subject, cfg.partition),
                 deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::Explicit,
-                ack_wait: ACK_WAIT,
+                ack_wait: cfg.ack_wait,
                 // Room for the batch being handed over and the one being fetched.
                 // Batches wait for the daemon's commit (up to a second) before their ack:
                 // room for many in flight.
@@ -297,7 +293,7 @@ async fn consume_once(
                     // Downstream is gone: what was not acknowledged is delivered again later.
                     Err(_) => return Ok(()),
                 },
-                _ = tokio::time::sleep(ACK_WAIT / 3) => {
+                _ = tokio::time::sleep(cfg.ack_wait / 3) => {
                     for m in &batch {
                         let _ = m.ack_with(AckKind::Progress).await;
                     }
@@ -483,6 +479,7 @@ mod tests {
                 durable: None,
                 batch_max_events: NonZeroUsize::new(100).unwrap(),
                 timeout: Duration::from_secs(10),
+                ack_wait: Duration::from_secs(30),
                 max_silence: None,
             };
             let (tx, mut rx) = mpsc::channel(2);
@@ -530,6 +527,7 @@ mod tests {
             durable: None,
             batch_max_events: NonZeroUsize::new(100).unwrap(),
             timeout: Duration::from_secs(10),
+            ack_wait: Duration::from_secs(30),
             max_silence: None,
         };
         let (tx, mut rx) = mpsc::channel(2);
@@ -540,5 +538,86 @@ mod tests {
         assert!(tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.is_err());
         stop.send_replace(true);
         tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
+    }
+
+    /// A detector that took messages but crashed before committing them (the batches' `done`
+    /// dropped, never fired) has them delivered again after `ack_wait`; what it committed
+    /// does not come back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_a_crashed_detector_did_not_commit_is_delivered_again() {
+        let Some(server) = start_server().await else { return };
+        let client = async_nats::connect(&server.url).await.unwrap();
+        let js = jetstream::new(client);
+        ensure_stream(&js, "LOGWARDEN", "logwarden.events", "test").await.unwrap();
+        for i in 0..200 {
+            let line = format!(r#"{{"@timestamp":"2025-12-10T06:55:46Z","message":"n={i}"}}"#);
+            js.publish("logwarden.events.0", line.into()).await.unwrap().await.unwrap();
+        }
+        let src = NatsSourceConfig {
+            url: server.url.clone(),
+            stream: "LOGWARDEN".into(),
+            subject: "logwarden.events".into(),
+            partition: 0,
+            durable: None,
+            batch_max_events: NonZeroUsize::new(50).unwrap(),
+            timeout: Duration::from_secs(10),
+            ack_wait: Duration::from_secs(1),
+            max_silence: None,
+        };
+        let message = |r: &RawRecord| {
+            let e = Event::from_json(std::str::from_utf8(&r.bytes).unwrap()).unwrap();
+            e.message.as_deref().unwrap().strip_prefix("n=").unwrap().parse::<usize>().unwrap()
+        };
+        // Reads until `want` records came or 3 s passed in silence; commits whole batches
+        // while they stay within the first `commit` records and drops the rest uncommitted.
+        // Gives the records and how many were committed.
+        let run = |want: usize, commit: usize| {
+            let src = src.clone();
+            async move {
+                let (tx, mut rx) = mpsc::channel(4);
+                let (stop, stopped) = watch::channel(false);
+                let counters = Arc::new(SourceCounters::default());
+                let reader = tokio::spawn(async move {
+                    consume(&src, Sym::from("nats"), tx, counters, stopped).await
+                });
+                let mut got = Vec::new();
+                let mut committed = 0;
+                while got.len() < want {
+                    let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await
+                    else {
+                        break;
+                    };
+                    let n = b.records.len();
+                    got.extend(b.records.iter().map(message));
+                    if committed == got.len() - n && got.len() <= commit {
+                        b.done.unwrap().send(()).unwrap();
+                        committed = got.len();
+                    }
+                }
+                stop.send_replace(true);
+                drop(rx);
+                tokio::time::timeout(LIMIT, reader).await.unwrap().unwrap();
+                (got, committed)
+            }
+        };
+        // The first run commits about half and "crashes" with the rest taken.
+        let (first, committed) = run(200, 100).await;
+        assert_eq!(first, (0..200).collect::<Vec<_>>());
+        assert!((1..200).contains(&committed), "{committed}");
+        // Give the acks a moment to land, then let ack_wait expire for the rest.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Until 3 s of quiet: at least once, so an uncommitted message may come twice (one
+        // redelivered to the first run's pull request before its connection was gone), but
+        // every one comes, and none of the committed ones.
+        let (second, _) = run(usize::MAX, usize::MAX).await;
+        let unique: std::collections::BTreeSet<usize> = second.iter().copied().collect();
+        assert_eq!(
+            unique.into_iter().collect::<Vec<_>>(),
+            (committed..200).collect::<Vec<_>>(),
+            "every uncommitted message again, no committed one: {second:?}"
+        );
+        // All committed now: nothing comes back.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(run(1, 1).await, (Vec::new(), 0));
     }
 }
