@@ -125,28 +125,74 @@ pub fn send_udp(args: &crate::cli::GenerateArgs) -> std::io::Result<(u64, std::t
     write_syslog(&mut text, args.lines, args.seed)?;
     let socket = std::net::UdpSocket::bind(if to.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" })?;
     socket.connect(to)?;
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
     let start = std::time::Instant::now();
     let mut sent = 0u64;
-    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        if args.rate > 0 && sent.is_multiple_of(1000) {
-            // Paced in steps of 1000: ahead of schedule, wait for it.
+    // Paced in steps of a hundredth of a second's worth (at most 1000): ahead of schedule,
+    // wait for it.
+    let step = if args.rate > 0 { (args.rate / 100).clamp(1, 1000) } else { 1000 };
+    for step in lines.chunks(usize::try_from(step).unwrap_or(1000)) {
+        if args.rate > 0 {
             let due = std::time::Duration::from_secs_f64(sent as f64 / args.rate as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
-        loop {
-            match socket.send(line) {
-                Ok(_) => break,
+        let mut left = step;
+        while !left.is_empty() {
+            match send_some(&socket, &left[..left.len().min(SEND_BATCH)]) {
+                Ok(n) => left = &left[n..],
                 // The kernel's send buffer is full: a moment, then again.
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
                 Err(e) if e.raw_os_error() == Some(105) => std::thread::yield_now(),
                 Err(e) => return Err(e),
             }
         }
-        sent += 1;
+        sent += step.len() as u64;
     }
     Ok((sent, start.elapsed()))
+}
+
+/// Datagrams handed to the kernel per system call.
+const SEND_BATCH: usize = 64;
+
+/// Sends the first datagrams of `lines` on the connected `socket`, returning how many went
+/// (at least one, or an error). On Linux in one `sendmmsg` call: a system call per datagram
+/// caps one sending thread at about 160 k datagrams/s on this machine, below the 200 k/s the
+/// UDP load test asks of the receiver.
+#[cfg(target_os = "linux")]
+fn send_some(socket: &std::net::UdpSocket, lines: &[&[u8]]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut iov: Vec<libc::iovec> = lines
+        .iter()
+        .map(|l| libc::iovec { iov_base: l.as_ptr().cast_mut().cast(), iov_len: l.len() })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iov
+        .iter_mut()
+        .map(|v| {
+            // SAFETY: mmsghdr is plain data (pointers, lengths, flags); all-zero is its empty
+            // value (no name, no control data).
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    let count = u32::try_from(msgs.len()).unwrap_or(u32::MAX);
+    // SAFETY: `msgs` holds `count` headers, each pointing at one iovec of `iov`, each of which
+    // points into `lines`; all of them outlive the call, and the kernel only reads them (and
+    // writes `msg_len`).
+    let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs.as_mut_ptr(), count, 0) };
+    match usize::try_from(n) {
+        Ok(0) | Err(_) => Err(std::io::Error::last_os_error()),
+        Ok(n) => Ok(n),
+    }
+}
+
+/// Sends the first datagram of `lines` (no batched send on this platform).
+#[cfg(not(target_os = "linux"))]
+fn send_some(socket: &std::net::UdpSocket, lines: &[&[u8]]) -> std::io::Result<usize> {
+    socket.send(lines[0]).map(|_| 1)
 }
 
 #[cfg(test)]
@@ -164,5 +210,33 @@ mod tests {
         let mut c = Vec::new();
         write_syslog(&mut c, 500, 8).unwrap_or_default();
         assert_ne!(a, c);
+    }
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn udp_sends_every_line_as_one_datagram_in_order() {
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = receiver.local_addr().unwrap();
+        receiver.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        // Read while sending: a default receive buffer holds a few hundred datagrams, and
+        // the pacing sends 100 at a time.
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while got.len() < 1000 {
+                let Ok(n) = receiver.recv(&mut buf) else { break };
+                got.push(buf[..n].to_vec());
+            }
+            got
+        });
+        let args = crate::cli::GenerateArgs { lines: 1000, seed: 3, udp: Some(to), rate: 10_000 };
+        let (sent, _) = send_udp(&args).unwrap();
+        let got = reader.join().unwrap();
+        let mut text = Vec::new();
+        write_syslog(&mut text, 1000, 3).unwrap();
+        let want: Vec<Vec<u8>> =
+            text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+        assert_eq!(sent, 1000);
+        assert_eq!(got, want);
     }
 }

@@ -216,8 +216,14 @@ impl Peers {
     }
 }
 
+/// How long a UDP batch waits for room downstream before it is dropped. Bursts shorter than
+/// this cost nothing; the kernel's receive buffer (8 MiB by default here) holds what arrives
+/// meanwhile, and what it cannot hold it counts (`logwarden_source_kernel_dropped_total`).
+const UDP_QUEUE_WAIT: Duration = Duration::from_millis(100);
+
 /// Receives datagrams on `socket` until `shutdown`, one record each (a trailing newline or
-/// NUL dropped), sending them in batches; a batch that finds `tx` full is dropped and counted.
+/// NUL dropped), sending them in batches; a batch that finds `tx` full for [`UDP_QUEUE_WAIT`]
+/// is dropped and counted.
 pub async fn run_udp(
     name: Sym,
     socket: UdpSocket,
@@ -272,12 +278,15 @@ pub async fn run_udp(
         }
         let n = records.len() as u64;
         counters.records_in.fetch_add(n, Ordering::Relaxed);
-        match tx.try_send(Batch { records, checkpoint: None, done: None }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        // A full pipeline is waited for a moment, while the kernel's receive buffer holds
+        // what arrives; a longer stall drops the batch (counted) so that reading goes on.
+        let batch = Batch { records, checkpoint: None, done: None };
+        match tokio::time::timeout(UDP_QUEUE_WAIT, tx.send(batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break,
+            Err(_) => {
                 counters.dropped.fetch_add(n, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
     }
 }
@@ -657,6 +666,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_short_stall_downstream_loses_no_datagram() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        // Room for one batch, and a reader that takes one every 20 ms (a fifth of
+        // UDP_QUEUE_WAIT): the source waits, the kernel buffer holds the rest.
+        let (tx, mut rx) = mpsc::channel(1);
+        let (_stop, shutdown) = watch::channel(false);
+        let counters = Arc::new(SourceCounters::default());
+        tokio::spawn(run_udp(Sym::from("udp"), socket, None, tx, Arc::clone(&counters), shutdown));
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while got.len() < 300 {
+                let Ok(Some(b)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await
+                else {
+                    break;
+                };
+                got.extend(b.records.into_iter().map(|r| r.bytes));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            got
+        });
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for i in 0..300 {
+            client.send_to(format!("<13>m{i}").as_bytes(), addr).await.unwrap();
+            if i % 30 == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        let got = reader.await.unwrap();
+        let want: Vec<String> = (0..300).map(|i| format!("<13>m{i}")).collect();
+        let got: Vec<String> =
+            got.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        assert_eq!(got, want);
+        assert_eq!(counters.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
     async fn udp_drops_are_counted_when_the_pipeline_is_full() {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
@@ -678,6 +724,8 @@ mod tests {
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The last batch waits UDP_QUEUE_WAIT for room before it is dropped.
+        tokio::time::sleep(UDP_QUEUE_WAIT * 3).await;
         let got: u64 = {
             let mut n = 0;
             while let Ok(b) = rx.try_recv() {
