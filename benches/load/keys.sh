@@ -11,7 +11,7 @@ KEYS="${1:-1000000}"; RATE="${2:-100000}"
 tcp=$(free_port); api=$(free_port)
 cat > "$work/lw.yml" <<YML
 state: state.redb
-rules: $PWD/rules
+rules: ${RULES_DIR:-$PWD/rules}
 sources:
   load: {type: syslog_tcp, listen: "127.0.0.1:$tcp"}
 api: {listen: "127.0.0.1:$api"}
