@@ -9,6 +9,7 @@
 //! accepting it would reopen windows that have already been judged.
 
 pub mod new_value;
+mod recency;
 pub mod sequence;
 mod snapshot;
 pub mod spike;
@@ -19,7 +20,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use compact_str::CompactString;
-use lru::LruCache;
 use smallvec::SmallVec;
 
 use crate::event::{Event, Sym, Timestamp};
@@ -27,14 +27,13 @@ use crate::rule::duration::{self, Span};
 use crate::rule::group::GroupBy;
 use crate::rule::spec::Bounds;
 use crate::snapshot::SnapshotError;
+use recency::Recency;
 
 /// Default allowed lateness: syslog relays and CloudTrail delivery reorder within seconds to
 /// a minute.
 pub const DEFAULT_LATENESS: Span = Span(60_000_000_000);
-/// Default most groups per rule: at about 200 bytes a group, 20 MB for one rule at worst.
+/// Default most groups per rule: at about 150 bytes a group, 15 MB for one rule at worst.
 pub const DEFAULT_MAX_GROUPS: usize = 100_000;
-/// Longest key a `CompactString` holds without a heap allocation.
-const INLINE_KEY: usize = 24;
 /// Observations between sweeps of idle groups.
 const SWEEP_EVERY: u32 = 4096;
 
@@ -338,7 +337,7 @@ struct Slot<V> {
 /// are listed by key, from the first mark on, and at most `max` of them: past that the next
 /// change set is the whole state.
 pub struct GroupTable<V> {
-    map: LruCache<CompactString, Slot<V>, foldhash::fast::RandomState>,
+    map: Recency<Slot<V>>,
     max: usize,
     evicted: u64,
     expired: u64,
@@ -371,13 +370,8 @@ impl<V> fmt::Debug for GroupTable<V> {
 impl<V: GroupState> GroupTable<V> {
     /// A table of at most `max` groups.
     pub fn new(max: usize) -> GroupTable<V> {
-        let mut map = LruCache::unbounded_with_hasher(foldhash::fast::RandomState::default());
-        // A capacity set after construction: the cache then evicts by reusing the least
-        // recently seen node (no free and malloc per new group at the limit), while the table
-        // is not allocated for `max` groups up front as `with_hasher(max)` would.
-        map.resize(std::num::NonZeroUsize::new(max.max(1)).unwrap_or(std::num::NonZeroUsize::MIN));
         GroupTable {
-            map,
+            map: Recency::new(max.max(1)),
             max: max.max(1),
             evicted: 0,
             expired: 0,
@@ -447,16 +441,8 @@ impl<V: GroupState> GroupTable<V> {
             created = true;
             Slot { epoch, v: make() }
         };
-        // Short keys (addresses, most user names) live inline in the key, so building one to
-        // look up costs no allocation; a long key is looked up by reference first.
-        let slot = if key.len() > INLINE_KEY && self.map.contains(key) {
-            match self.map.get_mut(key) {
-                Some(v) => v,
-                None => unreachable!("contains() said the group is present"),
-            }
-        } else {
-            self.map.get_or_insert_mut(CompactString::from(key), make)
-        };
+        // Looked up by reference: the key is copied only into a new group.
+        let slot = self.map.get_or_insert_mut(key, make);
         if created && full {
             self.evicted += 1;
         }

@@ -201,8 +201,8 @@ pub(super) fn load<'a, V: GroupRecord, E: Deserialize<'a>>(
             records.push((key, group(key, record)?));
         }
         let dropped: HashSet<&str> = dropped.into_iter().collect();
-        let kept = table.len() - dropped.iter().filter(|k| table.map.contains(**k)).count();
-        let new = records.iter().filter(|(k, _)| dropped.contains(k) || !table.map.contains(*k));
+        let kept = table.len() - dropped.iter().filter(|k| table.map.contains(k)).count();
+        let new = records.iter().filter(|(k, _)| dropped.contains(k) || !table.map.contains(k));
         let size = kept + new.count();
         if size > table.max {
             return Err(too_many(size, table.max));
@@ -212,7 +212,7 @@ pub(super) fn load<'a, V: GroupRecord, E: Deserialize<'a>>(
         }
         for (key, v) in records {
             // Epoch 0: restored, not changed since the (next) mark.
-            table.map.put(CompactString::from(key), Slot { epoch: 0, v });
+            table.map.put(key, Slot { epoch: 0, v });
         }
     } else {
         // Built aside and swapped in, so a failure leaves the table as it was.
@@ -222,7 +222,7 @@ pub(super) fn load<'a, V: GroupRecord, E: Deserialize<'a>>(
         let mut fresh = GroupTable::new(table.max);
         for (key, record) in groups {
             let v = group(key, record)?;
-            if fresh.map.put(CompactString::from(key), Slot { epoch: 0, v }).is_some() {
+            if fresh.map.put(key, Slot { epoch: 0, v }).is_some() {
                 return Err(twice(key));
             }
         }
