@@ -281,6 +281,19 @@ fn run_check(args: &CheckArgs) -> ExitCode {
             }
         },
     };
+    // A forwarder runs no rules: say where its events go instead of loading a rule directory.
+    if let Some(c) = &config
+        && c.spec.mode == crate::config::Mode::Forward
+        && args.rules.is_none()
+    {
+        let to = match c.spec.forward.as_ref().map(|f| &f.value) {
+            Some(f) => f.describe(),
+            None => "nowhere: `mode: forward` needs a `forward:` section".to_owned(),
+        };
+        let n = c.spec.sources.len();
+        println!("forward mode: {n} source{} -> {to}; no rules run here", plural(n));
+        return if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    }
     let dir = args
         .rules
         .clone()

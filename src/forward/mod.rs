@@ -273,6 +273,26 @@ impl ForwardConfig {
         self.selection().map(|_| ())
     }
 
+    /// Where events go, for people: the intake URL or the NATS stream, without credentials.
+    pub fn describe(&self) -> String {
+        match (&self.http, &self.nats) {
+            (Some(h), _) => match h.url.split_once('@') {
+                // `http://user:pw@host/...`: keep the scheme and what follows the credentials.
+                Some((before, after)) => {
+                    let scheme = before.split_once("://").map_or("", |(s, _)| s);
+                    format!("{scheme}://{after}")
+                }
+                None => h.url.clone(),
+            },
+            (None, Some(n)) => {
+                let server = n.url.rsplit_once('@').map_or(n.url.as_str(), |(_, s)| s);
+                let server = server.rsplit_once("://").map_or(server, |(_, s)| s);
+                format!("NATS stream `{}` at {server}, {} partitions", n.stream, n.partitions)
+            }
+            (None, None) => "nowhere".to_owned(),
+        }
+    }
+
     /// The compiled `where:` and `fields:`.
     fn selection(&self) -> Result<(Option<Where>, Option<Projection>), ForwardError> {
         let err = |e: crate::output::OutputError| ForwardError::Config(e.to_string());

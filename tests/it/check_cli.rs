@@ -123,3 +123,18 @@ fn a_missing_directory_is_an_error() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("/nonexistent/rules"), "{}", r.stderr);
 }
+
+#[test]
+fn a_forwarder_config_is_checked_without_rules_and_says_where_events_go() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/forwarder.yml");
+    let vars = [("LOGWARDEN_AGGREGATOR_URL", "https://fwd:s3cret@agg.example:9601/ingest")];
+    let r = cli::logwarden_env([OsStr::new("check"), OsStr::new("-c"), config.as_os_str()], &vars);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("forward mode: 3 sources -> https://agg.example:9601/ingest; no rules"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("s3cret"), "credentials stay out of the output: {}", r.stdout);
+    assert!(!r.stdout.contains("rules loaded"), "{}", r.stdout);
+}
