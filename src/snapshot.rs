@@ -213,6 +213,8 @@ pub(crate) struct PathIds {
     /// (Only compared while the state it points into is borrowed, so an equal address is the
     /// same text.)
     last: std::cell::Cell<(usize, usize, u32)>,
+    /// The path number last given by [`PathIds::id_of`], and what it was numbered here.
+    last_path_id: std::cell::Cell<(u32, u32)>,
 }
 
 impl PathIds {
@@ -226,6 +228,18 @@ impl PathIds {
         }
         let id = self.lookup(p.as_str());
         self.last.set((here.0, here.1, id));
+        id
+    }
+
+    /// [`PathIds::id`] of a kept event's path number: consecutive entries nearly always share
+    /// one, so the last is remembered and the table is only asked on a change.
+    pub fn id_of(&self, p: crate::rule::behaviour::PathId) -> u32 {
+        let (raw, id) = self.last_path_id.get();
+        if raw == p.raw() && id != 0 {
+            return id;
+        }
+        let id = self.id(p.sym().as_ref());
+        self.last_path_id.set((p.raw(), id));
         id
     }
 

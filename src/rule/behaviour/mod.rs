@@ -9,6 +9,7 @@
 //! accepting it would reopen windows that have already been judged.
 
 pub mod new_value;
+mod path_id;
 mod recency;
 pub mod sequence;
 mod snapshot;
@@ -27,12 +28,13 @@ use crate::rule::duration::{self, Span};
 use crate::rule::group::GroupBy;
 use crate::rule::spec::Bounds;
 use crate::snapshot::SnapshotError;
+pub use path_id::PathId;
 use recency::Recency;
 
 /// Default allowed lateness: syslog relays and CloudTrail delivery reorder within seconds to
 /// a minute.
 pub const DEFAULT_LATENESS: Span = Span(60_000_000_000);
-/// Default most groups per rule: at about 150 bytes a group, 15 MB for one rule at worst.
+/// Default most groups per rule: at about 120 bytes a group, 12 MB for one rule at worst.
 pub const DEFAULT_MAX_GROUPS: usize = 100_000;
 /// Observations between sweeps of idle groups.
 const SWEEP_EVERY: u32 = 4096;
@@ -57,28 +59,43 @@ impl EventRef {
 }
 
 /// One event a behaviour keeps: its time and where it came from (not the event), with the
-/// behaviour's own tag (a distinct value, a step mask).
+/// behaviour's own tag (a distinct value, a step mask). Kept compact, since a behaviour may
+/// keep a million: the path by number, the offset without an `Option` around it.
 #[derive(Clone, Debug)]
 pub struct Tracked<T> {
     /// The event's time.
     pub ts: Timestamp,
-    /// `log.file.path`.
-    pub path: Option<Sym>,
-    /// `log.offset`.
-    pub offset: Option<u64>,
+    /// `log.offset`, or [`NO_OFFSET`].
+    offset: u64,
+    /// `log.file.path`, by number.
+    path: PathId,
     /// What the behaviour needs to know of the event.
     pub tag: T,
 }
 
+/// A kept event without `log.offset` (no file offset reaches `u64::MAX`).
+const NO_OFFSET: u64 = u64::MAX;
+
 impl<T> Tracked<T> {
     /// Keeps `e` with `tag`.
     pub fn new(e: &Event, tag: T) -> Tracked<T> {
-        Tracked { ts: e.timestamp, path: e.log_file_path.clone(), offset: e.log_offset, tag }
+        let path = PathId::of(e.log_file_path.as_ref());
+        Tracked::from_parts(e.timestamp, path, e.log_offset, tag)
+    }
+
+    /// An entry from its parts (a restored snapshot, a test).
+    pub fn from_parts(ts: Timestamp, path: PathId, offset: Option<u64>, tag: T) -> Tracked<T> {
+        Tracked { ts, offset: offset.unwrap_or(NO_OFFSET), path, tag }
+    }
+
+    /// `log.offset`, if the event had one.
+    pub fn offset(&self) -> Option<u64> {
+        (self.offset != NO_OFFSET).then_some(self.offset)
     }
 
     /// Where the event came from, for the alert.
     pub fn event_ref(&self) -> EventRef {
-        EventRef { timestamp: self.ts, path: self.path.clone(), offset: self.offset }
+        EventRef { timestamp: self.ts, path: self.path.sym(), offset: self.offset() }
     }
 }
 

@@ -458,7 +458,7 @@ mod tests {
             let entries: Vec<Tracked<u16>> = masks
                 .iter()
                 .enumerate()
-                .map(|(i, &tag)| Tracked { ts: Timestamp(i as i64), path: None, offset: None, tag })
+                .map(|(i, &tag)| Tracked::from_parts(Timestamp(i as i64), crate::rule::behaviour::PathId::NONE, None, tag))
                 .collect();
             let steps: Vec<Step> = counts
                 .iter()

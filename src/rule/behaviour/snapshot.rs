@@ -27,7 +27,7 @@ use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{GroupState, GroupTable, SWEEP_EVERY, Slot, Tracked, Trail};
+use super::{GroupState, GroupTable, PathId, SWEEP_EVERY, Slot, Tracked, Trail};
 use crate::event::Timestamp;
 use crate::snapshot::{Format, PathIds, PathList, Paths, SnapshotError};
 
@@ -262,7 +262,7 @@ struct Entries<'a, T> {
 impl<T: Serialize> Serialize for Entries<'_, T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(
-            self.entries.iter().map(|e| (e.ts, self.paths.id(e.path.as_ref()), e.offset, &e.tag)),
+            self.entries.iter().map(|e| (e.ts, self.paths.id_of(e.path), e.offset(), &e.tag)),
         )
     }
 }
@@ -286,7 +286,8 @@ impl<T: Serialize + DeserializeOwned> GroupRecord for Trail<T> {
             if trail.entries.last().is_some_and(|l| l.ts > ts) {
                 return Err(SnapshotError::invalid(paths.what(), "kept events out of time order"));
             }
-            trail.entries.push(Tracked { ts, path: paths.get(path)?, offset, tag });
+            let path = PathId::of(paths.get(path)?.as_ref());
+            trail.entries.push(Tracked::from_parts(ts, path, offset, tag));
         }
         Ok(trail)
     }
