@@ -272,7 +272,7 @@ impl Behaviour {
     /// A fresh state machine.
     pub fn start(&self, services: &Services) -> Box<dyn Detector> {
         match self {
-            Behaviour::Threshold(c) => Box::new(threshold::Threshold::new(c.clone())),
+            Behaviour::Threshold(c) => threshold::start(c.clone()),
             Behaviour::Sequence(c) => Box::new(sequence::Sequence::new(c.clone())),
             Behaviour::Travel(c) => Box::new(travel::Travel::new(c.clone(), services.geo.clone())),
             Behaviour::Spike(c) => Box::new(spike::Spike::new(c.clone())),

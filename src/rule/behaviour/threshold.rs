@@ -8,6 +8,8 @@
 //! replayed copy of the same burst) are late, not a new burst.
 
 use compact_str::CompactString;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::snapshot::Formats;
 use super::{
@@ -55,35 +57,93 @@ impl Config {
     }
 }
 
-/// A group's events inside the window, each tagged with its distinct-counted value (empty when
-/// counting events).
-type Window = Trail<CompactString>;
+/// What a kept event carries: its distinct-counted value, or nothing when counting events.
+pub trait Tag:
+    Clone + PartialEq + Default + Send + std::fmt::Debug + Serialize + DeserializeOwned + 'static
+{
+    /// The tag of an event whose distinct-counted field reads `value`.
+    fn of(value: CompactString) -> Self;
+    /// The value, for the alert's detail.
+    fn as_str(&self) -> &str;
+}
 
-/// The `threshold` state machine.
+impl Tag for CompactString {
+    fn of(value: CompactString) -> Self {
+        value
+    }
+    fn as_str(&self) -> &str {
+        self
+    }
+}
+
+/// The tag of a counting threshold's events: nothing, so that a million kept events do not
+/// each carry an empty 24-byte string. Written as the empty value, so counting and distinct
+/// thresholds share one snapshot format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoTag;
+
+impl Tag for NoTag {
+    fn of(_: CompactString) -> Self {
+        NoTag
+    }
+    fn as_str(&self) -> &str {
+        ""
+    }
+}
+
+impl Serialize for NoTag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("")
+    }
+}
+
+impl<'de> Deserialize<'de> for NoTag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = CompactString::deserialize(d)?;
+        if value.is_empty() {
+            Ok(NoTag)
+        } else {
+            Err(serde::de::Error::custom("a counting threshold's event carries a value"))
+        }
+    }
+}
+
+/// The state machine for `config`: events tagged with their distinct value when it counts
+/// distinct values, untagged when it counts events.
+pub fn start(config: Config) -> Box<dyn Detector> {
+    if config.distinct.is_some() {
+        Box::new(Threshold::<CompactString>::new(config))
+    } else {
+        Box::new(Threshold::<NoTag>::new(config))
+    }
+}
+
+/// The `threshold` state machine; `T` is what each kept event carries (see [`start`]).
 #[derive(Debug)]
-pub struct Threshold {
+pub struct Threshold<T: Tag> {
     config: Config,
-    groups: GroupTable<Window>,
+    /// A group's events inside the window.
+    groups: GroupTable<Trail<T>>,
     late: u64,
     ungrouped: u64,
     skipped: u64,
 }
 
-impl Threshold {
+impl<T: Tag> Threshold<T> {
     /// A fresh state machine.
-    pub fn new(config: Config) -> Threshold {
+    pub fn new(config: Config) -> Threshold<T> {
         let groups = GroupTable::new(config.limits.max_groups);
         Threshold { config, groups, late: 0, ungrouped: 0, skipped: 0 }
     }
 }
 
 /// Snapshots (see `super::snapshot`).
-impl Threshold {
+impl<T: Tag> Threshold<T> {
     /// Reads a full snapshot or, with `changes`, a change set into the state.
     fn load(&mut self, bytes: &[u8], changes: bool) -> Result<(), SnapshotError> {
-        let check = |_: &Window| Ok(());
+        let check = |_: &Trail<T>| Ok(());
         let extra = |_: &()| Ok(());
-        let [late, ungrouped, skipped, _] = super::snapshot::load::<Window, ()>(
+        let [late, ungrouped, skipped, _] = super::snapshot::load::<Trail<T>, ()>(
             SNAPSHOT,
             &mut self.groups,
             bytes,
@@ -96,16 +156,16 @@ impl Threshold {
     }
 }
 
-impl Detector for Threshold {
+impl<T: Tag> Detector for Threshold<T> {
     fn observe(&mut self, e: &Event, _steps: u64, out: &mut Vec<Fired>) {
         let Some(key) = self.config.group_by.key(e) else {
             self.ungrouped += 1;
             return;
         };
         let value = match &self.config.distinct {
-            None => CompactString::default(),
+            None => T::default(),
             Some((_, f)) => match e.field(f) {
-                Some(v) => value_text(v),
+                Some(v) => T::of(value_text(v)),
                 None => {
                     self.skipped += 1;
                     return;
@@ -114,7 +174,7 @@ impl Detector for Threshold {
         };
         let window = self.config.window;
         let idle = Span(window.nanos().saturating_add(self.config.limits.lateness.nanos()));
-        let w = self.groups.entry(&key, e.timestamp, idle, Window::default);
+        let w = self.groups.entry(&key, e.timestamp, idle, Trail::default);
         let newest = w.newest();
         if e.timestamp < self.config.limits.lateness.before(newest) {
             self.late += 1;
@@ -208,7 +268,7 @@ mod tests {
         }
     }
 
-    fn feed(t: &mut Threshold, events: &[Event]) -> Vec<Fired> {
+    fn feed(t: &mut dyn Detector, events: &[Event]) -> Vec<Fired> {
         let mut out = Vec::new();
         for e in events {
             t.observe(e, 0, &mut out);
@@ -218,9 +278,9 @@ mod tests {
 
     #[test]
     fn fires_on_the_count_th_event_inside_the_window_then_starts_over() {
-        let mut t = Threshold::new(config(3, "60s", None));
+        let mut t = start(config(3, "60s", None));
         let events: Vec<Event> = [0, 10, 20, 30, 40, 50].map(|s| ev(s, "192.0.2.1", "a")).into();
-        let fired = feed(&mut t, &events);
+        let fired = feed(&mut *t, &events);
         assert_eq!(fired.len(), 2);
         assert_eq!(fired[0].key, "192.0.2.1");
         assert_eq!(fired[0].count, 3);
@@ -233,59 +293,59 @@ mod tests {
 
     #[test]
     fn window_edge_is_inclusive_and_one_past_it_is_not() {
-        let mut t = Threshold::new(config(2, "60s", None));
-        assert_eq!(feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(60, "192.0.2.1", "a")]).len(), 1);
-        let mut t = Threshold::new(config(2, "60s", None));
-        assert!(feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(61, "192.0.2.1", "a")]).is_empty());
+        let mut t = start(config(2, "60s", None));
+        assert_eq!(feed(&mut *t, &[ev(0, "192.0.2.1", "a"), ev(60, "192.0.2.1", "a")]).len(), 1);
+        let mut t = start(config(2, "60s", None));
+        assert!(feed(&mut *t, &[ev(0, "192.0.2.1", "a"), ev(61, "192.0.2.1", "a")]).is_empty());
     }
 
     #[test]
     fn slow_attack_outside_the_window_never_fires() {
-        let mut t = Threshold::new(config(3, "60s", None));
+        let mut t = start(config(3, "60s", None));
         let events: Vec<Event> = (0..20).map(|i| ev(i * 31, "192.0.2.1", "a")).collect();
-        assert!(feed(&mut t, &events).is_empty());
+        assert!(feed(&mut *t, &events).is_empty());
     }
 
     #[test]
     fn groups_count_separately() {
-        let mut t = Threshold::new(config(2, "60s", None));
-        let fired = feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(1, "192.0.2.2", "a")]);
+        let mut t = start(config(2, "60s", None));
+        let fired = feed(&mut *t, &[ev(0, "192.0.2.1", "a"), ev(1, "192.0.2.2", "a")]);
         assert!(fired.is_empty());
         assert_eq!(t.stats().groups, 2);
     }
 
     #[test]
     fn late_events_within_lateness_count_and_beyond_it_are_set_aside() {
-        let mut t = Threshold::new(config(3, "60s", None));
+        let mut t = start(config(3, "60s", None));
         // 25 s late: inside the 30 s lateness, inserted in order.
         let fired = feed(
-            &mut t,
+            &mut *t,
             &[ev(50, "192.0.2.1", "a"), ev(25, "192.0.2.1", "a"), ev(55, "192.0.2.1", "a")],
         );
         assert_eq!(fired.len(), 1);
         assert_eq!(fired[0].first_seen, Timestamp::from_secs_nanos(25, 0));
-        let mut t = Threshold::new(config(2, "60s", None));
-        let fired = feed(&mut t, &[ev(50, "192.0.2.1", "a"), ev(10, "192.0.2.1", "a")]);
+        let mut t = start(config(2, "60s", None));
+        let fired = feed(&mut *t, &[ev(50, "192.0.2.1", "a"), ev(10, "192.0.2.1", "a")]);
         assert!(fired.is_empty());
         assert_eq!(t.stats().late, 1);
     }
 
     #[test]
     fn a_replayed_burst_does_not_fire_twice() {
-        let mut t = Threshold::new(config(2, "60s", None));
-        assert_eq!(feed(&mut t, &[ev(100, "192.0.2.1", "a"), ev(101, "192.0.2.1", "a")]).len(), 1);
+        let mut t = start(config(2, "60s", None));
+        assert_eq!(feed(&mut *t, &[ev(100, "192.0.2.1", "a"), ev(101, "192.0.2.1", "a")]).len(), 1);
         // The same two lines delivered again: more than the 30 s lateness behind.
-        assert!(feed(&mut t, &[ev(60, "192.0.2.1", "a"), ev(61, "192.0.2.1", "a")]).is_empty());
+        assert!(feed(&mut *t, &[ev(60, "192.0.2.1", "a"), ev(61, "192.0.2.1", "a")]).is_empty());
         assert_eq!(t.stats().late, 2);
         // New failures after the burst count as usual.
-        assert_eq!(feed(&mut t, &[ev(110, "192.0.2.1", "a"), ev(111, "192.0.2.1", "a")]).len(), 1);
+        assert_eq!(feed(&mut *t, &[ev(110, "192.0.2.1", "a"), ev(111, "192.0.2.1", "a")]).len(), 1);
     }
 
     #[test]
     fn distinct_counts_values_not_events() {
-        let mut t = Threshold::new(config(3, "60s", Some("user.name")));
+        let mut t = start(config(3, "60s", Some("user.name")));
         let fired = feed(
-            &mut t,
+            &mut *t,
             &[
                 ev(0, "192.0.2.1", "a"),
                 ev(1, "192.0.2.1", "a"),
@@ -303,33 +363,33 @@ mod tests {
 
     #[test]
     fn distinct_value_leaves_the_window_with_its_latest_use() {
-        let mut t = Threshold::new(config(2, "60s", Some("user.name")));
-        assert!(feed(&mut t, &[ev(0, "192.0.2.1", "a"), ev(61, "192.0.2.1", "b")]).is_empty());
+        let mut t = start(config(2, "60s", Some("user.name")));
+        assert!(feed(&mut *t, &[ev(0, "192.0.2.1", "a"), ev(61, "192.0.2.1", "b")]).is_empty());
         // `a` again at 62 counts anew.
-        assert_eq!(feed(&mut t, &[ev(62, "192.0.2.1", "a")]).len(), 1);
+        assert_eq!(feed(&mut *t, &[ev(62, "192.0.2.1", "a")]).len(), 1);
     }
 
     #[test]
     fn missing_group_or_distinct_field_is_counted_not_pooled() {
-        let mut t = Threshold::new(config(1, "60s", Some("user.name")));
+        let mut t = start(config(1, "60s", Some("user.name")));
         let mut no_ip = ev(0, "x", "a");
         no_ip.source_ip = None;
         let mut no_user = ev(0, "192.0.2.1", "a");
         no_user.user_name = None;
-        assert!(feed(&mut t, &[no_ip, no_user]).is_empty());
+        assert!(feed(&mut *t, &[no_ip, no_user]).is_empty());
         assert_eq!(t.stats().ungrouped, 1);
         assert_eq!(t.stats().skipped, 1);
     }
 
     #[test]
     fn group_limit_evicts_and_counts() {
-        let mut t = Threshold::new(config(2, "60s", None));
+        let mut t = start(config(2, "60s", None));
         let events: Vec<Event> = (1..=4).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
-        feed(&mut t, &events);
+        feed(&mut *t, &events);
         assert_eq!(t.stats().groups, 3);
         assert_eq!(t.stats().evicted, 1);
         // The evicted group starts over: one more event from it does not fire.
-        assert!(feed(&mut t, &[ev(5, "192.0.2.1", "a")]).is_empty());
+        assert!(feed(&mut *t, &[ev(5, "192.0.2.1", "a")]).is_empty());
     }
 
     #[test]
@@ -349,7 +409,7 @@ mod tests {
     }
 
     fn maker(c: Config) -> impl Fn() -> Box<dyn Detector> {
-        move || Box::new(Threshold::new(c.clone()))
+        move || start(c.clone())
     }
 
     /// Bursts from four addresses into a table of three groups (evictions), some events late
@@ -400,18 +460,18 @@ mod tests {
 
     #[test]
     fn a_change_set_is_the_whole_state_when_unmarked_or_mostly_changed() {
-        let mut t = Threshold::new(config(3, "60s", None));
+        let mut t = start(config(3, "60s", None));
         let events: Vec<Event> = (1..=5).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
-        feed(&mut t, &events[..3]);
+        feed(&mut *t, &events[..3]);
         let mut c = Vec::new();
         t.snapshot_changes(&mut c).unwrap();
         assert_eq!(c[2], b't', "never marked: the whole state");
         t.mark();
-        feed(&mut t, &events[3..4]);
+        feed(&mut *t, &events[3..4]);
         c.clear();
         t.snapshot_changes(&mut c).unwrap();
         assert_eq!(c[2], b'T', "one group of three changed (and one dropped): a change set");
-        feed(&mut t, &events[4..]);
+        feed(&mut *t, &events[4..]);
         c.clear();
         t.snapshot_changes(&mut c).unwrap();
         assert_eq!(c[2], b't', "two of three changed: the whole state");
@@ -438,8 +498,8 @@ mod tests {
         };
         let events: Vec<(Event, u64)> =
             (0..5000i64).map(|i| (ev(i * 10, &ip(i), "a"), 0)).collect();
-        let mut t = Threshold::new(c.clone());
-        feed(&mut t, &events.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>());
+        let mut t = start(c.clone());
+        feed(&mut *t, &events.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>());
         assert!(t.stats().expired > 0, "the sweep must have run");
         super::super::snapshot::check::resumes_identically_at(
             maker(c),
@@ -459,9 +519,9 @@ mod tests {
     #[test]
     fn another_behaviours_snapshot_is_refused() {
         let mut bytes = Vec::new();
-        Threshold::new(config(3, "60s", None)).snapshot(&mut bytes).unwrap();
+        start(config(3, "60s", None)).snapshot(&mut bytes).unwrap();
         bytes[2] = b'k';
-        let e = Threshold::new(config(3, "60s", None)).restore(&bytes).unwrap_err();
+        let e = start(config(3, "60s", None)).restore(&bytes).unwrap_err();
         assert!(matches!(e, SnapshotError::Header { what: "threshold" }), "{e}");
     }
 
@@ -469,12 +529,12 @@ mod tests {
     fn more_groups_than_the_rule_keeps_is_refused() {
         let mut wide = config(3, "60s", None);
         wide.limits.max_groups = 10;
-        let mut t = Threshold::new(wide);
+        let mut t = start(wide);
         let events: Vec<Event> = (1..=5).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
-        feed(&mut t, &events);
+        feed(&mut *t, &events);
         let mut bytes = Vec::new();
         t.snapshot(&mut bytes).unwrap();
-        let e = Threshold::new(config(3, "60s", None)).restore(&bytes).unwrap_err();
+        let e = start(config(3, "60s", None)).restore(&bytes).unwrap_err();
         assert!(e.to_string().contains("5 groups, and the rule keeps at most 3"), "{e}");
     }
 
@@ -487,7 +547,7 @@ mod tests {
             count in 1u32..6,
             window in 1i64..100,
         ) {
-            let mut t = Threshold::new(Config::compile(&ThresholdSpec {
+            let mut t = start(Config::compile(&ThresholdSpec {
                 group_by: vec!["source.ip".into()],
                 count,
                 distinct: None,
@@ -516,5 +576,31 @@ mod tests {
                 proptest::prop_assert_eq!(got, want, "at {} group {}", now, g);
             }
         }
+    }
+
+    #[test]
+    fn counting_thresholds_keep_the_snapshot_format_of_tagged_ones() {
+        // Before counting thresholds kept untagged events, they kept empty strings: a state
+        // saved then must restore now, and what is saved now must read as it did.
+        let events: Vec<Event> = (0..4).map(|i| ev(i, &format!("192.0.2.{i}"), "a")).collect();
+        let mut tagged = Threshold::<CompactString>::new(config(2, "60s", None));
+        let mut untagged = start(config(2, "60s", None));
+        assert!(feed(&mut tagged, &events).is_empty());
+        assert!(feed(&mut *untagged, &events).is_empty());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        tagged.snapshot(&mut a).unwrap();
+        untagged.snapshot(&mut b).unwrap();
+        assert_eq!(a, b);
+        let mut restored = start(config(2, "60s", None));
+        restored.restore(&a).unwrap();
+        assert_eq!(restored.stats().groups, 3);
+        // The restored groups count on: a second event from 192.0.2.3 fires.
+        assert_eq!(feed(&mut *restored, &[ev(5, "192.0.2.3", "b")]).len(), 1);
+        // A distinct threshold's values do not pass for an untagged state.
+        let mut distinct = Threshold::<CompactString>::new(config(3, "60s", Some("user.name")));
+        feed(&mut distinct, &events);
+        let mut d = Vec::new();
+        distinct.snapshot(&mut d).unwrap();
+        assert!(start(config(2, "60s", None)).restore(&d).is_err());
     }
 }
