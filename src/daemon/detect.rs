@@ -228,6 +228,9 @@ impl Detect {
                     self.state_log.based = true;
                     self.state_log.base_bytes = engine_bytes;
                     self.state_log.change_bytes = 0;
+                    // Writing a whole state leaves the database's page buffers freed in the
+                    // heap; hand them back rather than keep them for the next rebase.
+                    super::give_back_free_memory();
                 } else {
                     self.state_log.change_bytes += engine_bytes;
                 }
