@@ -231,6 +231,10 @@ pub struct Router {
     schedule: BTreeSet<(Timestamp, GroupKey)>,
     clock: InjectedClock,
     limiters: BTreeMap<String, Limiter>,
+    /// Each rate-limited sink's limiter state, kept beside it: governor's GCRA state is one
+    /// "theoretical arrival time" (nanoseconds on the router's clock), which it does not
+    /// expose. A restored or rebuilt limiter is brought to it by one check at `tat - interval`.
+    tats: BTreeMap<String, i64>,
     held: BTreeMap<String, Held>,
     stats: RouterStats,
     seq: u64,
@@ -296,6 +300,7 @@ impl Router {
             schedule: BTreeSet::new(),
             clock,
             limiters,
+            tats: BTreeMap::new(),
             held: BTreeMap::new(),
             stats: RouterStats::default(),
             seq: 0,
@@ -317,6 +322,27 @@ impl Router {
         self.schedule.clear();
         self.limiters = limiters(&config, &self.clock);
         self.config = config;
+        self.restore_limiters();
+    }
+
+    /// Brings fresh limiters to the state the old ones had (see `tats`), so a restart or a
+    /// reload does not give every sink a new burst. Sinks no longer limited are forgotten.
+    fn restore_limiters(&mut self) {
+        let limiters = &self.limiters;
+        self.tats.retain(|sink, _| limiters.contains_key(sink));
+        let now = self.clock.0.load(Ordering::Relaxed);
+        for (sink, &tat) in &self.tats {
+            let (Some(l), Some(limit)) =
+                (self.limiters.get(sink), self.config.rate_limits.get(sink))
+            else {
+                continue;
+            };
+            // A fresh limiter's check at `t` leaves its state at `t + interval`.
+            let at = tat.saturating_sub(interval_nanos(limit) as i64);
+            self.clock.0.store(u64::try_from(at).unwrap_or(0), Ordering::Relaxed);
+            let _ = l.check();
+        }
+        self.clock.0.store(now, Ordering::Relaxed);
     }
 
     /// The run-time silences.
@@ -330,12 +356,43 @@ impl Router {
     }
 }
 
+/// Asks `sink`'s limit (if it has one) to let one notification through at `now`, and
+/// follows the limiter's state in `tats` as governor's GCRA moves it: a notification let
+/// through at `now` moves it to `max(state, now) + interval`; one held back leaves it.
+fn admit(
+    limiters: &BTreeMap<String, Limiter>,
+    tats: &mut BTreeMap<String, i64>,
+    limits: &BTreeMap<String, RateLimit>,
+    sink: &str,
+    now: Timestamp,
+) -> bool {
+    let Some(l) = limiters.get(sink) else { return true };
+    if l.check().is_err() {
+        return false;
+    }
+    let interval = limits.get(sink).map_or(1, interval_nanos) as i64;
+    let tat = match tats.get_mut(sink) {
+        Some(t) => t,
+        None => tats.entry(sink.to_owned()).or_insert(i64::MIN),
+    };
+    *tat = (*tat).max(now.0).saturating_add(interval);
+    true
+}
+
+/// Nanoseconds between two notifications at a limit's steady rate.
+fn interval_nanos(limit: &RateLimit) -> u64 {
+    ((limit.per.nanos().max(1) as u64) / u64::from(limit.count.max(1))).max(1)
+}
+
 /// One governor limiter per rate-limited sink, on the router's clock.
 fn limiters(config: &RouterConfig, clock: &InjectedClock) -> BTreeMap<String, Limiter> {
+    // Made at clock 0, so that governor (which counts from its limiter's creation) counts
+    // from the epoch as `tats` do, whenever the limiters are made.
+    let now = clock.0.swap(0, Ordering::Relaxed);
     let mut limiters = BTreeMap::new();
     for (sink, limit) in &config.rate_limits {
-        let per_cell = (limit.per.nanos().max(1) as u64) / u64::from(limit.count.max(1));
-        let Some(quota) = Quota::with_period(std::time::Duration::from_nanos(per_cell.max(1)))
+        let Some(quota) =
+            Quota::with_period(std::time::Duration::from_nanos(interval_nanos(limit)))
         else {
             continue;
         };
@@ -345,6 +402,7 @@ fn limiters(config: &RouterConfig, clock: &InjectedClock) -> BTreeMap<String, Li
             RateLimiter::direct_with_clock(quota.allow_burst(burst), clock.clone()),
         );
     }
+    clock.0.store(now, Ordering::Relaxed);
     limiters
 }
 
@@ -611,11 +669,9 @@ impl Router {
         let route = &self.config.routes[g.route];
         // Which sinks take it now; the rest hold it back. Decided first so that in a storm,
         // when every sink is over its limit, no alert is rendered as JSON only to be counted.
-        let allowed: Vec<bool> = route
-            .sinks
-            .iter()
-            .map(|sink| self.limiters.get(sink).is_none_or(|l| l.check().is_ok()))
-            .collect();
+        let (limiters, tats, limits) = (&self.limiters, &mut self.tats, &self.config.rate_limits);
+        let allowed: Vec<bool> =
+            route.sinks.iter().map(|sink| admit(limiters, tats, limits, sink, now)).collect();
         let mut jsons: Option<Vec<serde_json::Value>> = None;
         let mut render = || alerts.iter().map(|a| a.to_json()).collect::<Vec<_>>();
         for (sink, _) in route.sinks.iter().zip(&allowed).filter(|(_, ok)| !**ok) {
@@ -697,13 +753,11 @@ impl Router {
             return;
         }
         // Called per alert during a storm: the sinks are only copied once one is ready.
-        let limiters = &self.limiters;
+        let (limiters, tats, limits) = (&self.limiters, &mut self.tats, &self.config.rate_limits);
         let ready: Vec<String> = self
             .held
             .iter()
-            .filter(|(s, h)| {
-                h.count > 0 && (!limited || limiters.get(*s).is_none_or(|l| l.check().is_ok()))
-            })
+            .filter(|(s, h)| h.count > 0 && (!limited || admit(limiters, tats, limits, s, now)))
             .map(|(s, _)| s.clone())
             .collect();
         for sink in ready {
