@@ -50,3 +50,31 @@ with open(sys.argv[2], "rb") as f:
 s.close()
 PY
 }
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT; fails if the process $pid exits.
+wait_port() {
+    until python3 -c "import socket;socket.create_connection(('127.0.0.1',$1)).close()" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || { echo "the peer exited at start" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+# measure_peer NAME PORT OUT LINES: sends $work/load.log to PORT over one connection and
+# prints NAME's lines/s from the first byte sent to the last of LINES lines in OUT (or to
+# when OUT stops growing, for a peer that drops some).
+measure_peer() {
+    local name="$1" port="$2" out="$3" lines="$4" start end n n2 last=-1
+    start=$(date +%s.%N)
+    send_tcp "$port" "$work/load.log"
+    while :; do
+        n=$(wc -l < "$out" 2>/dev/null || echo 0)
+        [ "$n" -ge "$lines" ] && break
+        if [ "$n" = "$last" ] && [ "$n" -gt 0 ]; then
+            # A stalled count: peers flush on their own time; wait a little more.
+            sleep 0.2; n2=$(wc -l < "$out"); [ "$n2" = "$n" ] && break
+        fi
+        last=$n; sleep 0.02
+    done
+    end=$(date +%s.%N)
+    python3 -c "s,e,n=float('$start'),float('$end'),int('$n'); print(f'$name: {n} lines -> JSON file in {e-s:.2f} s: {n/(e-s)/1e3:.0f} k lines/s')"
+}

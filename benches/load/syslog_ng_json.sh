@@ -12,7 +12,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LINES="${1:-2000000}"
-BIN="${BIN:-target/release/logwarden}"
 ROOT="${SYSLOG_NG_ROOT:-}"
 SYSLOG_NG="$ROOT/usr/sbin/syslog-ng"
 [ -x "$SYSLOG_NG" ] || { echo "syslog-ng not found at $SYSLOG_NG (see the header)" >&2; exit 1; }
@@ -20,10 +19,8 @@ if [ -n "$ROOT" ]; then
     export LD_LIBRARY_PATH="$ROOT/usr/lib/syslog-ng${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 modules=$(echo "$ROOT"/usr/lib/syslog-ng/3.*)
-[ -x "$BIN" ] || cargo build --release --quiet
-work="$(mktemp -d)"
-trap 'kill "${pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
-tcp=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+. benches/load/common.sh
+tcp=$(free_port)
 "$BIN" generate --lines "$LINES" --seed 7 > "$work/load.log"
 version=$("$SYSLOG_NG" --version | awk '/^Config version/ {print $3}')
 # The same five fields as rsyslog_json.sh; a large window and output batching so the network
@@ -42,28 +39,7 @@ CONF
 "$SYSLOG_NG" -F --no-caps --module-path "$modules" -f "$work/syslog-ng.conf" \
     -p "$work/syslog-ng.pid" -R "$work/syslog-ng.persist" -c "$work/syslog-ng.ctl" &
 pid=$!
-until python3 -c "import socket;socket.create_connection(('127.0.0.1',$tcp)).close()" 2>/dev/null; do
-    kill -0 "$pid" 2>/dev/null || { echo "syslog-ng exited at start" >&2; exit 1; }
-    sleep 0.05
-done
-start=$(date +%s.%N)
-python3 - "$tcp" "$work/load.log" <<'PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-with open(sys.argv[2], "rb") as f:
-    s.sendfile(f)
-s.close()
-PY
-last=-1
-while :; do
-    n=$(wc -l < "$work/out.jsonl" 2>/dev/null || echo 0)
-    [ "$n" -ge "$LINES" ] && break
-    if [ "$n" = "$last" ] && [ "$n" -gt 0 ]; then
-        sleep 0.2; n2=$(wc -l < "$work/out.jsonl"); [ "$n2" = "$n" ] && break
-    fi
-    last=$n; sleep 0.02
-done
-end=$(date +%s.%N)
-python3 -c "import sys; s,e,n=float('$start'),float('$end'),int('$n'); print(f'syslog-ng: {n} lines -> JSON file in {e-s:.2f} s: {n/(e-s)/1e3:.0f} k lines/s')"
+wait_port "$tcp"
+measure_peer syslog-ng "$tcp" "$work/out.jsonl" "$LINES"
 head -c 300 "$work/out.jsonl"; echo
 kill -TERM "$pid"; wait "$pid" || true
