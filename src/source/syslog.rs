@@ -665,16 +665,24 @@ mod tests {
         assert_eq!(counters.rejected.load(Ordering::Relaxed), 1);
     }
 
-    #[tokio::test]
-    async fn a_short_stall_downstream_loses_no_datagram() {
+    /// A UDP source on 127.0.0.1 feeding a channel of one batch: its address, the channel,
+    /// its counters, and what keeps it running.
+    async fn udp_source_with_room_for_one_batch()
+    -> (SocketAddr, mpsc::Receiver<Batch>, Arc<SourceCounters>, watch::Sender<bool>) {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = socket.local_addr().unwrap();
-        // Room for one batch, and a reader that takes one every 20 ms (a fifth of
-        // UDP_QUEUE_WAIT): the source waits, the kernel buffer holds the rest.
-        let (tx, mut rx) = mpsc::channel(1);
-        let (_stop, shutdown) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(1);
+        let (stop, shutdown) = watch::channel(false);
         let counters = Arc::new(SourceCounters::default());
         tokio::spawn(run_udp(Sym::from("udp"), socket, None, tx, Arc::clone(&counters), shutdown));
+        (addr, rx, counters, stop)
+    }
+
+    #[tokio::test]
+    async fn a_short_stall_downstream_loses_no_datagram() {
+        // Room for one batch, and a reader that takes one every 20 ms (a fifth of
+        // UDP_QUEUE_WAIT): the source waits, the kernel buffer holds the rest.
+        let (addr, mut rx, counters, _stop) = udp_source_with_room_for_one_batch().await;
         let reader = tokio::spawn(async move {
             let mut got = Vec::new();
             while got.len() < 300 {
@@ -704,13 +712,8 @@ mod tests {
 
     #[tokio::test]
     async fn udp_drops_are_counted_when_the_pipeline_is_full() {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = socket.local_addr().unwrap();
         // Room for one batch, and nobody reading: the rest must be dropped, and counted.
-        let (tx, mut rx) = mpsc::channel(1);
-        let (_stop, shutdown) = watch::channel(false);
-        let counters = Arc::new(SourceCounters::default());
-        tokio::spawn(run_udp(Sym::from("udp"), socket, None, tx, Arc::clone(&counters), shutdown));
+        let (addr, mut rx, counters, _stop) = udp_source_with_room_for_one_batch().await;
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         for i in 0..200 {
             client.send_to(format!("<13>m{i}\n").as_bytes(), addr).await.unwrap();
