@@ -8,36 +8,17 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use logwarden::alert::Alert;
-use logwarden::event::{Event, Sym, Timestamp};
+use logwarden::event::{Event, Sym};
 use logwarden::parse::Parser;
-use logwarden::parse::syslog::{SyslogOptions, SyslogParser};
 use logwarden::rule::behaviour::Services;
 use logwarden::rule::engine::Engine;
 use logwarden::rule::load::{load_dir, load_str};
 use logwarden::rule::set::{Hit, RuleSet};
-use logwarden::source::{Origin, RawRecord};
 
 const LINES: u64 = 200_000;
 
 fn syslog_events() -> Vec<Event> {
-    let mut buf = Vec::new();
-    logwarden::generate::write_syslog(&mut buf, LINES, 42).unwrap_or_default();
-    let mut parser = SyslogParser::new(SyslogOptions {
-        year: Some(2026),
-        now: Some(Timestamp(0)),
-        ..SyslogOptions::default()
-    });
-    let source = Sym::from_static("bench");
-    let mut events = Vec::with_capacity(LINES as usize);
-    for (i, line) in buf.split(|&b| b == b'\n').filter(|l| !l.is_empty()).enumerate() {
-        let rec = RawRecord {
-            bytes: bytes::Bytes::copy_from_slice(line),
-            origin: Origin { source: source.clone(), record: i as u64 + 1, offset: 0 },
-            received: None,
-        };
-        let _ = parser.parse(&rec, &mut events);
-    }
-    events
+    logwarden::generate::parsed_events(LINES, 42)
 }
 
 /// The default pack and SigmaHQ's CloudTrail rules, padded to 100 with single-event CloudTrail
