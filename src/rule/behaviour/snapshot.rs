@@ -447,16 +447,7 @@ pub(super) mod check {
                 }
             }
         };
-        for len in 0..bytes.len() {
-            try_one(&bytes[..len]);
-        }
-        for i in 0..bytes.len() {
-            for x in [0x01, 0x80, 0xff] {
-                let mut damaged = bytes.clone();
-                damaged[i] ^= x;
-                try_one(&damaged);
-            }
-        }
+        each_damaged(&bytes, try_one);
         proptest::proptest!(|(junk in proptest::collection::vec(proptest::num::u8::ANY, 0..256))| {
             try_one(&junk);
             let mut headed = bytes[..4].to_vec();
@@ -495,14 +486,20 @@ pub(super) mod check {
                 }
             }
         };
-        for len in 0..changes.len() {
-            try_changes(&changes[..len]);
+        each_damaged(&changes, try_changes);
+    }
+
+    /// Calls `f` with every truncation of `bytes` and every copy with one byte flipped (three
+    /// ways).
+    fn each_damaged(bytes: &[u8], f: impl Fn(&[u8])) {
+        for len in 0..bytes.len() {
+            f(&bytes[..len]);
         }
-        for i in 0..changes.len() {
+        for i in 0..bytes.len() {
             for x in [0x01, 0x80, 0xff] {
-                let mut damaged = changes.clone();
+                let mut damaged = bytes.to_vec();
                 damaged[i] ^= x;
-                try_changes(&damaged);
+                f(&damaged);
             }
         }
     }
