@@ -13,7 +13,15 @@ use crate::source::Checkpoint;
 
 /// key -> (offset, path the file had when the offset was reached).
 const CHECKPOINTS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("checkpoints");
-/// name -> the state that consumed the lines up to the committed positions.
+/// (name, part) -> the state that consumed the lines up to the committed positions, in
+/// parts: redb keeps a value whole in one page, and a whole state of a million groups is tens
+/// of MB, so writing it as one value made redb hold it (rounded up to a power of two) beside
+/// the caller's copy, and replacing it read the old one back in: four times the state at once.
+const SNAPSHOT_PARTS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("snapshot_parts");
+/// Bytes in one part: within a 256 KiB page with the key and the page's header.
+const PART: usize = 255 << 10;
+/// name -> a whole snapshot, as versions before [`SNAPSHOT_PARTS`] wrote them: read while no
+/// newer state is written, emptied by the first write.
 const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots");
 
 /// The `checkpoints` table.
@@ -32,6 +40,7 @@ impl Checkpoints {
             let txn = s.db.begin_write().map_err(|e| err(e.into()))?;
             txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
             txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
+            txn.open_table(SNAPSHOT_PARTS).map_err(|e| err(e.into()))?;
             txn.commit().map_err(|e| err(e.into()))?;
         }
         Ok(s)
@@ -65,19 +74,19 @@ impl Checkpoints {
             let path = c.path.to_string_lossy();
             t.insert(c.key.as_str(), (c.offset, path.as_ref()))?;
         }
-        let mut s = txn.open_table(SNAPSHOTS)?;
+        let mut legacy = txn.open_table(SNAPSHOTS)?;
+        let mut parts = txn.open_table(SNAPSHOT_PARTS)?;
         if let Some(prefix) = clear {
-            let stale: Vec<String> = s
-                .range(prefix..)?
-                .map_while(|e| e.ok().map(|(k, _)| k.value().to_owned()))
-                .take_while(|k| k.starts_with(prefix))
-                .collect();
-            for k in stale {
-                s.remove(k.as_str())?;
-            }
+            remove_names(&mut legacy, &mut parts, |n| n.starts_with(prefix), (prefix, 0))?;
         }
         for (name, bytes) in snapshots {
-            s.insert(*name, *bytes)?;
+            remove_names(&mut legacy, &mut parts, |n| n == *name, (name, 0))?;
+            // An empty snapshot still has its one (empty) part: stored, not absent.
+            for (i, part) in
+                bytes.chunks(PART).chain(bytes.is_empty().then_some(&[][..])).enumerate()
+            {
+                parts.insert((*name, i as u32), part)?;
+            }
         }
         Ok(())
     }
@@ -86,14 +95,31 @@ impl Checkpoints {
     pub fn snapshots_with_prefix(&self, prefix: &str) -> Result<Vec<Vec<u8>>, StateError> {
         let err = db_error(&self.path);
         let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let table = txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
+        let legacy = txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
         let mut out = Vec::new();
-        for e in table.range(prefix..).map_err(|e| err(e.into()))? {
+        // Older than any in parts: the first write after an upgrade removes them all.
+        for e in legacy.range(prefix..).map_err(|e| err(e.into()))? {
             let (k, v) = e.map_err(|e| err(e.into()))?;
             if !k.value().starts_with(prefix) {
                 break;
             }
             out.push(v.value().to_vec());
+        }
+        let parts = txn.open_table(SNAPSHOT_PARTS).map_err(|e| err(e.into()))?;
+        let mut name: Option<String> = None;
+        for e in parts.range((prefix, 0)..).map_err(|e| err(e.into()))? {
+            let (k, v) = e.map_err(|e| err(e.into()))?;
+            let (n, _) = k.value();
+            if !n.starts_with(prefix) {
+                break;
+            }
+            match (&name, out.last_mut()) {
+                (Some(current), Some(bytes)) if current == n => bytes.extend_from_slice(v.value()),
+                _ => {
+                    name = Some(n.to_owned());
+                    out.push(v.value().to_vec());
+                }
+            }
         }
         Ok(out)
     }
@@ -102,8 +128,17 @@ impl Checkpoints {
     pub fn snapshot(&self, name: &str) -> Result<Option<Vec<u8>>, StateError> {
         let err = db_error(&self.path);
         let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let table = txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
-        let v = table.get(name).map_err(|e| err(e.into()))?;
+        let parts = txn.open_table(SNAPSHOT_PARTS).map_err(|e| err(e.into()))?;
+        let mut out: Option<Vec<u8>> = None;
+        for e in parts.range((name, 0)..=(name, u32::MAX)).map_err(|e| err(e.into()))? {
+            let (_, v) = e.map_err(|e| err(e.into()))?;
+            out.get_or_insert_with(Vec::new).extend_from_slice(v.value());
+        }
+        if out.is_some() {
+            return Ok(out);
+        }
+        let legacy = txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
+        let v = legacy.get(name).map_err(|e| err(e.into()))?;
         Ok(v.map(|v| v.value().to_vec()))
     }
 
@@ -125,6 +160,33 @@ impl Checkpoints {
     }
 }
 
+/// Removes the snapshots whose name passes `pick`, from both tables; their parts are found
+/// from `from` on, in name order.
+fn remove_names(
+    legacy: &mut redb::Table<&str, &[u8]>,
+    parts: &mut redb::Table<(&str, u32), &[u8]>,
+    pick: impl Fn(&str) -> bool,
+    from: (&str, u32),
+) -> Result<(), redb::Error> {
+    let stale: Vec<String> = legacy
+        .range(from.0..)?
+        .map_while(|e| e.ok().map(|(k, _)| k.value().to_owned()))
+        .take_while(|k| pick(k))
+        .collect();
+    for k in stale {
+        legacy.remove(k.as_str())?;
+    }
+    let stale: Vec<(String, u32)> = parts
+        .range(from..)?
+        .map_while(|e| e.ok().map(|(k, _)| (k.value().0.to_owned(), k.value().1)))
+        .take_while(|(n, _)| pick(n))
+        .collect();
+    for (n, i) in stale {
+        parts.remove((n.as_str(), i))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -144,5 +206,67 @@ mod tests {
         let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
         let all = s.all().unwrap();
         assert_eq!((all["a"], all["b"], all.len()), (20, 5, 2));
+    }
+
+    fn write(s: &Checkpoints, snapshots: &[(&str, &[u8])], clear: Option<&str>) {
+        let txn = s.db.begin_write().unwrap();
+        Checkpoints::write_in(&txn, &[], snapshots, clear).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn snapshots_larger_than_a_part_round_trip_and_a_smaller_one_replaces_them_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
+        let big: Vec<u8> = (0..PART * 3 + 17).map(|i| (i * 7 % 251) as u8).collect();
+        write(&s, &[("engine", &big), ("router", b"r1")], None);
+        assert_eq!(s.snapshot("engine").unwrap().unwrap(), big);
+        assert_eq!(s.snapshot("router").unwrap().unwrap(), b"r1");
+        write(&s, &[("engine", b"small")], None);
+        assert_eq!(s.snapshot("engine").unwrap().unwrap(), b"small");
+        write(&s, &[("engine", b"")], None);
+        assert_eq!(s.snapshot("engine").unwrap(), Some(Vec::new()));
+        assert_eq!(s.snapshot("absent").unwrap(), None);
+        assert_eq!(s.snapshot("router").unwrap().unwrap(), b"r1");
+    }
+
+    #[test]
+    fn change_sets_come_back_in_name_order_and_a_new_base_clears_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
+        let big = vec![9u8; PART + 1];
+        write(&s, &[("engine", b"base"), ("engine-changes.2", b"two")], None);
+        write(&s, &[("engine-changes.1", &big), ("engine-changes.3", b"three")], None);
+        let changes = s.snapshots_with_prefix("engine-changes.").unwrap();
+        assert_eq!(changes, [big.clone(), b"two".to_vec(), b"three".to_vec()]);
+        write(&s, &[("engine", b"base2")], Some("engine-changes."));
+        assert!(s.snapshots_with_prefix("engine-changes.").unwrap().is_empty());
+        assert_eq!(s.snapshot("engine").unwrap().unwrap(), b"base2");
+    }
+
+    #[test]
+    fn snapshots_stored_whole_by_an_older_version_are_read_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
+        {
+            let txn = s.db.begin_write().unwrap();
+            let mut t = txn.open_table(SNAPSHOTS).unwrap();
+            t.insert("engine", &b"old base"[..]).unwrap();
+            t.insert("engine-changes.1", &b"old change"[..]).unwrap();
+            drop(t);
+            txn.commit().unwrap();
+        }
+        assert_eq!(s.snapshot("engine").unwrap().unwrap(), b"old base");
+        assert_eq!(s.snapshots_with_prefix("engine-changes.").unwrap(), [b"old change".to_vec()]);
+        write(&s, &[("engine", b"new base")], Some("engine-changes."));
+        assert_eq!(s.snapshot("engine").unwrap().unwrap(), b"new base");
+        assert!(s.snapshots_with_prefix("engine-changes.").unwrap().is_empty());
+        let txn = s.db.begin_read().unwrap();
+        assert!(
+            redb::ReadableTableMetadata::is_empty(&txn.open_table(SNAPSHOTS).unwrap()).unwrap()
+        );
     }
 }

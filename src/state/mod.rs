@@ -35,7 +35,7 @@ pub enum StateError {
 }
 
 /// The state database's page cache.
-const CACHE_BYTES: usize = 16 << 20;
+const CACHE_BYTES: usize = 4 << 20;
 
 /// Opens (creating if needed) the state database at `path`; redb locks it, so a second
 /// daemon on the same file fails here rather than corrupting it.
