@@ -712,9 +712,9 @@ detection:
         let mut before = engine(RULES);
         run(&mut before, &[failure(0), failure(1)]);
         let bytes = before.snapshot().unwrap();
-        let fresh = engine(RULES).snapshot().unwrap();
         let try_one = |damaged: &[u8]| {
             let mut e = engine(RULES);
+            let fresh = e.snapshot().unwrap();
             match e.restore(damaged) {
                 Ok(_) => {
                     run(&mut e, &[failure(2), failure(3)]);

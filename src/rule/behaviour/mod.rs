@@ -29,7 +29,7 @@ use crate::rule::group::GroupBy;
 use crate::rule::spec::Bounds;
 use crate::snapshot::SnapshotError;
 pub use path_id::PathId;
-use recency::Recency;
+use recency::{Fingerprints, Recency};
 
 /// Default allowed lateness: syslog relays and CloudTrail delivery reorder within seconds to
 /// a minute.
@@ -355,6 +355,8 @@ struct Slot<V> {
 /// change set is the whole state.
 pub struct GroupTable<V> {
     map: Recency<Slot<V>>,
+    /// How group keys become the map's keys.
+    fingerprints: Fingerprints,
     max: usize,
     evicted: u64,
     expired: u64,
@@ -367,8 +369,8 @@ pub struct GroupTable<V> {
     /// The current epoch (wrapping: after 2^32 marks an old group may count as changed,
     /// which only makes a change set larger).
     epoch: u32,
-    /// Keys dropped since the last mark, while `tracking`.
-    dropped: Vec<CompactString>,
+    /// Keys (fingerprints) dropped since the last mark, while `tracking`.
+    dropped: Vec<u64>,
     /// Marked at least once, and `dropped` complete since.
     tracking: bool,
 }
@@ -389,6 +391,7 @@ impl<V: GroupState> GroupTable<V> {
     pub fn new(max: usize) -> GroupTable<V> {
         GroupTable {
             map: Recency::new(max.max(1)),
+            fingerprints: Fingerprints::random(),
             max: max.max(1),
             evicted: 0,
             expired: 0,
@@ -413,7 +416,7 @@ impl<V: GroupState> GroupTable<V> {
 
     /// Lists a dropped group's key, while tracking; past `max` of them, stops tracking (the
     /// next change set is the whole state, which is then smaller than the list).
-    fn note_dropped(dropped: &mut Vec<CompactString>, tracking: &mut bool, max: usize, key: &str) {
+    fn note_dropped(dropped: &mut Vec<u64>, tracking: &mut bool, max: usize, key: u64) {
         if !*tracking {
             return;
         }
@@ -422,7 +425,7 @@ impl<V: GroupState> GroupTable<V> {
             *dropped = Vec::new();
             return;
         }
-        dropped.push(CompactString::from(key));
+        dropped.push(key);
     }
 
     /// The group's state, created by `make` if absent (evicting the least recently seen
@@ -442,6 +445,7 @@ impl<V: GroupState> GroupTable<V> {
             self.since_sweep = 0;
             self.sweep(idle.before(clock));
         }
+        let key = self.fingerprints.of(key);
         let full = self.map.len() >= self.max;
         if full
             && self.tracking
@@ -449,8 +453,7 @@ impl<V: GroupState> GroupTable<V> {
             && let Some((lru, _)) = self.map.peek_lru()
         {
             // The cache is about to evict it.
-            let lru = lru.clone();
-            Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, &lru);
+            Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, lru);
         }
         let mut created = false;
         let epoch = self.epoch;
@@ -458,7 +461,6 @@ impl<V: GroupState> GroupTable<V> {
             created = true;
             Slot { epoch, v: make() }
         };
-        // Looked up by reference: the key is copied only into a new group.
         let slot = self.map.get_or_insert_mut(key, make);
         if created && full {
             self.evicted += 1;
@@ -469,11 +471,12 @@ impl<V: GroupState> GroupTable<V> {
 
     /// The group's state if tracked, without changing its recency.
     pub fn peek(&self, key: &str) -> Option<&V> {
-        self.map.peek(key).map(|s| &s.v)
+        self.map.peek(self.fingerprints.of(key)).map(|s| &s.v)
     }
 
     /// Forgets a group (after it fired, for behaviours that start over).
     pub fn remove(&mut self, key: &str) {
+        let key = self.fingerprints.of(key);
         if self.map.pop(key).is_some() {
             Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, key);
         }
@@ -488,7 +491,7 @@ impl<V: GroupState> GroupTable<V> {
                 break;
             }
             if let Some((key, _)) = self.map.pop_lru() {
-                Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, &key);
+                Self::note_dropped(&mut self.dropped, &mut self.tracking, self.max, key);
             }
             self.expired += 1;
         }
@@ -594,10 +597,11 @@ mod tests {
         t.mark();
         t.entry("a", at(5), idle, || S(at(0)));
         t.remove("b");
-        let changed: Vec<&str> =
-            t.map.iter().take_while(|(_, s)| s.epoch == t.epoch).map(|(k, _)| k.as_str()).collect();
-        assert_eq!(changed, ["a"]);
-        assert_eq!(t.dropped, ["b"]);
+        let changed: Vec<u64> =
+            t.map.iter().take_while(|(_, s)| s.epoch == t.epoch).map(|(k, _)| k).collect();
+        let fp = |k: &str| t.fingerprints.of(k);
+        assert_eq!(changed, [fp("a")]);
+        assert_eq!(t.dropped, [fp("b")]);
         // Churn beyond the table's size: the list is dropped, and tracking with it.
         for i in 0..4 {
             t.entry("x", at(6 + i), idle, || S(at(0)));

@@ -33,7 +33,7 @@ use crate::snapshot::{PathIds, Paths, SnapshotError};
 
 /// Snapshot headers: groups are [`Group`]s as they are, and the behaviour-specific value is
 /// the value hash of [`PROBE`] (see `super::snapshot`).
-const SNAPSHOT: Formats = Formats::new("new_value", b'n', 1);
+const SNAPSHOT: Formats = Formats::new("new_value", b'n', 2);
 /// Hashed into the snapshot to check that the value hash is the one the snapshot's values
 /// were hashed with: a change of hash (a foldhash upgrade) makes every learned value unknown,
 /// and restoring them would alert on every value as new.

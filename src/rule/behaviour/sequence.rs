@@ -22,7 +22,7 @@ use crate::snapshot::SnapshotError;
 use compact_str::CompactString;
 
 /// Snapshot headers: groups are [`Trail`]s of step masks (see `super::snapshot`).
-const SNAPSHOT: Formats = Formats::new("sequence", b'q', 1);
+const SNAPSHOT: Formats = Formats::new("sequence", b'q', 2);
 
 /// Most steps a sequence may have (step membership is a bit mask).
 pub const MAX_STEPS: usize = 16;

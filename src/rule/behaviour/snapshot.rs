@@ -2,16 +2,17 @@
 //! table's own counters and sweep clock) and its counters, around each behaviour's own group
 //! record (see [`crate::snapshot`] for the header and the encoding).
 //!
-//! A full snapshot's body, version 1, as one postcard tuple:
-//! 1. the table: evicted, expired, observations since the last sweep, previous event time;
+//! A full snapshot's body, version 2, as one postcard tuple:
+//! 1. the table: evicted, expired, observations since the last sweep, previous event time,
+//!    and the seed of its keys' fingerprints (see `recency::Fingerprints`);
 //! 2. the counters `[late, ungrouped, skipped, behaviour-specific]`;
 //! 3. a behaviour-specific value (`()` for most);
-//! 4. the groups, least recently seen first, each `(key, record)`;
+//! 4. the groups, least recently seen first, each `(key's fingerprint, record)`;
 //! 5. the file paths the records number (see [`PathIds`]).
 //!
 //! A change set (header kind: the full snapshot's, upper case) is the same with, before the
-//! groups, the keys of the groups dropped since the table's last mark, and as groups only those
-//! touched since, least recently seen first. Applied to any state taken at or after that mark
+//! groups, the fingerprints of the groups dropped since the table's last mark, and as groups
+//! only those touched since, least recently seen first. Applied to any state taken at or after that mark
 //! (a full snapshot, or one with earlier change sets applied), it gives the state it was taken
 //! from: the dropped keys go, the touched groups are put in order (each becoming the most
 //! recently seen, as touching it did), and untouched groups keep their order behind them.
@@ -20,13 +21,16 @@
 //! Everything that decides future behaviour is kept: recency (which group is evicted next and
 //! where the sweep stops), the sweep's countdown and clock, and each group's whole state, so
 //! a restored detector alerts exactly as the one it was taken from would have.
+//!
+//! Version 1 (before fingerprints) had no seed and the keys themselves; it is still read, its
+//! keys fingerprinted as they are loaded.
 
 use std::collections::HashSet;
 
-use compact_str::CompactString;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::recency::Fingerprints;
 use super::{GroupState, GroupTable, PathId, SWEEP_EVERY, Slot, Tracked, Trail};
 use crate::event::Timestamp;
 use crate::snapshot::{Format, PathIds, PathList, Paths, SnapshotError};
@@ -65,13 +69,14 @@ impl Formats {
     }
 }
 
-/// The table's own counters and sweep state.
+/// The table's own counters and sweep state, and its fingerprints' seed.
 #[derive(Serialize, Deserialize)]
 struct Table {
     evicted: u64,
     expired: u64,
     since_sweep: u32,
     previous: Timestamp,
+    seed: [u64; 2],
 }
 
 impl Table {
@@ -81,8 +86,18 @@ impl Table {
             expired: t.expired,
             since_sweep: t.since_sweep,
             previous: t.previous,
+            seed: t.fingerprints.seed(),
         }
     }
+}
+
+/// [`Table`] as version 1 wrote it.
+#[derive(Deserialize)]
+struct TableV1 {
+    evicted: u64,
+    expired: u64,
+    since_sweep: u32,
+    previous: Timestamp,
 }
 
 /// Every group, least recently seen first (restored by inserting in this order).
@@ -94,20 +109,20 @@ struct AllGroups<'a, V> {
 impl<V: GroupRecord> Serialize for AllGroups<'_, V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let groups = self.table.map.iter().rev();
-        s.collect_seq(groups.map(|(k, slot)| (k.as_str(), slot.v.out(self.paths))))
+        s.collect_seq(groups.map(|(k, slot)| (k, slot.v.out(self.paths))))
     }
 }
 
 /// Some groups, in the order given.
 struct SomeGroups<'a, V> {
-    groups: &'a [(&'a CompactString, &'a Slot<V>)],
+    groups: &'a [(u64, &'a Slot<V>)],
     paths: &'a PathIds,
 }
 
 impl<V: GroupRecord> Serialize for SomeGroups<'_, V> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let groups = self.groups.iter();
-        s.collect_seq(groups.map(|(k, slot)| (k.as_str(), slot.v.out(self.paths))))
+        s.collect_seq(groups.map(|(k, slot)| (*k, slot.v.out(self.paths))))
     }
 }
 
@@ -140,21 +155,57 @@ pub(super) fn write_changes<V: GroupRecord, E: Serialize>(
         return write(formats, table, counters, extra, out);
     }
     // The touched groups are the most recently seen ones (see `GroupTable`).
-    let mut changed: Vec<(&CompactString, &Slot<V>)> =
+    let mut changed: Vec<(u64, &Slot<V>)> =
         table.map.iter().take_while(|(_, slot)| slot.epoch == table.epoch).collect();
     if changed.len() > table.map.len() / 2 {
         return write(formats, table, counters, extra, out);
     }
     changed.reverse();
     let paths = PathIds::default();
-    let dropped: Vec<&str> = table.dropped.iter().map(CompactString::as_str).collect();
     let groups = SomeGroups { groups: &changed, paths: &paths };
-    let body = (Table::of(table), counters, extra, dropped, groups, PathList(&paths));
+    let body = (Table::of(table), counters, extra, &table.dropped, groups, PathList(&paths));
     formats.changes.write(&body, out)
 }
 
-type Full<'a, I, E> = (Table, [u64; 4], E, Vec<(&'a str, I)>, Vec<String>);
-type Changes<'a, I, E> = (Table, [u64; 4], E, Vec<&'a str>, Vec<(&'a str, I)>, Vec<String>);
+type Full<I, E> = (Table, [u64; 4], E, Vec<(u64, I)>, Vec<String>);
+type Changes<I, E> = (Table, [u64; 4], E, Vec<u64>, Vec<(u64, I)>, Vec<String>);
+type FullV1<'a, I, E> = (TableV1, [u64; 4], E, Vec<(&'a str, I)>, Vec<String>);
+type ChangesV1<'a, I, E> = (TableV1, [u64; 4], E, Vec<&'a str>, Vec<(&'a str, I)>, Vec<String>);
+
+/// Decodes a snapshot or change set of the current version, or of version 1 with its keys
+/// fingerprinted by `fingerprints` (whose seed it then carries).
+fn decode<'a, I: DeserializeOwned, E: Deserialize<'a>>(
+    formats: Formats,
+    bytes: &'a [u8],
+    is_changes: bool,
+    fingerprints: Fingerprints,
+) -> Result<Changes<I, E>, SnapshotError> {
+    if bytes.get(3) != Some(&1) {
+        return if is_changes {
+            formats.changes.read(bytes)
+        } else {
+            let (meta, counters, e, groups, paths): Full<I, E> = formats.full.read(bytes)?;
+            Ok((meta, counters, e, Vec::new(), groups, paths))
+        };
+    }
+    let v1 = |f: crate::snapshot::Format| crate::snapshot::Format { version: 1, ..f };
+    let (meta, counters, e, dropped, groups, paths): ChangesV1<'a, I, E> = if is_changes {
+        v1(formats.changes).read(bytes)?
+    } else {
+        let (meta, counters, e, groups, paths): FullV1<'a, I, E> = v1(formats.full).read(bytes)?;
+        (meta, counters, e, Vec::new(), groups, paths)
+    };
+    let meta = Table {
+        evicted: meta.evicted,
+        expired: meta.expired,
+        since_sweep: meta.since_sweep,
+        previous: meta.previous,
+        seed: fingerprints.seed(),
+    };
+    let dropped = dropped.into_iter().map(|k| fingerprints.of(k)).collect();
+    let groups = groups.into_iter().map(|(k, r)| (fingerprints.of(k), r)).collect();
+    Ok((meta, counters, e, dropped, groups, paths))
+}
 
 /// Reads a full snapshot into `table` (replacing it) or, with `changes`, a change set too
 /// (applied to it). `check` refuses a group the behaviour cannot take (one that breaks an
@@ -170,24 +221,26 @@ pub(super) fn load<'a, V: GroupRecord, E: Deserialize<'a>>(
 ) -> Result<[u64; 4], SnapshotError> {
     let what = formats.full.what;
     let is_changes = changes && bytes.get(2) == Some(&formats.changes.tag);
-    let (meta, counters, e, dropped, groups, paths): Changes<'a, V::In, E> = if is_changes {
-        formats.changes.read(bytes)?
-    } else {
-        let (meta, counters, e, groups, paths): Full<'a, V::In, E> = formats.full.read(bytes)?;
-        (meta, counters, e, Vec::new(), groups, paths)
-    };
+    // A change set applies to the state it was taken from, fingerprinted alike; a version 1
+    // full snapshot starts a new seed.
+    let fingerprints = if is_changes { table.fingerprints } else { Fingerprints::random() };
+    let (meta, counters, e, dropped, groups, paths): Changes<V::In, E> =
+        decode(formats, bytes, is_changes, fingerprints)?;
     extra(&e)?;
     if meta.since_sweep > SWEEP_EVERY {
         return Err(SnapshotError::invalid(what, "sweep countdown out of range"));
+    }
+    if is_changes && meta.seed != table.fingerprints.seed() {
+        return Err(SnapshotError::invalid(what, "a change set of another state"));
     }
     let paths = Paths::new(what, paths);
     let too_many = |n: usize, max: usize| {
         SnapshotError::invalid(what, format!("{n} groups, and the rule keeps at most {max}"))
     };
-    let twice = |key: &str| SnapshotError::invalid(what, format!("group `{key}` twice"));
-    let group = |key: &str, record| {
+    let twice = |key: u64| SnapshotError::invalid(what, format!("group {key:016x} twice"));
+    let group = |key: u64, record| {
         let v = V::from_in(record, &paths)?;
-        check(&v).map_err(|e| SnapshotError::invalid(what, format!("group `{key}`: {e}")))?;
+        check(&v).map_err(|e| SnapshotError::invalid(what, format!("group {key:016x}: {e}")))?;
         Ok::<V, SnapshotError>(v)
     };
     if is_changes {
@@ -200,9 +253,9 @@ pub(super) fn load<'a, V: GroupRecord, E: Deserialize<'a>>(
             }
             records.push((key, group(key, record)?));
         }
-        let dropped: HashSet<&str> = dropped.into_iter().collect();
-        let kept = table.len() - dropped.iter().filter(|k| table.map.contains(k)).count();
-        let new = records.iter().filter(|(k, _)| dropped.contains(k) || !table.map.contains(k));
+        let dropped: HashSet<u64> = dropped.into_iter().collect();
+        let kept = table.len() - dropped.iter().filter(|&&k| table.map.contains(k)).count();
+        let new = records.iter().filter(|(k, _)| dropped.contains(k) || !table.map.contains(*k));
         let size = kept + new.count();
         if size > table.max {
             return Err(too_many(size, table.max));
@@ -220,6 +273,7 @@ pub(super) fn load<'a, V: GroupRecord, E: Deserialize<'a>>(
             return Err(too_many(groups.len(), table.max));
         }
         let mut fresh = GroupTable::new(table.max);
+        fresh.fingerprints = Fingerprints::with_seed(meta.seed);
         for (key, record) in groups {
             let v = group(key, record)?;
             if fresh.map.put(key, Slot { epoch: 0, v }).is_some() {
@@ -429,10 +483,10 @@ pub(super) mod check {
         }
         let mut bytes = Vec::new();
         d.snapshot(&mut bytes).unwrap();
-        let mut fresh = Vec::new();
-        make().snapshot(&mut fresh).unwrap();
         let try_one = |damaged: &[u8]| {
             let mut r = make();
+            let mut fresh = Vec::new();
+            r.snapshot(&mut fresh).unwrap();
             match r.restore(damaged) {
                 Ok(()) => {
                     // Whatever it took must be usable.

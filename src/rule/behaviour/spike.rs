@@ -44,7 +44,7 @@ use crate::rule::spec::SpikeSpec;
 use crate::snapshot::{PathIds, Paths, SnapshotError};
 
 /// Snapshot headers: groups are [`Group`]s as they are (see `super::snapshot`).
-const SNAPSHOT: Formats = Formats::new("spike", b'k', 1);
+const SNAPSHOT: Formats = Formats::new("spike", b'k', 2);
 
 /// Default `min_count`: below five events in a window nothing is a burst worth a page.
 pub const DEFAULT_MIN_COUNT: u32 = 5;

@@ -24,7 +24,7 @@ use crate::rule::spec::ThresholdSpec;
 use crate::snapshot::SnapshotError;
 
 /// Snapshot headers: groups are [`Trail`]s of distinct values (see `super::snapshot`).
-const SNAPSHOT: Formats = Formats::new("threshold", b't', 1);
+const SNAPSHOT: Formats = Formats::new("threshold", b't', 2);
 
 /// A compiled `threshold` block.
 #[derive(Clone, Debug)]
@@ -590,17 +590,81 @@ mod tests {
         let (mut a, mut b) = (Vec::new(), Vec::new());
         tagged.snapshot(&mut a).unwrap();
         untagged.snapshot(&mut b).unwrap();
-        assert_eq!(a, b);
+        // Each reads the other's, and writes it back byte for byte.
+        let mut again = Threshold::<CompactString>::new(config(2, "60s", None));
+        again.restore(&b).unwrap();
+        let mut c = Vec::new();
+        again.snapshot(&mut c).unwrap();
+        assert_eq!(b, c);
         let mut restored = start(config(2, "60s", None));
         restored.restore(&a).unwrap();
+        let mut d = Vec::new();
+        restored.snapshot(&mut d).unwrap();
+        assert_eq!(a, d);
         assert_eq!(restored.stats().groups, 3);
         // The restored groups count on: a second event from 192.0.2.3 fires.
         assert_eq!(feed(&mut *restored, &[ev(5, "192.0.2.3", "b")]).len(), 1);
         // A distinct threshold's values do not pass for an untagged state.
         let mut distinct = Threshold::<CompactString>::new(config(3, "60s", Some("user.name")));
         feed(&mut distinct, &events);
-        let mut d = Vec::new();
-        distinct.snapshot(&mut d).unwrap();
-        assert!(start(config(2, "60s", None)).restore(&d).is_err());
+        let mut e = Vec::new();
+        distinct.snapshot(&mut e).unwrap();
+        assert!(start(config(2, "60s", None)).restore(&e).is_err());
+    }
+
+    #[test]
+    fn a_state_saved_before_fingerprints_restores_and_counts_on() {
+        // Version 1 as it was written: the keys themselves, no seed.
+        let v1 = crate::snapshot::Format { version: 1, ..SNAPSHOT.full };
+        let v1_changes = crate::snapshot::Format { version: 1, ..SNAPSHOT.changes };
+        let at = |s| Timestamp::from_secs_nanos(s, 0);
+        let one = |s: i64| (at(-1), vec![(at(s), 0u32, Some(s as u64), "")]);
+        let groups = vec![("192.0.2.1", one(1)), ("192.0.2.2", one(2))];
+        let table = (0u64, 0u64, 2u32, at(2));
+        let paths: Vec<String> = vec![String::new()];
+        let mut bytes = Vec::new();
+        v1.write(&(&table, [0u64; 4], (), &groups, &paths), &mut bytes).unwrap();
+        let mut t = start(config(2, "60s", None));
+        t.restore(&bytes).unwrap();
+        assert_eq!(t.stats().groups, 2);
+        // A version 1 change set after it: 192.0.2.1 dropped, 192.0.2.3 added.
+        let mut changes = Vec::new();
+        let body = (&table, [0u64; 4], (), vec!["192.0.2.1"], vec![("192.0.2.3", one(3))], &paths);
+        v1_changes.write(&body, &mut changes).unwrap();
+        t.apply_changes(&changes).unwrap();
+        assert_eq!(t.stats().groups, 2);
+        // The saved keys are found by the events' own: the second event of 192.0.2.2 and of
+        // 192.0.2.3 fires, the first of 192.0.2.1 again does not.
+        let fired = feed(
+            &mut *t,
+            &[ev(4, "192.0.2.1", "a"), ev(5, "192.0.2.2", "a"), ev(6, "192.0.2.3", "a")],
+        );
+        let keys: Vec<&str> = fired.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["192.0.2.2", "192.0.2.3"]);
+        assert_eq!(fired[0].first_seen, at(2));
+        // Written back as the current version, which reads the same.
+        let mut now = Vec::new();
+        t.snapshot(&mut now).unwrap();
+        assert_eq!(now[3], 2);
+        let mut again = start(config(2, "60s", None));
+        again.restore(&now).unwrap();
+        assert_eq!(again.stats().groups, t.stats().groups);
+    }
+
+    #[test]
+    fn a_change_set_of_another_state_is_refused() {
+        let mut a = start(config(2, "60s", None));
+        let mut b = start(config(2, "60s", None));
+        let three = [ev(1, "192.0.2.1", "a"), ev(2, "192.0.2.2", "a"), ev(3, "192.0.2.3", "a")];
+        feed(&mut *a, &three);
+        feed(&mut *b, &three);
+        a.mark();
+        feed(&mut *a, &[ev(4, "192.0.2.4", "a")]);
+        let mut changes = Vec::new();
+        a.snapshot_changes(&mut changes).unwrap();
+        assert_eq!(changes[2], b'T', "a change set, not a whole state");
+        let err = b.apply_changes(&changes).unwrap_err();
+        assert!(err.to_string().contains("another state"), "{err}");
+        assert_eq!(b.stats().groups, 3);
     }
 }

@@ -23,7 +23,7 @@ use crate::rule::spec::TravelSpec;
 use crate::snapshot::{PathIds, Paths, SnapshotError};
 
 /// Snapshot headers: groups are their last login (see `super::snapshot` and [`LoginRecord`]).
-const SNAPSHOT: Formats = Formats::new("travel", b'v', 1);
+const SNAPSHOT: Formats = Formats::new("travel", b'v', 2);
 
 /// Default fastest plausible speed: a long-haul airliner's cruise.
 pub const DEFAULT_MAX_SPEED_KMH: f64 = 900.0;
