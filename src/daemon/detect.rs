@@ -26,6 +26,9 @@ use std::collections::HashMap;
 
 /// Longest an acknowledging source waits for a commit while events keep coming.
 const WAITING_COMMIT: Duration = Duration::from_millis(100);
+/// Detector state written in one commit past which the freed heap is returned to the system
+/// (a few ms each time; a commit of this size comes at most every second or so).
+const GIVE_BACK_AFTER: usize = 1 << 20;
 
 /// What reaches the detection thread.
 #[derive(Debug)]
@@ -228,11 +231,13 @@ impl Detect {
                     self.state_log.based = true;
                     self.state_log.base_bytes = engine_bytes;
                     self.state_log.change_bytes = 0;
-                    // Writing a whole state leaves the database's page buffers freed in the
-                    // heap; hand them back rather than keep them for the next rebase.
-                    super::give_back_free_memory();
                 } else {
                     self.state_log.change_bytes += engine_bytes;
+                }
+                if engine_bytes >= GIVE_BACK_AFTER {
+                    // Writing a large state leaves its buffers and the database's pages freed
+                    // in the heap; hand them back rather than keep them until the next one.
+                    super::give_back_free_memory();
                 }
             }
             // Kept for the next try: a later commit supersedes it, and an unmarked change set
