@@ -114,22 +114,22 @@ impl Format {
     pub fn write<T: Serialize + ?Sized>(
         self,
         body: &T,
-        out: &mut Vec<u8>,
+        out: &mut impl Bytes,
     ) -> Result<(), SnapshotError> {
         self.header(out);
         self.append(body, out)
     }
 
     /// Appends the header alone (for a body written in pieces).
-    pub fn header(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&[b'L', b'W', self.tag, self.version]);
+    pub fn header(self, out: &mut impl Bytes) {
+        out.put(&[b'L', b'W', self.tag, self.version]);
     }
 
     /// Appends one postcard value (part of a body written in pieces).
     pub fn append<T: Serialize + ?Sized>(
         self,
         value: &T,
-        out: &mut Vec<u8>,
+        out: &mut impl Bytes,
     ) -> Result<(), SnapshotError> {
         postcard::serialize_with_flavor(value, Append(out))
             .map_err(|e| SnapshotError::Encode { what: self.what, detail: e.to_string() })
@@ -178,23 +178,148 @@ impl Format {
 
 /// Postcard's output straight onto the end of a `Vec`: its own `to_extend` goes through
 /// `Extend` a byte at a time, which cost a tenth of a large snapshot.
-struct Append<'a>(&'a mut Vec<u8>);
+struct Append<'a, B: Bytes>(&'a mut B);
 
-impl postcard::ser_flavors::Flavor for Append<'_> {
+impl<B: Bytes> postcard::ser_flavors::Flavor for Append<'_, B> {
     type Output = ();
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        self.0.put(data);
         Ok(())
     }
 
     fn try_push(&mut self, data: u8) -> postcard::Result<()> {
-        self.0.push(data);
+        self.0.put_byte(data);
         Ok(())
     }
 
     fn finalize(self) -> postcard::Result<()> {
         Ok(())
+    }
+}
+
+/// Where snapshot bytes are appended: a vector, or an [`Out`].
+pub(crate) trait Bytes {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+    /// Appends one byte.
+    fn put_byte(&mut self, byte: u8);
+}
+
+impl Bytes for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+/// Where an [`Out`] hands the bytes it does not keep: full parts in order, and later changes
+/// to bytes already handed over (a length written after what it measures).
+pub trait Spill {
+    /// Takes the next part.
+    fn write(&mut self, part: &[u8]) -> Result<(), String>;
+    /// Overwrites the bytes at `at` (counted from the first byte written) with `bytes`.
+    fn patch(&mut self, at: usize, bytes: &[u8]) -> Result<(), String>;
+}
+
+/// A snapshot being written: in memory, or handed to a [`Spill`] a part at a time as it is
+/// made. A whole detector state of a million groups is tens of MB; spilled, it never is in
+/// memory at once.
+pub struct Out<'a> {
+    buf: Vec<u8>,
+    spill: Option<(&'a mut dyn Spill, usize)>,
+    /// Bytes handed to the spill.
+    spilled: usize,
+    /// The spill's first error: nothing more is handed to it.
+    error: Option<String>,
+}
+
+impl Out<'static> {
+    /// In memory, after what `buf` holds.
+    pub fn memory(buf: Vec<u8>) -> Out<'static> {
+        Out { buf, spill: None, spilled: 0, error: None }
+    }
+}
+
+impl<'a> Out<'a> {
+    /// Handed to `spill` in parts of `part` bytes (the last shorter).
+    pub fn spilling(spill: &'a mut dyn Spill, part: usize) -> Out<'a> {
+        Out { buf: Vec::new(), spill: Some((spill, part.max(1))), spilled: 0, error: None }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> usize {
+        self.spilled + self.buf.len()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Overwrites the bytes at `at` with `bytes` (all written already).
+    pub fn patch(&mut self, at: usize, bytes: &[u8]) {
+        let kept = at.max(self.spilled);
+        if let Some(tail) = bytes.get(kept - at..) {
+            let from = kept - self.spilled;
+            if let Some(dst) = self.buf.get_mut(from..from + tail.len()) {
+                dst.copy_from_slice(tail);
+            }
+        }
+        if at < self.spilled {
+            let head = &bytes[..(self.spilled - at).min(bytes.len())];
+            if let (Some((spill, _)), None) = (&mut self.spill, &self.error) {
+                self.error = spill.patch(at, head).err();
+            }
+        }
+    }
+
+    /// The bytes, for one in memory; for one spilled, hands over the rest and returns
+    /// nothing, or the spill's error.
+    pub fn finish(mut self) -> Result<Vec<u8>, SnapshotError> {
+        match self.spill.take() {
+            None => Ok(self.buf),
+            Some((spill, _)) => {
+                if self.error.is_none() && !self.buf.is_empty() {
+                    self.error = spill.write(&self.buf).err();
+                }
+                match self.error {
+                    None => Ok(Vec::new()),
+                    Some(detail) => Err(SnapshotError::Encode { what: "state", detail }),
+                }
+            }
+        }
+    }
+
+    /// Hands full parts to the spill.
+    fn spill_full_parts(&mut self) {
+        let Some((spill, part)) = &mut self.spill else { return };
+        let part = *part;
+        if self.buf.len() < part {
+            return;
+        }
+        let mut at = 0;
+        while self.buf.len() - at >= part {
+            if self.error.is_none() {
+                self.error = spill.write(&self.buf[at..at + part]).err();
+            }
+            at += part;
+        }
+        self.buf.drain(..at);
+        self.spilled += at;
+    }
+}
+
+impl Bytes for Out<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.spill_full_parts();
+    }
+    fn put_byte(&mut self, byte: u8) {
+        self.buf.push(byte);
+        self.spill_full_parts();
     }
 }
 

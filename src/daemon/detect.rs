@@ -207,9 +207,19 @@ impl Detect {
         let views: Vec<(&str, &[u8])> =
             snapshots.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
         let clear = rebase.then_some(ENGINE_CHANGES);
-        let r = self
-            .dispatcher
-            .commit_with(|txn| Checkpoints::write_in(txn, &positions, &views, clear));
+        // A new base is written as it is made, inside the transaction: at a million groups it
+        // is tens of MB, which would otherwise be held whole while it is stored.
+        let base = self.engine.as_ref().filter(|_| rebase);
+        let mut base_bytes = 0;
+        let r = self.dispatcher.commit_with(|txn| {
+            Checkpoints::write_in(txn, &positions, &views, clear)?;
+            if let Some(engine) = base {
+                base_bytes = Checkpoints::stream_in(txn, ENGINE_SNAPSHOT, |spill, part| {
+                    engine.snapshot_spilling(spill, part).map_err(|e| e.to_string())
+                })?;
+            }
+            Ok(())
+        });
         match r {
             Ok(()) => {
                 if written {
@@ -226,7 +236,8 @@ impl Detect {
                     .iter()
                     .filter(|(n, _)| n.starts_with(ENGINE_SNAPSHOT))
                     .map(|(_, b)| b.len())
-                    .sum();
+                    .sum::<usize>()
+                    + base_bytes;
                 if rebase {
                     self.state_log.based = true;
                     self.state_log.base_bytes = engine_bytes;
@@ -248,20 +259,17 @@ impl Detect {
 
     /// The state to commit with the positions, by name: the rules' behaviour state and the
     /// router's (dedup windows, groups waiting, held-back counts).
-    /// Also says whether the engine's part is a new base (its change sets then go).
+    /// Also says whether the engine's state is due a new base (its change sets then go),
+    /// which the commit streams itself.
     fn snapshots(&mut self) -> (Vec<(String, Vec<u8>)>, bool) {
         let mut out = Vec::with_capacity(2);
         let log = &mut self.state_log;
         let rebase = !log.based || log.change_bytes >= log.base_bytes.max(1 << 20);
-        if let Some(engine) = &self.engine {
-            let r = if rebase {
-                engine.snapshot().map(|b| (ENGINE_SNAPSHOT.to_owned(), b))
-            } else {
-                log.next += 1;
-                engine.snapshot_changes().map(|b| (format!("{ENGINE_CHANGES}{:020}", log.next), b))
-            };
-            match r {
-                Ok(named) => out.push(named),
+        // A new base is streamed by the commit itself.
+        if let Some(engine) = self.engine.as_ref().filter(|_| !rebase) {
+            log.next += 1;
+            match engine.snapshot_changes() {
+                Ok(b) => out.push((format!("{ENGINE_CHANGES}{:020}", log.next), b)),
                 // Committed without it, the older state stays: a restart may then miss what
                 // only the newer state knew, which this line says.
                 Err(e) => eprintln!("logwarden: detector state not saved: {e}"),

@@ -33,7 +33,7 @@ use crate::rule::Rule;
 use crate::rule::behaviour::{Detector, EventRef, Fired, Services, Stats};
 use crate::rule::group::GroupBy;
 use crate::rule::set::{Hit, RuleSet};
-use crate::snapshot::{Format, SnapshotError};
+use crate::snapshot::{Bytes, Format, Out, SnapshotError, Spill};
 
 /// Snapshot header of the engine (the detectors' snapshots inside have their own).
 const SNAPSHOT: Format = Format { what: "engine", tag: b'e', version: 1 };
@@ -124,9 +124,27 @@ impl Engine {
     /// [`Engine::snapshot`] into `out` (cleared first), for a caller that snapshots often and
     /// keeps one buffer: a large state then costs no fresh pages each time.
     pub fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
-        self.write(SNAPSHOT, out, |d, out| d.snapshot(out))?;
+        out.clear();
+        let mut o = Out::memory(std::mem::take(out));
+        let r = self.write(SNAPSHOT, &mut o, |d, out| d.snapshot_to(out));
+        *out = o.finish()?;
+        r?;
         self.last_snapshot.store(out.len(), Ordering::Relaxed);
         Ok(())
+    }
+
+    /// [`Engine::snapshot`] handed to `spill` in parts of `part` bytes as it is made, so that
+    /// a large state is never in memory whole; returns its length.
+    pub fn snapshot_spilling(
+        &self,
+        spill: &mut dyn Spill,
+        part: usize,
+    ) -> Result<usize, SnapshotError> {
+        let mut o = Out::spilling(spill, part);
+        self.write(SNAPSHOT, &mut o, |d, out| d.snapshot_to(out))?;
+        let len = o.len();
+        o.finish()?;
+        Ok(len)
     }
 
     /// What changed since the last [`Engine::mark`], as a change set (see the module docs).
@@ -138,7 +156,11 @@ impl Engine {
 
     /// [`Engine::snapshot_changes`] into `out` (cleared first).
     pub fn snapshot_changes_into(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
-        self.write(CHANGES, out, |d, out| d.snapshot_changes(out))
+        out.clear();
+        let mut o = Out::memory(std::mem::take(out));
+        let r = self.write(CHANGES, &mut o, |d, out| d.snapshot_changes_to(out));
+        *out = o.finish()?;
+        r
     }
 
     /// Starts a new change set for every rule: call it once the snapshot or change set taken
@@ -175,10 +197,9 @@ impl Engine {
     fn write(
         &self,
         format: Format,
-        out: &mut Vec<u8>,
-        part: impl Fn(&dyn Detector, &mut Vec<u8>) -> Result<(), SnapshotError>,
+        out: &mut Out<'_>,
+        part: impl Fn(&dyn Detector, &mut Out<'_>) -> Result<(), SnapshotError>,
     ) -> Result<(), SnapshotError> {
-        out.clear();
         format.header(out);
         format.append(&(self.set.rules().len() as u64), out)?;
         for ((rule, d), &(matches, alerts)) in
@@ -188,10 +209,10 @@ impl Engine {
             format.append(&head, out)?;
             let Some(d) = d else { continue };
             let at = out.len();
-            out.extend_from_slice(&[0; LEN]);
+            out.put(&[0; LEN]);
             part(d.as_ref(), out).map_err(|e| rule_error(&rule.id, e))?;
             let len = (out.len() - at - LEN) as u64;
-            out[at..at + LEN].copy_from_slice(&len.to_le_bytes());
+            out.patch(at, &len.to_le_bytes());
         }
         Ok(())
     }
@@ -705,6 +726,44 @@ detection:
             "1 rules resumed their state; 1 new, started fresh: new-one; \
              2 no longer loaded, state dropped: burst-by-user, any-failure"
         );
+    }
+
+    /// Parts in memory, as the state database keeps them.
+    #[derive(Default)]
+    struct Parts(Vec<Vec<u8>>);
+
+    impl Spill for Parts {
+        fn write(&mut self, part: &[u8]) -> Result<(), String> {
+            self.0.push(part.to_vec());
+            Ok(())
+        }
+        fn patch(&mut self, at: usize, bytes: &[u8]) -> Result<(), String> {
+            let size = self.0[0].len();
+            for (i, b) in bytes.iter().enumerate() {
+                let p = at + i;
+                *self
+                    .0
+                    .get_mut(p / size)
+                    .and_then(|v| v.get_mut(p % size))
+                    .ok_or("past the end")? = *b;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_spilled_snapshot_is_the_same_bytes_in_parts() {
+        let mut e = engine(RULES);
+        run(&mut e, &[failure(0), failure(1), failure(2)]);
+        let whole = e.snapshot().unwrap();
+        // Every part size, so each rule's length falls across a boundary somewhere.
+        for part in 1..whole.len() + 2 {
+            let mut parts = Parts::default();
+            let len = e.snapshot_spilling(&mut parts, part).unwrap();
+            assert_eq!(len, whole.len());
+            assert!(parts.0.iter().rev().skip(1).all(|p| p.len() == part));
+            assert_eq!(parts.0.concat(), whole, "parts of {part} bytes");
+        }
     }
 
     #[test]

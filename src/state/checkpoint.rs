@@ -9,6 +9,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{StateError, db_error};
+use crate::snapshot::Spill;
 use crate::source::Checkpoint;
 
 /// key -> (offset, path the file had when the offset was reached).
@@ -91,6 +92,29 @@ impl Checkpoints {
         Ok(())
     }
 
+    /// Writes the snapshot `name` into `txn` as `make` produces it, a part at a time (see
+    /// [`PART`]): `make` hands its bytes to the [`Spill`] it is given, in parts of the size
+    /// it is given, and returns its length. Replaces what was stored under `name`.
+    pub fn stream_in(
+        txn: &redb::WriteTransaction,
+        name: &str,
+        make: impl FnOnce(&mut dyn Spill, usize) -> Result<usize, String>,
+    ) -> Result<usize, redb::Error> {
+        let mut legacy = txn.open_table(SNAPSHOTS)?;
+        let mut parts = txn.open_table(SNAPSHOT_PARTS)?;
+        remove_names(&mut legacy, &mut parts, |n| n == name, (name, 0))?;
+        let mut w = PartWriter { parts, name, next: 0, error: None };
+        let made = make(&mut w, PART);
+        if let Some(e) = w.error {
+            return Err(e);
+        }
+        if w.next == 0 {
+            // Nothing written: stored empty, not absent.
+            w.parts.insert((name, 0), &[][..])?;
+        }
+        made.map_err(|e| redb::Error::Io(std::io::Error::other(e)))
+    }
+
     /// Stored snapshots whose name starts with `prefix`, in name order.
     pub fn snapshots_with_prefix(&self, prefix: &str) -> Result<Vec<Vec<u8>>, StateError> {
         let err = db_error(&self.path);
@@ -157,6 +181,58 @@ impl Checkpoints {
             }
         }
         txn.commit().map_err(|e| err(e.into()))
+    }
+}
+
+/// Parts of one snapshot as [`Checkpoints::stream_in`] writes them.
+struct PartWriter<'t, 'n> {
+    parts: redb::Table<'t, (&'static str, u32), &'static [u8]>,
+    name: &'n str,
+    next: u32,
+    /// The first storage error, kept typed for the caller.
+    error: Option<redb::Error>,
+}
+
+impl PartWriter<'_, '_> {
+    fn fail(&mut self, e: impl Into<redb::Error>) -> String {
+        let e = e.into();
+        let text = e.to_string();
+        self.error.get_or_insert(e);
+        text
+    }
+}
+
+impl Spill for PartWriter<'_, '_> {
+    fn write(&mut self, part: &[u8]) -> Result<(), String> {
+        let key = (self.name, self.next);
+        let r = self.parts.insert(key, part).map(drop);
+        r.map_err(|e| self.fail(e))?;
+        self.next += 1;
+        Ok(())
+    }
+
+    fn patch(&mut self, at: usize, bytes: &[u8]) -> Result<(), String> {
+        // Every part read and patched first: a patch past the end changes nothing.
+        let mut patched = Vec::new();
+        let mut done = 0;
+        while done < bytes.len() {
+            let pos = at + done;
+            let (i, off) = ((pos / PART) as u32, pos % PART);
+            let got = self.parts.get((self.name, i)).map(|g| g.map(|v| v.value().to_vec()));
+            let mut part = got.map_err(|e| self.fail(e))?.unwrap_or_default();
+            let n = part.len().saturating_sub(off).min(bytes.len() - done);
+            if n == 0 {
+                return Err(format!("byte {pos} of `{}` is not written", self.name));
+            }
+            part[off..off + n].copy_from_slice(&bytes[done..done + n]);
+            patched.push((i, part));
+            done += n;
+        }
+        for (i, part) in patched {
+            let r = self.parts.insert((self.name, i), part.as_slice()).map(drop);
+            r.map_err(|e| self.fail(e))?;
+        }
+        Ok(())
     }
 }
 
@@ -268,5 +344,35 @@ mod tests {
         assert!(
             redb::ReadableTableMetadata::is_empty(&txn.open_table(SNAPSHOTS).unwrap()).unwrap()
         );
+    }
+
+    #[test]
+    fn a_streamed_snapshot_is_stored_in_parts_with_its_patches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
+        write(&s, &[("engine", &vec![1u8; PART * 4])], None);
+        let mut want: Vec<u8> = (0..PART * 2 + 100).map(|i| (i % 253) as u8).collect();
+        let txn = s.db.begin_write().unwrap();
+        let len = Checkpoints::stream_in(&txn, "engine", |spill, part| {
+            for chunk in want.chunks(part) {
+                spill.write(chunk)?;
+            }
+            // Across the first boundary, and in the last part.
+            spill.patch(PART - 3, &[9; 6])?;
+            spill.patch(PART * 2 + 50, &[7; 2])?;
+            assert!(spill.patch(PART * 2 + 99, &[0; 2]).is_err(), "past the end");
+            Ok(want.len())
+        })
+        .unwrap();
+        txn.commit().unwrap();
+        want[PART - 3..PART + 3].fill(9);
+        want[PART * 2 + 50..PART * 2 + 52].fill(7);
+        assert_eq!(len, want.len());
+        let got = s.snapshot("engine").unwrap().unwrap();
+        assert!(got == want, "old parts gone, patches in");
+        let txn = s.db.begin_write().unwrap();
+        let err = Checkpoints::stream_in(&txn, "engine", |_, _| Err("cannot encode".into()));
+        assert!(err.unwrap_err().to_string().contains("cannot encode"));
     }
 }

@@ -27,7 +27,7 @@ use crate::event::{Event, Sym, Timestamp};
 use crate::rule::duration::{self, Span};
 use crate::rule::group::GroupBy;
 use crate::rule::spec::Bounds;
-use crate::snapshot::SnapshotError;
+use crate::snapshot::{Out, SnapshotError};
 pub use path_id::PathId;
 use recency::{Fingerprints, Recency};
 
@@ -197,7 +197,14 @@ pub trait Detector: Send + fmt::Debug {
     /// Appends the whole state (every group, in recency order, and the counters) to `out` as
     /// a versioned snapshot (see [`crate::snapshot`]). On error `out` may end in a partial
     /// snapshot, to be discarded.
-    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError>;
+    fn snapshot_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError>;
+    /// [`Detector::snapshot_to`] appended to a vector.
+    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let mut o = Out::memory(std::mem::take(out));
+        let r = self.snapshot_to(&mut o);
+        *out = o.finish()?;
+        r
+    }
     /// Replaces the whole state with a snapshot taken from a detector built from the same rule
     /// text; from then on it behaves exactly as that detector would have. On error the state
     /// is unchanged. Leaves the detector unmarked.
@@ -206,7 +213,14 @@ pub trait Detector: Send + fmt::Debug {
     /// since, and the counters): applied with [`Detector::apply_changes`] to a state taken at
     /// or after that mark, it gives this state. When there was no mark, or most groups
     /// changed, it is a full snapshot (which applies to anything).
-    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError>;
+    fn snapshot_changes_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError>;
+    /// [`Detector::snapshot_changes_to`] appended to a vector.
+    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+        let mut o = Out::memory(std::mem::take(out));
+        let r = self.snapshot_changes_to(&mut o);
+        *out = o.finish()?;
+        r
+    }
     /// Applies what [`Detector::snapshot_changes`] wrote (or a full snapshot). On error the
     /// state is unchanged. Leaves the detector unmarked.
     fn apply_changes(&mut self, bytes: &[u8]) -> Result<(), SnapshotError>;

@@ -29,7 +29,7 @@ use crate::event::{Event, Field, Timestamp};
 use crate::rule::duration::Span;
 use crate::rule::group::{GroupBy, value_text};
 use crate::rule::spec::NewValueSpec;
-use crate::snapshot::{PathIds, Paths, SnapshotError};
+use crate::snapshot::{Out, PathIds, Paths, SnapshotError};
 
 /// Snapshot headers: groups are [`Group`]s as they are, and the behaviour-specific value is
 /// the value hash of [`PROBE`] (see `super::snapshot`).
@@ -268,7 +268,7 @@ impl Detector for NewValue {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
     }
 
-    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, self.forgotten];
         super::snapshot::write(SNAPSHOT, &self.groups, counters, &self.hasher.hash_one(PROBE), out)
     }
@@ -277,7 +277,7 @@ impl Detector for NewValue {
         self.load(bytes, false)
     }
 
-    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_changes_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, self.forgotten];
         super::snapshot::write_changes(
             SNAPSHOT,

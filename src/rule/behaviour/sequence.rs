@@ -18,7 +18,7 @@ use crate::rule::condition::Condition;
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::SequenceSpec;
-use crate::snapshot::SnapshotError;
+use crate::snapshot::{Out, SnapshotError};
 use compact_str::CompactString;
 
 /// Snapshot headers: groups are [`Trail`]s of step masks (see `super::snapshot`).
@@ -216,7 +216,7 @@ impl Detector for Sequence {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
     }
 
-    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, 0];
         super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
     }
@@ -225,7 +225,7 @@ impl Detector for Sequence {
         self.load(bytes, false)
     }
 
-    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_changes_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, 0];
         super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
     }

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::recency::Fingerprints;
 use super::{GroupState, GroupTable, PathId, SWEEP_EVERY, Slot, Tracked, Trail};
 use crate::event::Timestamp;
-use crate::snapshot::{Format, PathIds, PathList, Paths, SnapshotError};
+use crate::snapshot::{Bytes, Format, PathIds, PathList, Paths, SnapshotError};
 
 /// A group state that can be written to and read from a snapshot.
 pub(super) trait GroupRecord: GroupState + Sized {
@@ -132,7 +132,7 @@ pub(super) fn write<V: GroupRecord, E: Serialize>(
     table: &GroupTable<V>,
     counters: [u64; 4],
     extra: &E,
-    out: &mut Vec<u8>,
+    out: &mut impl Bytes,
 ) -> Result<(), SnapshotError> {
     let paths = PathIds::default();
     // The path table goes last: the groups number the paths as they are written.
@@ -149,7 +149,7 @@ pub(super) fn write_changes<V: GroupRecord, E: Serialize>(
     table: &GroupTable<V>,
     counters: [u64; 4],
     extra: &E,
-    out: &mut Vec<u8>,
+    out: &mut impl Bytes,
 ) -> Result<(), SnapshotError> {
     if !table.tracking {
         return write(formats, table, counters, extra, out);

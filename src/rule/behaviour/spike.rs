@@ -41,7 +41,7 @@ use crate::event::{Event, Timestamp};
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::SpikeSpec;
-use crate::snapshot::{PathIds, Paths, SnapshotError};
+use crate::snapshot::{Out, PathIds, Paths, SnapshotError};
 
 /// Snapshot headers: groups are [`Group`]s as they are (see `super::snapshot`).
 const SNAPSHOT: Formats = Formats::new("spike", b'k', 2);
@@ -342,7 +342,7 @@ impl Detector for Spike {
         self.groups.stats(self.late, self.ungrouped, 0)
     }
 
-    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, 0, 0];
         super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
     }
@@ -351,7 +351,7 @@ impl Detector for Spike {
         self.load(bytes, false)
     }
 
-    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_changes_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, 0, 0];
         super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
     }

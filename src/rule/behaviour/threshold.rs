@@ -21,7 +21,7 @@ use crate::event::Field;
 use crate::rule::duration::Span;
 use crate::rule::group::{GroupBy, value_text};
 use crate::rule::spec::ThresholdSpec;
-use crate::snapshot::SnapshotError;
+use crate::snapshot::{Out, SnapshotError};
 
 /// Snapshot headers: groups are [`Trail`]s of distinct values (see `super::snapshot`).
 const SNAPSHOT: Formats = Formats::new("threshold", b't', 2);
@@ -216,7 +216,7 @@ impl<T: Tag> Detector for Threshold<T> {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
     }
 
-    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, 0];
         super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
     }
@@ -225,7 +225,7 @@ impl<T: Tag> Detector for Threshold<T> {
         self.load(bytes, false)
     }
 
-    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_changes_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, 0];
         super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
     }

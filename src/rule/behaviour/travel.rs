@@ -20,7 +20,7 @@ use crate::geo::Geo;
 use crate::rule::duration::Span;
 use crate::rule::group::GroupBy;
 use crate::rule::spec::TravelSpec;
-use crate::snapshot::{PathIds, Paths, SnapshotError};
+use crate::snapshot::{Out, PathIds, Paths, SnapshotError};
 
 /// Snapshot headers: groups are their last login (see `super::snapshot` and [`LoginRecord`]).
 const SNAPSHOT: Formats = Formats::new("travel", b'v', 2);
@@ -383,7 +383,7 @@ impl Detector for Travel {
         self.groups.stats(self.late, self.ungrouped, self.skipped)
     }
 
-    fn snapshot(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, 0];
         super::snapshot::write(SNAPSHOT, &self.groups, counters, &(), out)
     }
@@ -392,7 +392,7 @@ impl Detector for Travel {
         self.load(bytes, false)
     }
 
-    fn snapshot_changes(&self, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    fn snapshot_changes_to(&self, out: &mut Out<'_>) -> Result<(), SnapshotError> {
         let counters = [self.late, self.ungrouped, self.skipped, 0];
         super::snapshot::write_changes(SNAPSHOT, &self.groups, counters, &(), out)
     }
