@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Memory with many tracked groups, loopback only, stops by itself: KEYS sshd failures, each
 # from its own address (so the pack's per-address behaviours track KEYS groups each), sent
-# over TCP at RATE lines/s into `logwarden run`. Prints the groups each rule tracks, and the
-# daemon's RSS at the end and at its peak.
+# over TCP at RATE lines/s into `logwarden run`, PASSES times (default 1; with 2 every group
+# holds two events). Prints the groups each rule tracks and the daemon's RSS and peak RSS when
+# the last event is counted, then again SETTLE seconds later (default 15: the state is
+# re-based at full size about then, and its peak belongs in the measure).
 #   benches/load/keys.sh [KEYS] [RATE]     (default 1,000,000 at 100,000/s)
+#   PASSES=2 SETTLE=0 benches/load/keys.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KEYS="${1:-1000000}"; RATE="${2:-100000}"
@@ -28,8 +31,12 @@ with open(dst, "w") as out:
                   f"invalid user u{i % 997} from 10.{a}.{b}.{c} port {1024 + i % 60000} ssh2\n")
 PY
 start_daemon
-send_tcp "$tcp" "$work/load.log" "$RATE"
-until [ "$(metric 'logwarden_source_events_out_total{source="load"}')" -ge "$KEYS" ]; do sleep 0.1; done
+PASSES="${PASSES:-1}"
+for _ in $(seq "$PASSES"); do send_tcp "$tcp" "$work/load.log" "$RATE"; done
+until [ "$(metric 'logwarden_source_events_out_total{source="load"}')" -ge $((KEYS * PASSES)) ]; do sleep 0.1; done
 curl -fs "127.0.0.1:$api/metrics" | grep -E '^logwarden_rule_state_groups' | grep -v ' 0$'
-awk '/VmRSS|VmHWM/ {printf "%s %d MiB\n", $1, $2/1024}' /proc/$pid/status
+rss() { awk -v when="$1" '/VmRSS|VmHWM/ {printf "%s %s %d MiB\n", when, $1, $2/1024}' /proc/$pid/status; }
+rss "last event:"
+sleep "${SETTLE:-15}"
+rss "${SETTLE:-15} s later:"
 kill -TERM "$pid"; wait "$pid" || true
