@@ -124,6 +124,11 @@ for f in "$fuzz"/../rules/*.yml "$fuzz"/../tests/data/sigma-cloudtrail/*.yml; do
     cp "$f" "$out/rule_load/seed-$(basename "$f")"
 done
 
+# Scan reports: every scanner output in the corpus, whole.
+for f in "$src"/scanners/*/*.json "$src"/scanners/*/*.sarif; do
+    [[ -f $f ]] && put scan_report "$(basename "$f")" <"$f"
+done
+
 for d in "$out"/*/; do
     printf '%-20s %s seeds\n' "$(basename "$d")" "$(find "$d" -name 'seed-*' | wc -l)"
 done

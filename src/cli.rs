@@ -15,6 +15,7 @@ use crate::rule::set::RuleSet;
 
 pub mod deliver;
 pub mod outbox;
+pub mod scan;
 
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
 /// or set events aside.
@@ -72,6 +73,9 @@ pub enum Command {
     Test(TestArgs),
     /// Show the notifications waiting for delivery and re-queue dead letters.
     Outbox(outbox::OutboxArgs),
+    /// Store vulnerability-scan reports (Trivy, Grype, OSV-Scanner, SARIF, CycloneDX) per
+    /// application and stage, and list their findings.
+    Scan(scan::ScanArgs),
     /// Run the daemon: live sources, rules, routing and delivery, the HTTP API; stops
     /// cleanly on SIGTERM or SIGINT.
     Run(RunArgs),
@@ -223,6 +227,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(run_check(&args)),
         Command::Test(args) => run_test(&args),
         Command::Outbox(args) => outbox::run(&args),
+        Command::Scan(args) => scan::run(&args),
         Command::Run(args) => run_daemon(&args),
         Command::Forward(args) => {
             let mut config = load_config(&args.config)?;

@@ -22,6 +22,7 @@ pub mod parse;
 pub mod replay;
 pub mod route;
 pub mod rule;
+pub mod scan;
 pub mod sink;
 pub mod snapshot;
 pub mod source;

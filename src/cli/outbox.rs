@@ -50,14 +50,18 @@ pub struct StateArg {
 }
 
 impl StateArg {
-    fn open(&self) -> anyhow::Result<Outbox> {
-        let path = match (&self.state, &self.config) {
+    /// The database file.
+    pub(crate) fn path(&self) -> anyhow::Result<PathBuf> {
+        Ok(match (&self.state, &self.config) {
             (Some(p), _) => p.clone(),
-            // Only `state:` is read: the sinks' secrets need not be set to look at the outbox.
+            // Only `state:` is read: the sinks' secrets need not be set to look at the state.
             (None, Some(c)) => crate::config::state_path(c)?,
             (None, None) => anyhow::bail!("give --state FILE or -c CONFIG"),
-        };
-        Ok(Outbox::open(path)?)
+        })
+    }
+
+    fn open(&self) -> anyhow::Result<Outbox> {
+        Ok(Outbox::open(self.path()?)?)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod frame;
 pub mod json;
 pub mod rfc3164;
+pub mod scan;
 pub mod syslog;
 
 use crate::event::{EcsError, Event};

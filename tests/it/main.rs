@@ -18,6 +18,7 @@ mod replay_parallel;
 mod routing;
 mod rule_pack;
 mod rules;
+mod scan_cli;
 mod sigma_cloudtrail;
 mod sinks;
 mod travel;

@@ -1,0 +1,5 @@
+//! Scan results and continuous monitoring (DESIGN §5): reports read by [`crate::parse::scan`]
+//! are kept per application and build stage ([`store`]), for `scan list` and for re-evaluation
+//! against new advisory data.
+
+pub mod store;

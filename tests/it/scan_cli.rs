@@ -1,0 +1,80 @@
+//! `logwarden scan ingest` and `scan list` through the binary, on the scanner corpus.
+
+use crate::cli::logwarden;
+use crate::corpus;
+
+#[test]
+fn one_vulnerability_in_one_component_from_three_formats_is_one_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.redb");
+    let state = state.to_str().unwrap();
+    // Grype's JSON, SARIF and CycloneDX renderings of the same two findings.
+    let files = [
+        "scanners/grype/TestJsonImgsPresenter.golden.json",
+        "scanners/grype/TestSarifPresenter_image.golden.sarif",
+        "scanners/grype/TestCycloneDxPresenterImage.golden.cdx.json",
+    ]
+    .map(|f| corpus::path(f).display().to_string());
+    let mut args = vec!["scan", "ingest", "--app", "shop", "--stage", "release", "--state", state];
+    args.extend(files.iter().map(String::as_str));
+    let run = logwarden(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "shop release: 2 findings in 2 components from 3 reports (grype, sarif, cyclonedx)\n"
+    );
+    let run = logwarden(["scan", "list", "--state", state]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        rows,
+        [
+            "APP\tSTAGE\tSEVERITY\tCVSS\tID\tCOMPONENT\tFIXED\tSCANNERS",
+            "shop\trelease\tcritical\t8.5\tCVE-1999-0002\tpkg:deb/package-2@2.2.2\t-\tgrype",
+            // The SARIF rendering's fix version is the fixture's placeholder: a union keeps it.
+            "shop\trelease\tlow\t8.2\tCVE-1999-0001\tpkg:rpm/package-1@1.1.1\t1.2.1,2.1.3,3.4.0,the-next-version\tgrype",
+        ]
+    );
+    let run = logwarden(["scan", "list", "--json", "--app", "shop", "--state", state]);
+    let first: serde_json::Value =
+        serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["finding"]["component"]["licenses"], serde_json::json!(["Apache-2.0", "MIT"]));
+    assert_eq!(
+        logwarden(["scan", "list", "--app", "blog", "--state", state]).stdout.lines().count(),
+        1
+    );
+}
+
+#[test]
+fn a_malformed_report_names_the_file_and_path_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.redb");
+    let state = state.to_str().unwrap();
+    let bad = dir.path().join("trivy.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&corpus::read("scanners/trivy/alpine-310.json.golden.json")).unwrap();
+    doc["Results"][0]["Vulnerabilities"][2]["InstalledVersion"] = serde_json::json!(["x"]);
+    std::fs::write(&bad, doc.to_string()).unwrap();
+    let good = corpus::path("scanners/grype/TestJsonImgsPresenter.golden.json");
+    let run = logwarden([
+        "scan",
+        "ingest",
+        "--app",
+        "shop",
+        "--state",
+        state,
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains(&format!(
+            "{}: Results[0].Vulnerabilities[2].InstalledVersion: invalid type",
+            bad.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    let run = logwarden(["scan", "list", "--state", state]);
+    assert_eq!(run.stdout.lines().count(), 1, "only the header: {}", run.stdout);
+}
