@@ -3,3 +3,4 @@
 //! against new advisory data.
 
 pub mod store;
+pub mod version;
