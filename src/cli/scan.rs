@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::outbox::StateArg;
-use crate::scan::store::ScanStore;
+use crate::parse::scan::Report;
+use crate::scan::advisory::Advisories;
+use crate::scan::evaluate::evaluate;
+use crate::scan::store::{Scan, ScanStore};
 
 /// Flags of `logwarden scan`.
 #[derive(Debug, Args)]
@@ -38,6 +41,23 @@ pub enum ScanAction {
         /// The reports.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Run every stored scan's inventory (of one application with --app) against an OSV
+    /// advisory directory and print the findings it has now, its stored ones included, as
+    /// `list` does. Nothing is stored or notified yet.
+    Evaluate {
+        /// A directory of OSV JSON records (searched recursively).
+        #[arg(long, value_name = "DIR")]
+        advisories: PathBuf,
+        /// Only this application.
+        #[arg(long)]
+        app: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Where the state database is.
+        #[command(flatten)]
+        state: StateArg,
     },
     /// Print the findings of every stored scan (of one application with --app): a table, or
     /// one JSON object per finding with --json.
@@ -74,37 +94,55 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         ScanAction::List { app, json, state } => {
             let store = ScanStore::open(&state.path()?)?;
             let scans = store.list(app.as_deref())?;
-            let mut out = std::io::stdout().lock();
-            if !json {
-                writeln!(out, "APP\tSTAGE\tSEVERITY\tCVSS\tID\tCOMPONENT\tFIXED\tSCANNERS")?;
-            }
-            for s in &scans {
-                for f in &s.report.findings {
-                    if *json {
-                        let line = serde_json::json!({
-                            "app": s.app,
-                            "stage": s.stage,
-                            "scanned_at": s.scanned_at,
-                            "finding": f,
-                        });
-                        writeln!(out, "{line}")?;
-                    } else {
-                        let cvss = f.cvss.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into());
-                        let fixed = if f.fixed.is_empty() { "-".into() } else { f.fixed.join(",") };
-                        writeln!(
-                            out,
-                            "{}\t{}\t{}\t{cvss}\t{}\t{}\t{fixed}\t{}",
-                            s.app,
-                            s.stage,
-                            f.severity.as_str(),
-                            f.id,
-                            f.component.purl,
-                            f.scanners.join(",")
-                        )?;
-                    }
-                }
-            }
+            print(scans.iter().map(|s| (s, &s.report)), *json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ScanAction::Evaluate { advisories, app, json, state } => {
+            let db = Advisories::load(advisories)?;
+            let store = ScanStore::open(&state.path()?)?;
+            let scans = store.list(app.as_deref())?;
+            let now: Vec<Report> = scans.iter().map(|s| evaluate(s, &db)).collect();
+            print(scans.iter().zip(&now), *json)?;
+            eprintln!("logwarden: {} scans against {} advisories", scans.len(), db.len());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The findings of each scan: a table, or one JSON object per finding.
+fn print<'a>(
+    scans: impl Iterator<Item = (&'a Scan, &'a Report)>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if !json {
+        writeln!(out, "APP\tSTAGE\tSEVERITY\tCVSS\tID\tCOMPONENT\tFIXED\tSCANNERS")?;
+    }
+    for (s, report) in scans {
+        for f in &report.findings {
+            if json {
+                let line = serde_json::json!({
+                    "app": s.app,
+                    "stage": s.stage,
+                    "scanned_at": s.scanned_at,
+                    "finding": f,
+                });
+                writeln!(out, "{line}")?;
+            } else {
+                let cvss = f.cvss.map(|c| format!("{c:.1}")).unwrap_or_else(|| "-".into());
+                let fixed = if f.fixed.is_empty() { "-".into() } else { f.fixed.join(",") };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{cvss}\t{}\t{}\t{fixed}\t{}",
+                    s.app,
+                    s.stage,
+                    f.severity.as_str(),
+                    f.id,
+                    f.component.purl,
+                    f.scanners.join(",")
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -2,5 +2,7 @@
 //! are kept per application and build stage ([`store`]), for `scan list` and for re-evaluation
 //! against new advisory data.
 
+pub mod advisory;
+pub mod evaluate;
 pub mod store;
 pub mod version;

@@ -78,3 +78,36 @@ fn a_malformed_report_names_the_file_and_path_and_stores_nothing() {
     let run = logwarden(["scan", "list", "--state", state]);
     assert_eq!(run.stdout.lines().count(), 1, "only the header: {}", run.stdout);
 }
+
+#[test]
+fn evaluate_adds_what_a_new_advisory_says_of_an_installed_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s.redb");
+    let state = state.to_str().unwrap();
+    let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
+    let run =
+        logwarden(["scan", "ingest", "--app", "base", "--state", state, trivy.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let adv = dir.path().join("osv");
+    std::fs::create_dir(&adv).unwrap();
+    // An Alpine advisory for libssl1.1 below 1.1.1d-r3: installed 1.1.1c-r0.
+    let record = serde_json::json!({
+        "id": "ALPINE-CVE-2099-0001", "aliases": ["CVE-2099-0001"],
+        "database_specific": {"severity": "HIGH"},
+        "affected": [{"package": {"ecosystem": "Alpine:v3.10", "name": "libssl1.1"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1.1d-r3"}]}]}]
+    });
+    std::fs::write(adv.join("a.json"), record.to_string()).unwrap();
+    let listed = logwarden(["scan", "list", "--state", state]);
+    let run =
+        logwarden(["scan", "evaluate", "--advisories", adv.to_str().unwrap(), "--state", state]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let new: Vec<&str> =
+        run.stdout.lines().filter(|l| !listed.stdout.lines().any(|k| k == *l)).collect();
+    assert_eq!(
+        new,
+        ["base\tbuild\thigh\t-\tCVE-2099-0001\tpkg:apk/alpine/libssl1.1@1.1.1c-r0\t1.1.1d-r3\tosv"]
+    );
+    assert_eq!(run.stdout.lines().count(), listed.stdout.lines().count() + 1);
+    assert!(run.stderr.contains("1 scans against 1 advisories"), "{}", run.stderr);
+}
