@@ -92,8 +92,8 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// Writes the snapshot `name` into `txn` as `make` produces it, a part at a time (see
-    /// [`PART`]): `make` hands its bytes to the [`Spill`] it is given, in parts of the size
+    /// Writes the snapshot `name` into `txn` as `make` produces it, a part at a time (255 KiB
+    /// each): `make` hands its bytes to the [`Spill`] it is given, in parts of the size
     /// it is given, and returns its length. Replaces what was stored under `name`.
     pub fn stream_in(
         txn: &redb::WriteTransaction,
