@@ -132,7 +132,7 @@ impl Component {
         let purl = purl
             .filter(|p| p.starts_with("pkg:"))
             .map(canonical_purl)
-            .unwrap_or_else(|| synthetic_purl(ecosystem, name, version));
+            .unwrap_or_else(|| synthetic_purl(ecosystem, "", name, version));
         let ecosystem = purl_type(&purl).unwrap_or(ecosystem).to_owned();
         Component { purl, name: name.to_owned(), version: version.to_owned(), ecosystem, licenses }
     }
@@ -473,10 +473,26 @@ pub fn canonical_purl(purl: &str) -> String {
     }
 }
 
-/// The purl of a package a scanner named without one.
-pub fn synthetic_purl(ecosystem: &str, name: &str, version: &str) -> String {
-    let ty = purl_type_of(ecosystem);
-    let ty = if ty.is_empty() { "generic" } else { ty };
+/// The purl of a package a scanner named without one, spelled as its purl type says, so that
+/// another scanner's purl of the same package is the same string: Maven's `group:artifact` and
+/// npm's `@scope/name` split into namespace and name, PyPI names normalised, OS packages
+/// namespaced by their distribution (`distro`, empty when unknown). `ecosystem` is any name
+/// [`purl_type_of`] knows.
+pub fn synthetic_purl(ecosystem: &str, distro: &str, name: &str, version: &str) -> String {
+    let ty = purl_type_of(ecosystem).to_ascii_lowercase();
+    let ty = if ty.is_empty() { "generic".to_owned() } else { ty };
+    let name = match ty.as_str() {
+        "maven" => name.replace(':', "/"),
+        "pypi" => name.to_ascii_lowercase().replace('_', "-"),
+        "npm" => match name.strip_prefix('@') {
+            Some(scoped) => format!("%40{scoped}"),
+            None => name.to_owned(),
+        },
+        "apk" | "deb" | "rpm" if !distro.is_empty() => {
+            format!("{}/{name}", distro.to_ascii_lowercase())
+        }
+        _ => name.to_owned(),
+    };
     if version.is_empty() {
         format!("pkg:{ty}/{name}")
     } else {
@@ -484,25 +500,68 @@ pub fn synthetic_purl(ecosystem: &str, name: &str, version: &str) -> String {
     }
 }
 
+/// Lists and maps that some scanners write as `null` when empty read as empty.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// The type of a purl (`pkg:TYPE/...`).
 fn purl_type(purl: &str) -> Option<&str> {
     purl.strip_prefix("pkg:")?.split('/').next()
 }
 
-/// An ecosystem as scanners name it (Grype's package types, OSV's ecosystems) as a purl type.
+/// An ecosystem as scanners name it (Grype's package types, Trivy's target types, OSV's
+/// ecosystems, with or without OSV's `:release`) as a purl type; one table, so every reader
+/// and the advisory index agree.
 pub fn purl_type_of(ecosystem: &str) -> &str {
-    match ecosystem {
-        "python" | "PyPI" | "pypi" => "pypi",
-        "java-archive" | "jenkins-plugin" | "Maven" | "maven" => "maven",
-        "go-module" | "Go" | "go" | "golang" => "golang",
-        "rust-crate" | "crates.io" | "cargo" => "cargo",
-        "npm" | "node" => "npm",
-        "gem" | "RubyGems" => "gem",
-        "dotnet" | "NuGet" | "nuget" => "nuget",
-        "php-composer" | "Packagist" | "composer" => "composer",
-        "Debian" | "deb" | "Ubuntu" => "deb",
-        "Alpine" | "apk" => "apk",
-        "rpm" | "Red Hat" | "AlmaLinux" | "Rocky Linux" => "rpm",
+    let base = ecosystem.split_once(':').map_or(ecosystem, |(b, _)| b).trim();
+    match base {
+        "python" | "PyPI" | "pypi" | "pip" | "pipenv" | "poetry" | "uv" | "python-pkg" => "pypi",
+        "java-archive" | "jenkins-plugin" | "Maven" | "maven" | "jar" | "pom" | "gradle"
+        | "sbt" => "maven",
+        "go-module" | "Go" | "go" | "golang" | "gomod" | "gobinary" => "golang",
+        "rust-crate" | "crates.io" | "cargo" | "rustbinary" => "cargo",
+        "npm" | "node" | "yarn" | "pnpm" | "bun" | "node-pkg" => "npm",
+        "gem" | "RubyGems" | "bundler" | "gemspec" => "gem",
+        "dotnet" | "NuGet" | "nuget" | "dotnet-core" | "packages-props" => "nuget",
+        "php-composer" | "Packagist" | "composer" | "composer-vendor" => "composer",
+        "Debian" | "deb" | "Ubuntu" | "debian" | "ubuntu" => "deb",
+        "Alpine" | "apk" | "alpine" | "Wolfi" | "wolfi" | "Chainguard" | "chainguard" => "apk",
+        "rpm"
+        | "Red Hat"
+        | "AlmaLinux"
+        | "Rocky Linux"
+        | "redhat"
+        | "centos"
+        | "rocky"
+        | "alma"
+        | "amazon"
+        | "fedora"
+        | "oracle"
+        | "photon"
+        | "cbl-mariner"
+        | "azurelinux"
+        | "opensuse"
+        | "opensuse.leap"
+        | "opensuse.tumbleweed"
+        | "suse linux enterprise server"
+        | "suse linux enterprise micro"
+        | "SUSE"
+        | "openSUSE"
+        | "Photon OS"
+        | "Mageia"
+        | "openEuler" => "rpm",
+        "conda-pkg" | "conda-environment" => "conda",
+        "Pub" | "pub" => "pub",
+        "Hex" | "hex" => "hex",
+        "CRAN" => "cran",
+        "Hackage" => "hackage",
+        "SwiftURL" | "swift" => "swift",
+        "ConanCenter" | "conan" => "conan",
         other => other,
     }
 }
@@ -532,6 +591,27 @@ mod tests {
         assert_eq!(
             Component::new(Some("pkg:deb/debian/x@1?a=b"), "rpm", "x", "1", vec![]).ecosystem,
             "deb"
+        );
+    }
+
+    #[test]
+    fn every_reader_names_an_ecosystem_and_a_package_alike() {
+        // Grype's, Trivy's and OSV's names of one ecosystem map to one purl type...
+        for names in [
+            ["python", "pip", "PyPI"],
+            ["java-archive", "jar", "Maven"],
+            ["apk", "wolfi", "Wolfi:2024"],
+        ] {
+            let types: Vec<&str> = names.iter().map(|n| purl_type_of(n)).collect();
+            assert!(types.windows(2).all(|w| w[0] == w[1]), "{names:?} -> {types:?}");
+        }
+        // ...and a package without a purl is spelled as the purl type says.
+        let c = Component::new(None, "python", "Foo_Bar", "1.0", vec![]);
+        assert_eq!(c.purl, "pkg:pypi/foo-bar@1.0");
+        assert_eq!(synthetic_purl("Maven", "", "org.x:y", "2"), "pkg:maven/org.x/y@2");
+        assert_eq!(
+            synthetic_purl("Alpine:v3.18", "alpine", "musl", "1.2"),
+            "pkg:apk/alpine/musl@1.2"
         );
     }
 

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use super::trivy::package_purl;
-use super::{Component, Finding, Report, ScanError, Severity, decode, purl_type_of};
+use super::{
+    Component, Finding, Report, ScanError, Severity, decode, nullable, purl_type_of, synthetic_purl,
+};
 
 const SCANNER: &str = "osv-scanner";
 
@@ -121,15 +122,6 @@ struct Group {
     max_severity: String,
 }
 
-/// Lists that are `null` in some records read as empty.
-fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
 /// Reads an OSV-Scanner document.
 pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
     let doc: Doc = decode(file, doc)?;
@@ -139,7 +131,7 @@ pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
         for p in r.packages {
             let pkg = &p.package;
             let (ty, distro) = ecosystem(&pkg.ecosystem);
-            let purl = package_purl(&ty, &distro, &pkg.name, &pkg.version);
+            let purl = synthetic_purl(&ty, &distro, &pkg.name, &pkg.version);
             let component = Component::new(Some(&purl), &ty, &pkg.name, &pkg.version, vec![]);
             let one = |ids: Vec<&str>, members: &[&Vulnerability], max_severity: &str| {
                 let mut f = finding(component.clone(), &ids, pkg, members, max_severity);
@@ -234,17 +226,6 @@ fn finding(
 /// The release after `:` (`Debian:11`, `Alpine:v3.18`, `Ubuntu:22.04:LTS`) is dropped.
 fn ecosystem(eco: &str) -> (String, String) {
     let base = eco.split_once(':').map_or(eco, |(b, _)| b).trim();
-    let ty = match base {
-        "Pub" => "pub",
-        "Hex" => "hex",
-        "CRAN" => "cran",
-        "Hackage" => "hackage",
-        "SwiftURL" => "swift",
-        "ConanCenter" => "conan",
-        "Wolfi" | "Chainguard" => "apk",
-        "SUSE" | "openSUSE" | "Photon OS" | "Mageia" | "openEuler" => "rpm",
-        other => purl_type_of(other),
-    };
     let distro = match base {
         "Debian" | "Ubuntu" | "Alpine" | "Wolfi" | "Chainguard" | "SUSE" | "openSUSE"
         | "Mageia" | "openEuler" => base.to_ascii_lowercase(),
@@ -254,7 +235,7 @@ fn ecosystem(eco: &str) -> (String, String) {
         "Photon OS" => "photon".to_owned(),
         _ => String::new(),
     };
-    (ty.to_ascii_lowercase(), distro)
+    (purl_type_of(base).to_ascii_lowercase(), distro)
 }
 
 #[cfg(test)]

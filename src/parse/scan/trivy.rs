@@ -5,9 +5,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use super::{Component, Finding, Report, ScanError, decode, purl_type_of};
+use super::{
+    Component, Finding, Report, ScanError, decode, nullable, purl_type_of, synthetic_purl,
+};
 
 const SCANNER: &str = "trivy";
 
@@ -102,16 +104,6 @@ impl Package {
     }
 }
 
-/// Trivy writes `null` for some empty lists and maps (a target with nothing found has
-/// `"Vulnerabilities": null`); they read as empty.
-fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
 /// Reads a Trivy document.
 pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
     let doc: Doc = decode(file, doc)?;
@@ -130,7 +122,7 @@ pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
         }
     };
     for t in doc.results {
-        let ty = ecosystem(&t.kind);
+        let ty = purl_type_of(&t.kind);
         // OS packages' purls are namespaced by distribution, which Trivy names by `Type`.
         let distro = if t.class == "os-pkgs" { t.kind.as_str() } else { "" };
         let mut licenses: HashMap<String, Vec<String>> = HashMap::new();
@@ -138,7 +130,7 @@ pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
             let version = p.full_version();
             let purl = match p.identifier.as_ref().map(|i| i.purl.as_str()) {
                 Some(purl) if !purl.is_empty() => purl.to_owned(),
-                _ => package_purl(ty, distro, &p.name, &version),
+                _ => synthetic_purl(ty, distro, &p.name, &version),
             };
             let c = Component::new(Some(&purl), ty, &p.name, &version, p.licenses);
             if !c.licenses.is_empty() {
@@ -149,7 +141,7 @@ pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
         for v in t.vulnerabilities {
             let purl = match v.pkg_identifier.as_ref().map(|i| i.purl.as_str()) {
                 Some(purl) if !purl.is_empty() => purl.to_owned(),
-                _ => package_purl(ty, distro, &v.pkg_name, &v.installed_version),
+                _ => synthetic_purl(ty, distro, &v.pkg_name, &v.installed_version),
             };
             let mut c = Component::new(Some(&purl), ty, &v.pkg_name, &v.installed_version, vec![]);
             // Vulnerabilities carry no licenses; the package list (when asked for) does.
@@ -169,70 +161,6 @@ pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
         }
     }
     Ok(report)
-}
-
-/// The purl type of a Trivy target `Type`: an OS family for OS packages, else the lockfile
-/// or binary kind the packages were found in.
-fn ecosystem(kind: &str) -> &str {
-    match kind {
-        "alpine" | "wolfi" | "chainguard" => "apk",
-        "debian" | "ubuntu" => "deb",
-        "redhat"
-        | "centos"
-        | "rocky"
-        | "alma"
-        | "amazon"
-        | "fedora"
-        | "oracle"
-        | "photon"
-        | "cbl-mariner"
-        | "azurelinux"
-        | "opensuse"
-        | "opensuse.leap"
-        | "opensuse.tumbleweed"
-        | "suse linux enterprise server"
-        | "suse linux enterprise micro" => "rpm",
-        "npm" | "yarn" | "pnpm" | "bun" | "node-pkg" => "npm",
-        "pip" | "pipenv" | "poetry" | "uv" | "python-pkg" => "pypi",
-        "bundler" | "gemspec" => "gem",
-        "rustbinary" => "cargo",
-        "composer-vendor" => "composer",
-        "gomod" | "gobinary" => "golang",
-        "jar" | "pom" | "gradle" | "sbt" => "maven",
-        "dotnet-core" | "packages-props" => "nuget",
-        "conda-pkg" | "conda-environment" => "conda",
-        "conan" => "conan",
-        "cocoapods" => "cocoapods",
-        "swift" => "swift",
-        "pub" => "pub",
-        "hex" => "hex",
-        other => purl_type_of(other),
-    }
-}
-
-/// The purl of a package a scanner named without one, spelled as its purl type says, so that
-/// another scanner's purl of the same package is the same string: Maven's `group:artifact` and
-/// npm's `@scope/name` split into namespace and name, PyPI names normalised, OS packages
-/// namespaced by their distribution (`distro`, empty when unknown).
-pub(super) fn package_purl(ty: &str, distro: &str, name: &str, version: &str) -> String {
-    let ty = if ty.is_empty() { "generic".to_owned() } else { ty.to_ascii_lowercase() };
-    let name = match ty.as_str() {
-        "maven" => name.replace(':', "/"),
-        "pypi" => name.to_ascii_lowercase().replace('_', "-"),
-        "npm" => match name.strip_prefix('@') {
-            Some(scoped) => format!("%40{scoped}"),
-            None => name.to_owned(),
-        },
-        "apk" | "deb" | "rpm" if !distro.is_empty() => {
-            format!("{}/{name}", distro.to_ascii_lowercase())
-        }
-        _ => name.to_owned(),
-    };
-    if version.is_empty() {
-        format!("pkg:{ty}/{name}")
-    } else {
-        format!("pkg:{ty}/{name}@{version}")
-    }
 }
 
 #[cfg(test)]
@@ -363,14 +291,14 @@ mod tests {
     #[test]
     fn os_packages_without_a_purl_are_namespaced_by_their_distribution() {
         assert_eq!(
-            package_purl(ecosystem("debian"), "debian", "openssl", "1.1.1n-0"),
+            synthetic_purl("debian", "debian", "openssl", "1.1.1n-0"),
             "pkg:deb/debian/openssl@1.1.1n-0"
         );
         assert_eq!(
-            package_purl(ecosystem("npm"), "", "@babel/core", "7.0.0"),
+            synthetic_purl("npm", "", "@babel/core", "7.0.0"),
             "pkg:npm/%40babel/core@7.0.0"
         );
-        assert_eq!(package_purl(ecosystem(""), "", "thing", ""), "pkg:generic/thing");
+        assert_eq!(synthetic_purl("", "", "thing", ""), "pkg:generic/thing");
     }
 
     #[test]
