@@ -364,24 +364,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::parse::scan::ScanFormat;
+    use crate::parse::scan::testing::{json_of, read_file, read_json};
 
     const FILE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/corpus/scanners/grype/TestCycloneDxPresenterImage.golden.cdx.json"
     );
 
-    fn read_json(doc: serde_json::Value) -> Report {
-        let bytes = serde_json::to_vec(&doc).unwrap();
-        let (format, r) = crate::parse::scan::read(Path::new("t.cdx.json"), &bytes).unwrap();
-        assert_eq!(format, ScanFormat::CycloneDx);
-        r
-    }
-
     #[test]
     fn the_corpus_report_reads_to_its_two_findings_and_components() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let (format, r) = crate::parse::scan::read(Path::new(FILE), &bytes).unwrap();
-        assert_eq!(format, ScanFormat::CycloneDx);
+        let r = read_file(ScanFormat::CycloneDx, FILE);
         let got: Vec<_> = r
             .findings
             .iter()
@@ -452,14 +444,8 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/corpus/scanners/grype/TestJsonImgsPresenter.golden.json"
         );
-        let cdx =
-            read(Path::new(FILE), serde_json::from_slice(&std::fs::read(FILE).unwrap()).unwrap())
-                .unwrap();
-        let json = crate::parse::scan::grype::read(
-            Path::new(json),
-            serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap(),
-        )
-        .unwrap();
+        let cdx = read(Path::new(FILE), json_of(FILE)).unwrap();
+        let json = crate::parse::scan::grype::read(Path::new(json), json_of(json)).unwrap();
         let single = crate::parse::scan::merge([json.clone()]);
         let merged = crate::parse::scan::merge([json, cdx]);
         type Seen<'a> = ((&'a str, &'a str), Severity, Option<f64>, &'a [String]);
@@ -472,45 +458,48 @@ mod tests {
 
     #[test]
     fn a_not_affected_analysis_sets_its_finding_aside_and_is_kept() {
-        let r = read_json(serde_json::json!({
-            "bomFormat": "CycloneDX",
-            "specVersion": "1.4",
-            "version": 1,
-            "metadata": {"tools": [{"vendor": "openvex", "name": "VEXctl", "version": "0.2"}]},
-            "components": [{
-                "bom-ref": "log4j",
-                "type": "library",
-                "group": "org.apache.logging.log4j",
-                "name": "log4j-core",
-                "version": "2.14.1",
-                "purl": "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar"
-            }],
-            "vulnerabilities": [
-                {
-                    "id": "CVE-2021-44228",
-                    "references": [{"id": "GHSA-jfh8-c2jp-5v3q", "source": {"name": "GitHub"}}],
-                    "ratings": [{"score": 10.0, "severity": "critical", "method": "CVSSv31"}],
-                    "affects": [{"ref": "log4j"}],
-                    "analysis": {
-                        "state": "not_affected",
-                        "justification": "code_not_reachable",
-                        "detail": "JNDI lookups are disabled",
-                        "response": ["will_not_fix"]
+        let r = read_json(
+            ScanFormat::CycloneDx,
+            &serde_json::json!({
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.4",
+                "version": 1,
+                "metadata": {"tools": [{"vendor": "openvex", "name": "VEXctl", "version": "0.2"}]},
+                "components": [{
+                    "bom-ref": "log4j",
+                    "type": "library",
+                    "group": "org.apache.logging.log4j",
+                    "name": "log4j-core",
+                    "version": "2.14.1",
+                    "purl": "pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar"
+                }],
+                "vulnerabilities": [
+                    {
+                        "id": "CVE-2021-44228",
+                        "references": [{"id": "GHSA-jfh8-c2jp-5v3q", "source": {"name": "GitHub"}}],
+                        "ratings": [{"score": 10.0, "severity": "critical", "method": "CVSSv31"}],
+                        "affects": [{"ref": "log4j"}],
+                        "analysis": {
+                            "state": "not_affected",
+                            "justification": "code_not_reachable",
+                            "detail": "JNDI lookups are disabled",
+                            "response": ["will_not_fix"]
+                        }
+                    },
+                    {
+                        "id": "CVE-2021-45046",
+                        "ratings": [{"score": 9.0, "method": "CVSSv31"}],
+                        "affects": [{"ref": "log4j"}],
+                        "analysis": {"state": "in_triage"}
+                    },
+                    {
+                        "id": "GHSA-xvch-5gv4-984h",
+                        "affects": [{"ref": "pkg:npm/minimist@1.2.5"}],
+                        "analysis": {"state": "exploitable"}
                     }
-                },
-                {
-                    "id": "CVE-2021-45046",
-                    "ratings": [{"score": 9.0, "method": "CVSSv31"}],
-                    "affects": [{"ref": "log4j"}],
-                    "analysis": {"state": "in_triage"}
-                },
-                {
-                    "id": "GHSA-xvch-5gv4-984h",
-                    "affects": [{"ref": "pkg:npm/minimist@1.2.5"}],
-                    "analysis": {"state": "exploitable"}
-                }
-            ]
-        }));
+                ]
+            }),
+        );
         let got: Vec<_> = r.findings.iter().map(|f| (f.key(), f.severity)).collect();
         assert_eq!(
             got,
@@ -541,43 +530,46 @@ mod tests {
 
     #[test]
     fn nested_components_license_forms_and_an_unaffected_installed_version() {
-        let r = read_json(serde_json::json!({
-            "bomFormat": "CycloneDX",
-            "specVersion": "1.6",
-            "version": 1,
-            "metadata": {"tools": {"components": [{"type": "application", "group": "aquasecurity", "name": "trivy"}]}},
-            "components": [{
-                "bom-ref": "app",
-                "type": "application",
-                "name": "app",
-                "version": "1.0",
-                "licenses": [{"expression": "Apache-2.0 OR MIT"}],
-                "properties": [{"name": "syft:package:type", "value": "npm"}],
+        let r = read_json(
+            ScanFormat::CycloneDx,
+            &serde_json::json!({
+                "bomFormat": "CycloneDX",
+                "specVersion": "1.6",
+                "version": 1,
+                "metadata": {"tools": {"components": [{"type": "application", "group": "aquasecurity", "name": "trivy"}]}},
                 "components": [{
-                    "bom-ref": "pkg:npm/%40babel/core@7.0.0",
-                    "name": "core",
-                    "version": "7.0.0",
-                    "purl": "pkg:npm/%40babel/core@7.0.0",
-                    "licenses": [{"license": {"name": "Custom licence"}}],
-                    "properties": [{"name": "aquasecurity:trivy:FilePath", "value": "app/package-lock.json"}]
-                }]
-            }],
-            "vulnerabilities": [
-                {
-                    "id": "CVE-2099-0001",
-                    "ratings": [
-                        {"severity": "medium", "method": "OWASP", "score": 9.9},
-                        {"severity": "high", "source": {"name": "ghsa"}},
-                        {"score": 6.1, "method": "CVSSv4"}
-                    ],
-                    "affects": [
-                        {"ref": "urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1#pkg:npm/%40babel/core@7.0.0",
-                         "versions": [{"range": "vers:npm/>=7.1.0|<8.0.0", "status": "unaffected"}]},
-                        {"ref": "app", "versions": [{"version": "1.0", "status": "unaffected"}]}
-                    ]
-                }
-            ]
-        }));
+                    "bom-ref": "app",
+                    "type": "application",
+                    "name": "app",
+                    "version": "1.0",
+                    "licenses": [{"expression": "Apache-2.0 OR MIT"}],
+                    "properties": [{"name": "syft:package:type", "value": "npm"}],
+                    "components": [{
+                        "bom-ref": "pkg:npm/%40babel/core@7.0.0",
+                        "name": "core",
+                        "version": "7.0.0",
+                        "purl": "pkg:npm/%40babel/core@7.0.0",
+                        "licenses": [{"license": {"name": "Custom licence"}}],
+                        "properties": [{"name": "aquasecurity:trivy:FilePath", "value": "app/package-lock.json"}]
+                    }]
+                }],
+                "vulnerabilities": [
+                    {
+                        "id": "CVE-2099-0001",
+                        "ratings": [
+                            {"severity": "medium", "method": "OWASP", "score": 9.9},
+                            {"severity": "high", "source": {"name": "ghsa"}},
+                            {"score": 6.1, "method": "CVSSv4"}
+                        ],
+                        "affects": [
+                            {"ref": "urn:cdx:3e671687-395b-41f5-a30f-a58921a69b79/1#pkg:npm/%40babel/core@7.0.0",
+                             "versions": [{"range": "vers:npm/>=7.1.0|<8.0.0", "status": "unaffected"}]},
+                            {"ref": "app", "versions": [{"version": "1.0", "status": "unaffected"}]}
+                        ]
+                    }
+                ]
+            }),
+        );
         assert_eq!(
             r.components.iter().map(|c| (c.purl.as_str(), c.licenses.clone())).collect::<Vec<_>>(),
             [
@@ -606,8 +598,7 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_an_error_naming_its_json_path() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut doc = json_of(FILE);
         doc["vulnerabilities"][1]["ratings"][0]["score"] = serde_json::json!("high");
         let err = read(Path::new("c.json"), doc).unwrap_err();
         assert_eq!(err.path, "vulnerabilities[1].ratings[0].score");

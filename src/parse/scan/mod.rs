@@ -566,6 +566,37 @@ pub fn purl_type_of(ecosystem: &str) -> &str {
     }
 }
 
+/// What the readers' tests share: a report read whole (format recognition and the merge
+/// included), and a corpus file as JSON to damage.
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::{Report, ScanFormat};
+    use std::path::Path;
+
+    /// `bytes` read as `file`, which must be recognized as `format`.
+    pub fn read_as(format: ScanFormat, file: &str, bytes: &[u8]) -> Report {
+        let (got, r) = super::read(Path::new(file), bytes).unwrap();
+        assert_eq!(got, format, "{file}");
+        r
+    }
+
+    /// A file read as `format`.
+    pub fn read_file(format: ScanFormat, file: &str) -> Report {
+        read_as(format, file, &std::fs::read(file).unwrap())
+    }
+
+    /// A document read as `format`.
+    pub fn read_json(format: ScanFormat, doc: &serde_json::Value) -> Report {
+        read_as(format, "t.json", &serde_json::to_vec(doc).unwrap())
+    }
+
+    /// A file's JSON, to change before reading.
+    pub fn json_of(file: &str) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

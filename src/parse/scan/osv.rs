@@ -243,6 +243,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::parse::scan::ScanFormat;
+    use crate::parse::scan::testing::{json_of, read_file};
 
     const FILE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -251,9 +252,7 @@ mod tests {
 
     #[test]
     fn the_corpus_report_reads_to_one_finding_a_group() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let (format, r) = crate::parse::scan::read(Path::new(FILE), &bytes).unwrap();
-        assert_eq!(format, ScanFormat::Osv);
+        let r = read_file(ScanFormat::Osv, FILE);
         let got: Vec<_> = r
             .findings
             .iter()
@@ -394,8 +393,7 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_an_error_naming_its_json_path() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut doc = json_of(FILE);
         doc["results"][1]["packages"][0]["vulnerabilities"][1]["aliases"][0] = serde_json::json!(7);
         let err = read(Path::new("o.json"), doc).unwrap_err();
         assert_eq!(err.path, "results[1].packages[0].vulnerabilities[1].aliases[0]");

@@ -437,24 +437,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::parse::scan::ScanFormat;
+    use crate::parse::scan::testing::{json_of, read_file, read_json};
 
     const FILE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../shared/corpus/scanners/grype/TestSarifPresenter_image.golden.sarif"
     );
 
-    fn read_json(doc: serde_json::Value) -> Report {
-        let bytes = serde_json::to_vec(&doc).unwrap();
-        let (format, r) = crate::parse::scan::read(Path::new("t.sarif"), &bytes).unwrap();
-        assert_eq!(format, ScanFormat::Sarif);
-        r
-    }
-
     #[test]
     fn the_corpus_report_reads_to_its_two_package_findings() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let (format, r) = crate::parse::scan::read(Path::new(FILE), &bytes).unwrap();
-        assert_eq!(format, ScanFormat::Sarif);
+        let r = read_file(ScanFormat::Sarif, FILE);
         let got: Vec<_> = r
             .findings
             .iter()
@@ -513,14 +505,8 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/corpus/scanners/grype/TestJsonImgsPresenter.golden.json"
         );
-        let sarif =
-            read(Path::new(FILE), serde_json::from_slice(&std::fs::read(FILE).unwrap()).unwrap())
-                .unwrap();
-        let json = crate::parse::scan::grype::read(
-            Path::new(json),
-            serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap(),
-        )
-        .unwrap();
+        let sarif = read(Path::new(FILE), json_of(FILE)).unwrap();
+        let json = crate::parse::scan::grype::read(Path::new(json), json_of(json)).unwrap();
         let merged = crate::parse::scan::merge([json, sarif]);
         let keys: Vec<_> = merged.findings.iter().map(|f| f.key()).collect();
         assert_eq!(
@@ -535,32 +521,35 @@ mod tests {
 
     #[test]
     fn a_code_scanning_result_is_a_finding_in_its_file() {
-        let r = read_json(serde_json::json!({
-            "version": "2.1.0",
-            "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-            "runs": [{
-                "tool": {"driver": {
-                    "name": "Semgrep",
-                    "rules": [{
-                        "id": "python.lang.security.audit.eval-detected.eval-detected",
-                        "name": "python.lang.security.audit.eval-detected.eval-detected",
-                        "shortDescription": {"text": "Detected the use of eval()"},
-                        "help": {"text": "Avoid eval() on untrusted input."},
-                        "defaultConfiguration": {"level": "warning"},
-                        "properties": {"tags": ["CWE-95: Eval Injection", "security", "MEDIUM CONFIDENCE"]}
+        let r = read_json(
+            ScanFormat::Sarif,
+            &serde_json::json!({
+                "version": "2.1.0",
+                "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+                "runs": [{
+                    "tool": {"driver": {
+                        "name": "Semgrep",
+                        "rules": [{
+                            "id": "python.lang.security.audit.eval-detected.eval-detected",
+                            "name": "python.lang.security.audit.eval-detected.eval-detected",
+                            "shortDescription": {"text": "Detected the use of eval()"},
+                            "help": {"text": "Avoid eval() on untrusted input."},
+                            "defaultConfiguration": {"level": "warning"},
+                            "properties": {"tags": ["CWE-95: Eval Injection", "security", "MEDIUM CONFIDENCE"]}
+                        }]
+                    }},
+                    "results": [{
+                        "ruleId": "python.lang.security.audit.eval-detected.eval-detected",
+                        "level": "error",
+                        "message": {"text": "Detected the use of eval(). eval() can be dangerous."},
+                        "locations": [{"physicalLocation": {
+                            "artifactLocation": {"uri": "src/app.py", "uriBaseId": "%SRCROOT%"},
+                            "region": {"startLine": 12, "startColumn": 5, "endLine": 12}
+                        }}]
                     }]
-                }},
-                "results": [{
-                    "ruleId": "python.lang.security.audit.eval-detected.eval-detected",
-                    "level": "error",
-                    "message": {"text": "Detected the use of eval(). eval() can be dangerous."},
-                    "locations": [{"physicalLocation": {
-                        "artifactLocation": {"uri": "src/app.py", "uriBaseId": "%SRCROOT%"},
-                        "region": {"startLine": 12, "startColumn": 5, "endLine": 12}
-                    }}]
                 }]
-            }]
-        }));
+            }),
+        );
         assert_eq!(r.findings.len(), 1);
         let f = &r.findings[0];
         assert_eq!(f.component.purl, "pkg:generic/src/app.py");
@@ -575,31 +564,34 @@ mod tests {
 
     #[test]
     fn security_severity_rates_a_code_finding_before_its_level_and_passes_are_skipped() {
-        let r = read_json(serde_json::json!({
-            "version": "2.1.0",
-            "runs": [{
-                "tool": {"driver": {
-                    "name": "CodeQL",
-                    "rules": [
-                        {"id": "py/sql-injection", "properties": {"security-severity": "8.8"}},
-                        {"id": "py/unused-import"}
+        let r = read_json(
+            ScanFormat::Sarif,
+            &serde_json::json!({
+                "version": "2.1.0",
+                "runs": [{
+                    "tool": {"driver": {
+                        "name": "CodeQL",
+                        "rules": [
+                            {"id": "py/sql-injection", "properties": {"security-severity": "8.8"}},
+                            {"id": "py/unused-import"}
+                        ]
+                    }},
+                    "results": [
+                        {"ruleId": "py/sql-injection", "ruleIndex": 0, "level": "error",
+                         "message": {"text": "This query depends on a user-provided value."},
+                         "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/db.py"},
+                                                             "region": {"startLine": 40}}}]},
+                        {"ruleId": "py/unused-import", "ruleIndex": 1,
+                         "message": {"text": "Import of 'os' is not used."},
+                         "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/db.py"}}}]},
+                        {"ruleId": "py/unused-import", "kind": "pass", "message": {"text": "ok"}},
+                        {"ruleId": "py/unused-import", "message": {"text": "suppressed"},
+                         "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/x.py"}}}],
+                         "suppressions": [{"kind": "inSource"}]}
                     ]
-                }},
-                "results": [
-                    {"ruleId": "py/sql-injection", "ruleIndex": 0, "level": "error",
-                     "message": {"text": "This query depends on a user-provided value."},
-                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/db.py"},
-                                                         "region": {"startLine": 40}}}]},
-                    {"ruleId": "py/unused-import", "ruleIndex": 1,
-                     "message": {"text": "Import of 'os' is not used."},
-                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/db.py"}}}]},
-                    {"ruleId": "py/unused-import", "kind": "pass", "message": {"text": "ok"}},
-                    {"ruleId": "py/unused-import", "message": {"text": "suppressed"},
-                     "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/x.py"}}}],
-                     "suppressions": [{"kind": "inSource"}]}
-                ]
-            }]
-        }));
+                }]
+            }),
+        );
         let got: Vec<_> = r
             .findings
             .iter()
@@ -617,28 +609,31 @@ mod tests {
 
     #[test]
     fn trivys_result_text_names_the_installed_package() {
-        let r = read_json(serde_json::json!({
-            "version": "2.1.0",
-            "runs": [{
-                "tool": {"driver": {
-                    "name": "Trivy",
-                    "rules": [{
-                        "id": "CVE-2022-4450",
-                        "shortDescription": {"text": "openssl: double free after calling PEM_read_bio_ex"},
-                        "help": {"text": "Vulnerability CVE-2022-4450\nSeverity: HIGH\nPackage: libssl1.1\nFixed Version: 1.1.1n-0+deb11u4\nLink: [CVE-2022-4450](https://avd.aquasec.com/nvd/cve-2022-4450)"},
-                        "properties": {"security-severity": "7.5", "tags": ["vulnerability", "security", "HIGH"]}
+        let r = read_json(
+            ScanFormat::Sarif,
+            &serde_json::json!({
+                "version": "2.1.0",
+                "runs": [{
+                    "tool": {"driver": {
+                        "name": "Trivy",
+                        "rules": [{
+                            "id": "CVE-2022-4450",
+                            "shortDescription": {"text": "openssl: double free after calling PEM_read_bio_ex"},
+                            "help": {"text": "Vulnerability CVE-2022-4450\nSeverity: HIGH\nPackage: libssl1.1\nFixed Version: 1.1.1n-0+deb11u4\nLink: [CVE-2022-4450](https://avd.aquasec.com/nvd/cve-2022-4450)"},
+                            "properties": {"security-severity": "7.5", "tags": ["vulnerability", "security", "HIGH"]}
+                        }]
+                    }},
+                    "results": [{
+                        "ruleId": "CVE-2022-4450",
+                        "ruleIndex": 0,
+                        "level": "error",
+                        "message": {"text": "Package: openssl\nInstalled Version: 1.1.1n-0+deb11u3\nVulnerability CVE-2022-4450\nSeverity: HIGH\nFixed Version: 1.1.1n-0+deb11u4, 1.1.1n-0+deb11u5\nLink: [CVE-2022-4450](https://avd.aquasec.com/nvd/cve-2022-4450)"},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "library/debian", "uriBaseId": "ROOTPATH"},
+                                                            "region": {"startLine": 1}}}]
                     }]
-                }},
-                "results": [{
-                    "ruleId": "CVE-2022-4450",
-                    "ruleIndex": 0,
-                    "level": "error",
-                    "message": {"text": "Package: openssl\nInstalled Version: 1.1.1n-0+deb11u3\nVulnerability CVE-2022-4450\nSeverity: HIGH\nFixed Version: 1.1.1n-0+deb11u4, 1.1.1n-0+deb11u5\nLink: [CVE-2022-4450](https://avd.aquasec.com/nvd/cve-2022-4450)"},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": "library/debian", "uriBaseId": "ROOTPATH"},
-                                                        "region": {"startLine": 1}}}]
                 }]
-            }]
-        }));
+            }),
+        );
         assert_eq!(r.findings.len(), 1);
         let f = &r.findings[0];
         assert_eq!(f.component.purl, "pkg:generic/openssl@1.1.1n-0+deb11u3");
@@ -652,27 +647,30 @@ mod tests {
 
     #[test]
     fn a_purl_on_the_rule_names_the_component() {
-        let r = read_json(serde_json::json!({
-            "version": "2.1.0",
-            "runs": [{
-                "tool": {"driver": {
-                    "name": "grype",
-                    "rules": [{
-                        "id": "GHSA-jfh8-c2jp-5v3q-log4j-core",
-                        "help": {"text": "Vulnerability GHSA-jfh8-c2jp-5v3q\nSeverity: critical\nPackage: log4j-core\nVersion: 2.14.1\nFix Version: 2.15.0,2.12.2\nType: java-archive\nLocation: /app/lib/log4j-core-2.14.1.jar\nData Namespace: github:language:java\nLink: [GHSA-jfh8-c2jp-5v3q](https://github.com/advisories/GHSA-jfh8-c2jp-5v3q)"},
-                        "properties": {
-                            "security-severity": "10.0",
-                            "purls": ["pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar"]
-                        }
+        let r = read_json(
+            ScanFormat::Sarif,
+            &serde_json::json!({
+                "version": "2.1.0",
+                "runs": [{
+                    "tool": {"driver": {
+                        "name": "grype",
+                        "rules": [{
+                            "id": "GHSA-jfh8-c2jp-5v3q-log4j-core",
+                            "help": {"text": "Vulnerability GHSA-jfh8-c2jp-5v3q\nSeverity: critical\nPackage: log4j-core\nVersion: 2.14.1\nFix Version: 2.15.0,2.12.2\nType: java-archive\nLocation: /app/lib/log4j-core-2.14.1.jar\nData Namespace: github:language:java\nLink: [GHSA-jfh8-c2jp-5v3q](https://github.com/advisories/GHSA-jfh8-c2jp-5v3q)"},
+                            "properties": {
+                                "security-severity": "10.0",
+                                "purls": ["pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1?type=jar"]
+                            }
+                        }]
+                    }},
+                    "results": [{
+                        "ruleId": "GHSA-jfh8-c2jp-5v3q-log4j-core",
+                        "message": {"text": "A critical vulnerability in java-archive package: log4j-core, version 2.14.1 was found at: /app/lib/log4j-core-2.14.1.jar"},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "/app/lib/log4j-core-2.14.1.jar"}}}]
                     }]
-                }},
-                "results": [{
-                    "ruleId": "GHSA-jfh8-c2jp-5v3q-log4j-core",
-                    "message": {"text": "A critical vulnerability in java-archive package: log4j-core, version 2.14.1 was found at: /app/lib/log4j-core-2.14.1.jar"},
-                    "locations": [{"physicalLocation": {"artifactLocation": {"uri": "/app/lib/log4j-core-2.14.1.jar"}}}]
                 }]
-            }]
-        }));
+            }),
+        );
         assert_eq!(r.findings.len(), 1);
         let f = &r.findings[0];
         assert_eq!(
@@ -699,8 +697,7 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_an_error_naming_its_json_path() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut doc = json_of(FILE);
         doc["runs"][0]["results"][1]["ruleId"] = serde_json::json!(7);
         let err = read(Path::new("g.sarif"), doc).unwrap_err();
         assert_eq!(err.path, "runs[0].results[1].ruleId");

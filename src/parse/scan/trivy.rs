@@ -167,6 +167,7 @@ pub fn read(file: &Path, doc: serde_json::Value) -> Result<Report, ScanError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::parse::scan::testing::{json_of, read_file};
     use crate::parse::scan::{ScanFormat, Severity};
 
     const FILE: &str = concat!(
@@ -176,9 +177,7 @@ mod tests {
 
     #[test]
     fn the_corpus_report_reads_to_its_four_findings() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let (format, r) = crate::parse::scan::read(Path::new(FILE), &bytes).unwrap();
-        assert_eq!(format, ScanFormat::Trivy);
+        let r = read_file(ScanFormat::Trivy, FILE);
         let got: Vec<_> = r
             .findings
             .iter()
@@ -303,8 +302,7 @@ mod tests {
 
     #[test]
     fn a_wrong_type_is_an_error_naming_its_json_path() {
-        let bytes = std::fs::read(FILE).unwrap();
-        let mut doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let mut doc = json_of(FILE);
         doc["Results"][0]["Vulnerabilities"][0]["PkgName"] = serde_json::json!(7);
         let err = read(Path::new("t.json"), doc).unwrap_err();
         assert_eq!(err.path, "Results[0].Vulnerabilities[0].PkgName");
