@@ -213,10 +213,13 @@ fn severity_label(v: Option<&serde_json::Value>) -> Severity {
 fn collect_json(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), AdvisoryError> {
     let io = |source| AdvisoryError::Io { path: dir.to_path_buf(), source };
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        // Real directories only: a symlink loop would otherwise recurse without end. Files
+        // are taken through symlinks.
+        if entry.file_type().map_err(io)?.is_dir() {
             collect_json(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "json") {
+        } else if path.extension().is_some_and(|e| e == "json") && path.is_file() {
             out.push(path);
         }
     }
@@ -291,6 +294,14 @@ mod tests {
         assert_eq!(ids(&db, "pkg:pypi/foo-bar@2.0.5"), ["PYSEC-2023-1"], "in range");
         assert!(ids(&db, "pkg:pypi/foo-bar@1.5").is_empty());
         assert!(ids(&db, "pkg:npm/%40acme/x@1.0.0").is_empty(), "withdrawn");
+    }
+
+    #[test]
+    fn a_symlink_loop_in_the_directory_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.json", serde_json::json!({"id": "X-1"}));
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+        assert_eq!(Advisories::load(dir.path()).unwrap().len(), 1);
     }
 
     #[test]
