@@ -78,6 +78,7 @@ fn bench(c: &mut Criterion) {
             matcher: Default::default(),
             sinks: vec!["hook".into()],
             cont: false,
+            send_resolved: false,
             group_by: vec!["rule.id".into(), "fingerprint".into()],
             group_wait: Span(0),
             group_interval: Span::from_secs(300),

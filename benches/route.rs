@@ -52,6 +52,7 @@ fn config() -> RouterConfig {
         },
         sinks: vec![sink.into()],
         cont,
+        send_resolved: false,
         group_by: vec!["rule.id".into(), "source.ip".into()],
         group_wait: Span::from_secs(30),
         group_interval: Span::from_secs(300),

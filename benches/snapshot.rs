@@ -202,6 +202,7 @@ fn router(n: u32) -> (Router, RouterConfig) {
             matcher: Default::default(),
             sinks: vec!["slack".into()],
             cont: false,
+            send_resolved: false,
             group_by: vec!["rule.id".into(), "source.ip".into()],
             group_wait: Span::from_secs(60),
             group_interval: Span::from_secs(300),

@@ -213,6 +213,16 @@ fn time(t: Timestamp) -> String {
 }
 
 impl Alert {
+    /// Whether it tells that something went away (a scan violation resolved or withdrawn):
+    /// routes send it only with `send_resolved: true`.
+    pub fn is_resolved(&self) -> bool {
+        self.detail
+            .as_ref()
+            .and_then(|d| d.get("change"))
+            .and_then(Value::as_str)
+            .is_some_and(|c| c == "resolved" || c == "withdrawn")
+    }
+
     /// The fingerprint as 16 hex digits.
     pub fn fingerprint_hex(&self) -> String {
         format!("{:016x}", self.fingerprint)

@@ -56,6 +56,9 @@ pub struct Route {
     pub sinks: Vec<String>,
     /// Keep trying later routes after this one matched.
     pub cont: bool,
+    /// Send alerts that tell something went away ([`Alert::is_resolved`]); without it the
+    /// route takes them and sends nothing.
+    pub send_resolved: bool,
     /// Alert fields whose values make a notification group.
     pub group_by: Vec<String>,
     /// How long a new group waits for more alerts before its first notification.
@@ -450,11 +453,20 @@ impl Router {
             return Decision::Silenced(s.id.clone());
         }
         let kind = self.classify(&a, now);
+        let resolved = a.is_resolved();
         let mut routes = Vec::new();
         let mut touched: Vec<GroupKey> = Vec::new();
         for (i, route) in self.config.routes.iter().enumerate() {
             if !route.matcher.matches(&a) {
                 continue;
+            }
+            if resolved && !route.send_resolved {
+                // Taken and dropped: a later catch-all route must not get what this team's
+                // route chose not to send.
+                if route.cont {
+                    continue;
+                }
+                break;
             }
             routes.push(route.name.clone());
             // The group's hash is fed from borrowed values; the owned key is only built for a

@@ -334,6 +334,7 @@ mod tests {
             matcher: AlertMatcher::default(),
             sinks: sinks.iter().map(|s| (*s).to_owned()).collect(),
             cont: false,
+            send_resolved: false,
             group_by: group_by.iter().map(|s| (*s).to_owned()).collect(),
             group_wait: Span::from_secs(wait),
             group_interval: Span::from_secs(120),

@@ -16,6 +16,7 @@ fn route(name: &str, sinks: &[&str]) -> Route {
         matcher: AlertMatcher::default(),
         sinks: sinks.iter().map(|s| (*s).to_owned()).collect(),
         cont: false,
+        send_resolved: false,
         group_by: vec!["rule.id".into(), "source.ip".into()],
         group_wait: Span(0),
         group_interval: Span::from_secs(300),
@@ -312,4 +313,38 @@ fn notification_ids_differ_between_notifications() {
     let ids: std::collections::BTreeSet<&str> = out.iter().map(|n| n.id.as_str()).collect();
     assert_eq!(ids.len(), 4);
     assert!(out.iter().all(|n| n.id.len() == 16));
+}
+
+#[test]
+fn resolved_notices_go_only_where_the_taking_route_sends_them() {
+    let resolved = |ip: &str| {
+        let mut a = alert("scan-policy", Severity::High, ip, 1);
+        a.detail = Some(serde_json::json!({"change": "resolved"}));
+        a
+    };
+    // The team's route takes the alert and drops it: the catch-all after it gets nothing.
+    let mut quiet = route("team", &["team-slack"]);
+    quiet.matcher.labels = [("source.ip".to_owned(), "192.0.2.7".to_owned())].into();
+    let mut r = router(vec![quiet.clone(), route("all", &["soc"])]);
+    let mut out = Vec::new();
+    assert_eq!(r.ingest(&resolved("192.0.2.7"), at(0), &mut out), Decision::Unrouted);
+    assert!(out.is_empty(), "{out:?}");
+    // Another team's resolved notice reaches the catch-all route only when it sends them.
+    assert_eq!(r.ingest(&resolved("192.0.2.8"), at(1), &mut out), Decision::Unrouted);
+    let mut all = route("all", &["soc"]);
+    all.send_resolved = true;
+    let mut r = router(vec![quiet.clone(), all]);
+    r.ingest(&resolved("192.0.2.8"), at(1), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].sink, "soc");
+    // With `send_resolved` the team's route sends it, and a firing alert is unaffected.
+    quiet.send_resolved = true;
+    let mut r = router(vec![quiet]);
+    let mut out = Vec::new();
+    r.ingest(&resolved("192.0.2.7"), at(0), &mut out);
+    r.ingest(&alert("other", Severity::High, "192.0.2.7", 1), at(0), &mut out);
+    assert_eq!(
+        out.iter().map(|n| n.sink.as_str()).collect::<Vec<_>>(),
+        ["team-slack", "team-slack"]
+    );
 }
