@@ -211,7 +211,7 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
 }
 
-fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("bad duration `{s}`: {e}"))
 }
 
@@ -432,7 +432,7 @@ fn run_daemon(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 

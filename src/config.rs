@@ -39,6 +39,7 @@ use crate::sink::SinkConfig;
 use crate::sink::outbox::RetryPolicy;
 
 mod env;
+pub mod scan;
 pub use env::expand_env;
 
 /// Why a config file could not be used.
@@ -135,6 +136,12 @@ pub struct ConfigSpec {
     /// `forward:` target, as a sidecar).
     #[serde(default)]
     pub mode: Mode,
+    /// Applications whose scans are kept: owners, criticality, monitoring.
+    #[serde(default)]
+    pub applications: Vec<Spanned<scan::AppSpec>>,
+    /// Scan reports arriving in a directory, the advisory database, the re-evaluation schedule.
+    #[serde(default)]
+    pub scan: Option<Spanned<scan::ScanSpec>>,
 }
 
 /// What the daemon does with the events of its sources.
@@ -201,6 +208,9 @@ pub struct RouteSpec {
     /// Keep trying later routes after this one.
     #[serde(default, rename = "continue")]
     pub cont: bool,
+    /// Send notices that a scan violation went away (resolved, withdrawn); default false.
+    #[serde(default)]
+    pub send_resolved: bool,
     /// Alert fields that make a notification group (default: rule.id and the alert's group).
     #[serde(default)]
     pub group_by: Option<Vec<String>>,
@@ -365,6 +375,10 @@ pub fn load_str(
             tls.client_ca = tls.client_ca.as_ref().map(|p| dir.join(p));
         }
     }
+    if let Some(sc) = &mut spec.scan {
+        sc.value.watch = sc.value.watch.as_ref().map(|p| dir.join(p));
+        sc.value.advisories = sc.value.advisories.as_ref().map(|p| dir.join(p));
+    }
     for sink in spec.sinks.values_mut() {
         match &mut sink.value {
             SinkConfig::File(f) => f.path = dir.join(&f.path),
@@ -455,6 +469,7 @@ pub fn load_str(
             matcher,
             sinks: r.sinks.value.iter().map(|s| s.value.clone()).collect(),
             cont: r.cont,
+            send_resolved: r.send_resolved,
             group_by: r
                 .group_by
                 .clone()
@@ -627,6 +642,56 @@ pub fn load_str(
             1,
             format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
         );
+    }
+    for (i, app) in spec.applications.iter().enumerate() {
+        let name = &app.value.name;
+        if crate::scan::store::check_name("application", name).is_err() {
+            invalid(
+                format!("applications[{i}].name"),
+                line_of(app),
+                format!("`{name}` must be 1 to 200 printable characters"),
+            );
+        }
+        if spec.applications[..i].iter().any(|o| o.value.name == *name) {
+            invalid(
+                format!("applications[{i}].name"),
+                line_of(app),
+                format!("`{name}` is listed twice"),
+            );
+        }
+    }
+    if let Some(sc) = &spec.scan {
+        let at = line_of(sc);
+        let tz = match sc.value.timezone.as_deref().map(str::parse::<chrono_tz::Tz>) {
+            None => Some(chrono_tz::Tz::UTC),
+            Some(Ok(tz)) => Some(tz),
+            Some(Err(_)) => {
+                let tz = sc.value.timezone.as_deref().unwrap_or_default();
+                invalid(
+                    "scan.timezone".into(),
+                    at,
+                    format!("`{tz}` is not an IANA time zone such as Europe/Berlin"),
+                );
+                None
+            }
+        };
+        if let (Some(text), Some(tz)) = (&sc.value.schedule, tz)
+            && let Err(e) = crate::scan::schedule::Schedule::parse(text, tz)
+        {
+            invalid("scan.schedule".into(), at, e.to_string());
+        }
+        if let Some(p) = &sc.value.poll
+            && let Err(e) = span(p)
+        {
+            invalid("scan.poll".into(), at, e);
+        }
+        if sc.value.schedule.is_some() && sc.value.advisories.is_none() {
+            invalid(
+                "scan.schedule".into(),
+                at,
+                "re-evaluation needs `scan.advisories` (an OSV directory)".into(),
+            );
+        }
     }
     if !errors.is_empty() {
         return Err(errors);

@@ -100,13 +100,22 @@ pub fn start(
     rules: &[Rule],
     tee: Option<Box<dyn std::io::Write + Send>>,
 ) -> anyhow::Result<(Dispatcher, Delivery)> {
+    start_with(config, rules, tee, Arc::new(Outbox::open(&config.state)?))
+}
+
+/// [`start`] on an outbox already open (its database shared with other tables).
+pub fn start_with(
+    config: &Config,
+    rules: &[Rule],
+    tee: Option<Box<dyn std::io::Write + Send>>,
+    outbox: Arc<Outbox>,
+) -> anyhow::Result<(Dispatcher, Delivery)> {
     let mut router_config = config.router.clone();
     for r in rules {
         if let Some(d) = r.dedup {
             router_config.dedup.insert(r.id.clone(), d);
         }
     }
-    let outbox = Arc::new(Outbox::open(&config.state)?);
     let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
     for (name, cfg) in &config.spec.sinks {
         sinks.insert(name.clone(), crate::sink::build(name, &cfg.value)?);

@@ -60,6 +60,11 @@ impl StateArg {
         })
     }
 
+    /// The config, when one was given.
+    pub(crate) fn config_path(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
+    }
+
     fn open(&self) -> anyhow::Result<Outbox> {
         Ok(Outbox::open(self.path()?)?)
     }

@@ -20,7 +20,7 @@ use crate::rule::condition::{Condition, ConditionError};
 use crate::rule::group::GroupBy;
 use crate::rule::matcher::{FieldMatcher, KeywordMatcher, MatchError, RuleValue};
 use crate::rule::spec::RuleSpec;
-use crate::rule::{Rule, Selection, Severity, duration, logsource_datasets};
+use crate::rule::{Rule, RuleKind, Selection, Severity, duration, logsource_datasets};
 
 /// Why a rule file or document could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -353,6 +353,20 @@ impl Ctx<'_> {
             let detail = "a rule with a behaviour groups by the behaviour's `group_by`";
             errors.push(self.invalid(line, "alert.group_by", detail));
         }
+        if spec.kind == RuleKind::Policy {
+            // A policy judges each finding on its own: nothing accumulates across findings.
+            if let Some(b) = &behaviour {
+                let line = find_top_key(self.doc, b.name()).unwrap_or(id_line);
+                errors.push(self.invalid(line, b.name(), "a policy takes no behaviour"));
+            }
+        } else if spec.monitor.is_some() {
+            let line = find_top_key(self.doc, "monitor").unwrap_or(id_line);
+            errors.push(self.invalid(
+                line,
+                "monitor",
+                "only a `kind: policy` document is monitored",
+            ));
+        }
         if errors.len() > before {
             return None;
         }
@@ -368,6 +382,8 @@ impl Ctx<'_> {
             title: spec.title,
             severity,
             tags: spec.tags,
+            kind: spec.kind,
+            monitor: spec.monitor.unwrap_or(true),
             group_by: GroupBy::new(&alert.group_by),
             alert,
             dedup,

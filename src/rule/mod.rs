@@ -53,6 +53,17 @@ impl Severity {
     }
 }
 
+/// What a rule document is matched against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    /// Events (the log pipeline).
+    #[default]
+    Rule,
+    /// Scan findings and components (`crate::scan::policy`); never events.
+    Policy,
+}
+
 /// One compiled named selection.
 #[derive(Debug, Clone)]
 pub enum Selection {
@@ -86,6 +97,10 @@ pub struct Rule {
     pub severity: Severity,
     /// Tags as written.
     pub tags: Vec<String>,
+    /// Event rule or scan policy.
+    pub kind: RuleKind,
+    /// Policies: applied by scheduled re-evaluation too (always true for event rules).
+    pub monitor: bool,
     /// The `alert` block as written (title template, dedup window string).
     pub alert: spec::AlertSpec,
     /// The `alert.dedup` window, parsed.
@@ -172,6 +187,21 @@ impl Rule {
         }
         let hits = self.condition.explain(&mut |i| self.selection_matches(i, e))?;
         Some(hits.into_iter().filter_map(|i| self.names.get(i).cloned()).collect())
+    }
+
+    /// Every field a selection names (keyword selections name none).
+    pub fn fields(&self) -> Vec<&crate::event::Field> {
+        let mut out = Vec::new();
+        for sel in &self.selections {
+            match sel {
+                Selection::Fields(all) => out.extend(all.iter().map(FieldMatcher::field)),
+                Selection::AnyOf(maps) => {
+                    out.extend(maps.iter().flatten().map(FieldMatcher::field));
+                }
+                Selection::Keywords(_) => {}
+            }
+        }
+        out
     }
 
     /// Selection names in rule order.

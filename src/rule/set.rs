@@ -80,7 +80,9 @@ fn lower<'a>(s: &'a str, buf: &'a mut [u8; 64]) -> Cow<'a, str> {
 
 impl RuleSet {
     /// Indexes `rules` (in load order, which fixes the order of alerts for one event).
-    pub fn new(rules: Vec<Rule>) -> RuleSet {
+    /// Scan policies among them are left out: they judge findings, never events.
+    pub fn new(mut rules: Vec<Rule>) -> RuleSet {
+        rules.retain(|r| r.kind == crate::rule::RuleKind::Rule);
         let mut by_dataset: HashMap<String, Bucket> = HashMap::new();
         let mut unfiltered = Bucket::default();
         let mut fast = Vec::with_capacity(rules.len());

@@ -14,6 +14,14 @@ use crate::rule::Severity;
 pub struct RuleSpec {
     /// Stable rule id, unique across all rule files.
     pub id: String,
+    /// `rule` (the default: matched against events) or `policy` (matched against scan
+    /// findings, DESIGN §5).
+    #[serde(default)]
+    pub kind: crate::rule::RuleKind,
+    /// Policies only: whether scheduled re-evaluation applies it (default true); a policy
+    /// with `monitor: false` judges only newly ingested scans.
+    #[serde(default)]
+    pub monitor: Option<bool>,
     /// One-line human title.
     pub title: String,
     /// logwarden's severity key; exactly one of `severity` and `level` must be given.

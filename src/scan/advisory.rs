@@ -84,6 +84,8 @@ struct Head {
 pub struct Advisories {
     heads: Vec<Head>,
     by_package: HashMap<(String, String), Vec<Entry>>,
+    /// Ids of withdrawn advisories, upper-cased.
+    withdrawn: std::collections::HashSet<String>,
 }
 
 impl Advisories {
@@ -125,11 +127,21 @@ impl Advisories {
         self.heads.is_empty()
     }
 
+    /// Whether the vulnerability known by `ids` has a withdrawn advisory here (its own id
+    /// among them): scanners' findings of it are set aside too.
+    pub fn withdrawn(&self, ids: &[String]) -> bool {
+        !self.withdrawn.is_empty()
+            && ids.iter().any(|i| self.withdrawn.contains(&i.to_ascii_uppercase()))
+    }
+
     fn add(&mut self, r: Record) {
         let advisory = self.heads.len();
         let mut ids = vec![r.id];
         ids.extend(r.aliases);
         let label = severity_label(r.database_specific.as_ref());
+        if r.withdrawn.is_some() {
+            self.withdrawn.insert(ids[0].to_ascii_uppercase());
+        }
         self.heads.push(Head { ids, title: r.summary, withdrawn: r.withdrawn.is_some() });
         for a in r.affected {
             let Some(p) = a.package else { continue };
@@ -294,6 +306,8 @@ mod tests {
         assert_eq!(ids(&db, "pkg:pypi/foo-bar@2.0.5"), ["PYSEC-2023-1"], "in range");
         assert!(ids(&db, "pkg:pypi/foo-bar@1.5").is_empty());
         assert!(ids(&db, "pkg:npm/%40acme/x@1.0.0").is_empty(), "withdrawn");
+        assert!(db.withdrawn(&["CVE-2024-9".into(), "ghsa-old".into()]));
+        assert!(!db.withdrawn(&["CVE-2021-44228".into()]));
     }
 
     #[test]

@@ -1,10 +1,83 @@
 //! Re-evaluation: a stored scan's inventory run against an advisory database, joined with the
-//! scan's own findings. What changed since the last evaluation, and notifying it, comes on top.
+//! scan's own findings; the policies' violations in it; and, against what was notified
+//! before ([`super::monitor`]), what to notify now.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
 
 use super::advisory::Advisories;
-use super::store::Scan;
+use super::app::Applications;
+use super::monitor::{Notified, Plan, plan_stage};
+use super::store::{Scan, StoreError};
+use super::violation::judge;
+use super::waiver::Waiver;
 use crate::parse::scan::{Report, merge};
+use crate::rule::{Rule, RuleKind};
 use crate::scan::version;
+
+/// Which stored scans an evaluation judges, with which policies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every scan, every policy (`scan evaluate`, `scan list`).
+    Everything,
+    /// The schedule: monitored applications at their monitored stage, monitored policies.
+    Monitored,
+    /// A scan just ingested: that stage, every policy.
+    Stage {
+        /// The application.
+        app: &'a str,
+        /// The stage.
+        stage: &'a str,
+    },
+}
+
+/// What an evaluation reads besides the scans.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// Rules and policies (only `kind: policy` documents are used).
+    pub policies: &'a [Rule],
+    /// The configured applications.
+    pub apps: &'a Applications,
+    /// The advisory database, if re-evaluating against one.
+    pub advisories: Option<&'a Advisories>,
+    /// Every waiver.
+    pub waivers: &'a [Waiver],
+}
+
+/// What `scans` violate now and what of it to notify, judged against `notified` at `now`.
+pub fn plan(
+    scans: &[Scan],
+    notified: &Notified,
+    inputs: Inputs<'_>,
+    scope: Scope<'_>,
+    now: DateTime<Utc>,
+) -> Result<Plan, StoreError> {
+    let mut plan = Plan::default();
+    let all: Vec<&Rule> = inputs.policies.iter().filter(|r| r.kind == RuleKind::Policy).collect();
+    let monitored: Vec<&Rule> = all.iter().copied().filter(|r| r.monitor).collect();
+    let withdrawn = |ids: &[String]| inputs.advisories.is_some_and(|db| db.withdrawn(ids));
+    for scan in scans {
+        let policies = match scope {
+            Scope::Everything => &all,
+            Scope::Monitored if inputs.apps.monitors(&scan.app, &scan.stage) => &monitored,
+            Scope::Monitored => continue,
+            Scope::Stage { app, stage } if scan.app == app && scan.stage == stage => &all,
+            Scope::Stage { .. } => continue,
+        };
+        let mut report = match inputs.advisories {
+            Some(db) => evaluate(scan, db),
+            None => scan.report.clone(),
+        };
+        report.findings.retain(|f| !withdrawn(&f.aliases));
+        let app = inputs.apps.get(&scan.app);
+        let current = judge(policies, &app, scan, &report);
+        let records = notified.stage(&scan.app, &scan.stage)?;
+        let ids: BTreeSet<&str> = policies.iter().map(|p| p.id.as_str()).collect();
+        plan_stage(&mut plan, &records, current, &ids, inputs.waivers, &withdrawn, now);
+    }
+    Ok(plan)
+}
 
 /// The findings `scan` has now: its stored findings, and what `db` says of every component of
 /// its inventory (the scan's VEX statements still set findings aside).

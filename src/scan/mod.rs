@@ -3,6 +3,12 @@
 //! against new advisory data.
 
 pub mod advisory;
+pub mod app;
 pub mod evaluate;
+pub mod monitor;
+pub mod notice;
+pub mod schedule;
 pub mod store;
 pub mod version;
+pub mod violation;
+pub mod waiver;

@@ -168,7 +168,7 @@ impl ScanStore {
 }
 
 /// Names are keys and column values: no control characters, a sane length.
-fn check_name(what: &'static str, value: &str) -> Result<(), StoreError> {
+pub fn check_name(what: &'static str, value: &str) -> Result<(), StoreError> {
     let ok = !value.is_empty() && value.len() <= 200 && !value.chars().any(char::is_control);
     if ok { Ok(()) } else { Err(StoreError::Name { what, value: value.to_owned() }) }
 }

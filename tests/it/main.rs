@@ -19,6 +19,7 @@ mod routing;
 mod rule_pack;
 mod rules;
 mod scan_cli;
+mod scan_monitor;
 mod sigma_cloudtrail;
 mod sinks;
 mod travel;

@@ -1,4 +1,4 @@
-//! `logwarden scan ingest` and `scan list` through the binary, on the scanner corpus.
+//! `logwarden scan ingest` and `scan findings` through the binary, on the scanner corpus.
 
 use crate::cli::logwarden;
 use crate::corpus;
@@ -23,7 +23,7 @@ fn one_vulnerability_in_one_component_from_three_formats_is_one_finding() {
         run.stdout,
         "shop release: 2 findings in 2 components from 3 reports (grype, sarif, cyclonedx)\n"
     );
-    let run = logwarden(["scan", "list", "--state", state]);
+    let run = logwarden(["scan", "findings", "--state", state]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(
@@ -35,12 +35,12 @@ fn one_vulnerability_in_one_component_from_three_formats_is_one_finding() {
             "shop\trelease\tlow\t8.2\tCVE-1999-0001\tpkg:rpm/package-1@1.1.1\t1.2.1,2.1.3,3.4.0,the-next-version\tgrype",
         ]
     );
-    let run = logwarden(["scan", "list", "--json", "--app", "shop", "--state", state]);
+    let run = logwarden(["scan", "findings", "--json", "--app", "shop", "--state", state]);
     let first: serde_json::Value =
         serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(first["finding"]["component"]["licenses"], serde_json::json!(["Apache-2.0", "MIT"]));
     assert_eq!(
-        logwarden(["scan", "list", "--app", "blog", "--state", state]).stdout.lines().count(),
+        logwarden(["scan", "findings", "--app", "blog", "--state", state]).stdout.lines().count(),
         1
     );
 }
@@ -75,7 +75,7 @@ fn a_malformed_report_names_the_file_and_path_and_stores_nothing() {
         "{}",
         run.stderr
     );
-    let run = logwarden(["scan", "list", "--state", state]);
+    let run = logwarden(["scan", "findings", "--state", state]);
     assert_eq!(run.stdout.lines().count(), 1, "only the header: {}", run.stdout);
 }
 
@@ -98,9 +98,9 @@ fn evaluate_adds_what_a_new_advisory_says_of_an_installed_component() {
             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1.1d-r3"}]}]}]
     });
     std::fs::write(adv.join("a.json"), record.to_string()).unwrap();
-    let listed = logwarden(["scan", "list", "--state", state]);
+    let listed = logwarden(["scan", "findings", "--state", state]);
     let run =
-        logwarden(["scan", "evaluate", "--advisories", adv.to_str().unwrap(), "--state", state]);
+        logwarden(["scan", "findings", "--advisories", adv.to_str().unwrap(), "--state", state]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let new: Vec<&str> =
         run.stdout.lines().filter(|l| !listed.stdout.lines().any(|k| k == *l)).collect();

@@ -1,0 +1,449 @@
+//! What has been notified: per (application, stage, policy, component, vulnerability), the
+//! details last told and whether the violation is open, waived, resolved or withdrawn. An
+//! evaluation compares its violations with these records and notifies only what is new, what
+//! changed (severity, CVSS, fixed versions, licenses), what went away (resolved, or the
+//! advisory withdrawn) and what a waiver stopped covering. The new records are written in the
+//! same transaction as the notifications' outbox entries, so a crash between the two cannot
+//! notify twice or lose one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::store::StoreError;
+use super::violation::{Details, Violation};
+use super::waiver::Waiver;
+use crate::state::db_error;
+
+/// (application, stage, policy, purl, vulnerability id) -> [`Record`] as JSON.
+const NOTIFIED: TableDefinition<(&str, &str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("scan_notified");
+
+/// A violation's key: application, stage, policy, package (the purl without its version),
+/// vulnerability id ("" for a component policy). An upgrade that leaves the package
+/// vulnerable is the same violation, not a resolved one and a new one.
+pub type Key = (String, String, String, String, String);
+
+/// The key of `v`.
+pub fn key_of(v: &Violation) -> Key {
+    (v.app.clone(), v.stage.clone(), v.policy.clone(), package_of(&v.purl).to_owned(), v.id.clone())
+}
+
+/// A purl without its version (qualifiers and subpath go with it): `pkg:npm/a@1?x=y` ->
+/// `pkg:npm/a`. Canonical purls percent-encode `@` elsewhere, so the last one starts it.
+pub fn package_of(purl: &str) -> &str {
+    let end = purl.find(['?', '#']).unwrap_or(purl.len());
+    let head = &purl[..end];
+    match head.rfind('@') {
+        Some(i) if head[..i].contains('/') => &head[..i],
+        _ => head,
+    }
+}
+
+/// Where a violation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Notified and still present.
+    Open,
+    /// Present, under a waiver: not notified.
+    Waived,
+    /// Gone from the application (the component upgraded or removed).
+    Resolved,
+    /// Gone because its advisory was withdrawn.
+    Withdrawn,
+}
+
+/// What was last recorded of a violation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Where it stands.
+    pub status: Status,
+    /// The details last notified (or seen, while waived).
+    pub details: Details,
+    /// Notifications made about it so far.
+    pub revision: u32,
+    /// When it was first notified, RFC 3339 (empty while never notified).
+    pub first_notified: String,
+    /// When it was last notified, RFC 3339.
+    pub last_notified: String,
+    /// The document the policy judged last (resolved notices are built from it).
+    pub subject: Value,
+}
+
+impl Record {
+    /// The component's full purl, version included, as last judged.
+    pub fn purl(&self) -> Option<&str> {
+        self.subject.pointer("/component/purl").and_then(Value::as_str)
+    }
+}
+
+/// Why a violation is notified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Not notified before (or back after it was resolved, or after its waiver ended).
+    New,
+    /// Notified before; its details changed.
+    Updated,
+    /// Notified before; it is gone.
+    Resolved,
+    /// Notified before; its advisory was withdrawn.
+    Withdrawn,
+}
+
+impl Change {
+    /// The word used in titles and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Updated => "updated",
+            Change::Resolved => "resolved",
+            Change::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// One notification to make.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Notice {
+    /// The violation.
+    pub key: Key,
+    /// Why.
+    pub change: Change,
+    /// For an update: which details changed.
+    pub changed: Vec<&'static str>,
+    /// The details before (updates).
+    pub previous: Option<Details>,
+    /// The record after it (its revision numbers the notification).
+    pub record: Record,
+}
+
+/// A current violation as `scan list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Standing {
+    /// Will be notified as new.
+    New,
+    /// Will be notified as changed.
+    Updated,
+    /// Notified, unchanged.
+    Notified,
+    /// Under a waiver.
+    Waived,
+}
+
+/// What an evaluation would do: notices to send and records to write.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Notifications, in violation order, then the resolved ones.
+    pub notices: Vec<Notice>,
+    /// Records to write with them (waived violations' too).
+    pub writes: Vec<(Key, Record)>,
+    /// The current violations and where each stands.
+    pub current: Vec<(Violation, Standing)>,
+    /// Violations present, notified before, unchanged: not notified again.
+    pub quiet: u64,
+}
+
+/// The `scan_notified` table.
+#[derive(Clone, Debug)]
+pub struct Notified {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl Notified {
+    /// The table in `db` (created if missing); `path` names the file in errors.
+    pub fn new(db: Arc<Database>, path: PathBuf) -> Result<Notified, StoreError> {
+        {
+            let err = db_error(&path);
+            let txn = db.begin_write().map_err(|e| err(e.into()))?;
+            txn.open_table(NOTIFIED).map_err(|e| err(e.into()))?;
+            txn.commit().map_err(|e| err(e.into()))?;
+        }
+        Ok(Notified { db, path })
+    }
+
+    /// Every record of `app` at `stage`.
+    pub fn stage(&self, app: &str, stage: &str) -> Result<BTreeMap<Key, Record>, StoreError> {
+        let err = db_error(&self.path);
+        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
+        let t = txn.open_table(NOTIFIED).map_err(|e| err(e.into()))?;
+        let mut out = BTreeMap::new();
+        let lo = (app, stage, "", "", "");
+        for entry in t.range(lo..).map_err(|e| err(e.into()))? {
+            let (k, v) = entry.map_err(|e| err(e.into()))?;
+            let (a, s, p, purl, id) = k.value();
+            if a != app || s != stage {
+                break;
+            }
+            let r: Record = serde_json::from_slice(v.value()).map_err(|e| StoreError::Decode {
+                app: a.to_owned(),
+                stage: s.to_owned(),
+                detail: format!("notified {p} {purl} {id}: {e}"),
+            })?;
+            out.insert((a.into(), s.into(), p.into(), purl.into(), id.into()), r);
+        }
+        Ok(out)
+    }
+
+    /// Writes `writes` inside `txn` (the caller commits, with its outbox entries).
+    pub fn record(
+        txn: &redb::WriteTransaction,
+        writes: &[(Key, Record)],
+    ) -> Result<(), redb::Error> {
+        let mut t = txn.open_table(NOTIFIED)?;
+        for ((a, s, p, purl, id), r) in writes {
+            // A record is plain data: encoding cannot fail short of memory.
+            let bytes = serde_json::to_vec(r).unwrap_or_default();
+            t.insert(
+                (a.as_str(), s.as_str(), p.as_str(), purl.as_str(), id.as_str()),
+                bytes.as_slice(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes `writes` in a transaction of their own.
+    pub fn commit(&self, writes: &[(Key, Record)]) -> Result<(), StoreError> {
+        let err = db_error(&self.path);
+        let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
+        Notified::record(&txn, writes).map_err(&err)?;
+        txn.commit().map_err(|e| err(e.into()))?;
+        Ok(())
+    }
+}
+
+/// Compares one stage's `current` violations with its `records` and adds to `plan` what to
+/// notify and record. Only records of `policies` are judged (a policy left out of this
+/// evaluation, as unmonitored ones are on the schedule, keeps its records as they are).
+/// `withdrawn` says whether a vulnerability known by these ids was withdrawn.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_stage(
+    plan: &mut Plan,
+    records: &BTreeMap<Key, Record>,
+    current: Vec<Violation>,
+    policies: &BTreeSet<&str>,
+    waivers: &[Waiver],
+    withdrawn: &dyn Fn(&[String]) -> bool,
+    now: DateTime<Utc>,
+) {
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut present: BTreeSet<Key> = BTreeSet::new();
+    for v in current {
+        let key = key_of(&v);
+        present.insert(key.clone());
+        let before = records.get(&key);
+        let mut ids = v.aliases.clone();
+        ids.push(v.id.clone());
+        if !v.id.is_empty() && waivers.iter().any(|w| w.covers(&v.app, &ids, now)) {
+            let record = Record {
+                status: Status::Waived,
+                details: v.details.clone(),
+                subject: v.subject.clone(),
+                ..before.cloned().unwrap_or_else(|| blank(&v))
+            };
+            if before != Some(&record) {
+                plan.writes.push((key, record));
+            }
+            plan.current.push((v, Standing::Waived));
+            continue;
+        }
+        let (change, changed, previous) = match before {
+            Some(r) if r.status == Status::Open => {
+                let changed = v.details.changed_from(&r.details);
+                if changed.is_empty() {
+                    plan.quiet += 1;
+                    plan.current.push((v, Standing::Notified));
+                    continue;
+                }
+                (Change::Updated, changed, Some(r.details.clone()))
+            }
+            _ => (Change::New, Vec::new(), None),
+        };
+        let prior = before.cloned().unwrap_or_else(|| blank(&v));
+        let record = Record {
+            status: Status::Open,
+            details: v.details.clone(),
+            revision: prior.revision + 1,
+            first_notified: if prior.first_notified.is_empty() {
+                stamp.clone()
+            } else {
+                prior.first_notified
+            },
+            last_notified: stamp.clone(),
+            subject: v.subject.clone(),
+        };
+        plan.writes.push((key.clone(), record.clone()));
+        plan.notices.push(Notice { key, change, changed, previous, record });
+        let standing = if change == Change::New { Standing::New } else { Standing::Updated };
+        plan.current.push((v, standing));
+    }
+    for (key, r) in records {
+        if present.contains(key) || !policies.contains(key.2.as_str()) {
+            continue;
+        }
+        let ids = ids_of(&r.subject);
+        let gone = if withdrawn(&ids) { Status::Withdrawn } else { Status::Resolved };
+        match r.status {
+            Status::Open => {
+                let record = Record {
+                    status: gone,
+                    revision: r.revision + 1,
+                    last_notified: stamp.clone(),
+                    ..r.clone()
+                };
+                let change =
+                    if gone == Status::Withdrawn { Change::Withdrawn } else { Change::Resolved };
+                plan.writes.push((key.clone(), record.clone()));
+                plan.notices.push(Notice {
+                    key: key.clone(),
+                    change,
+                    changed: Vec::new(),
+                    previous: None,
+                    record,
+                });
+            }
+            // Gone while waived: nobody was told of it lately, so nobody is told it went.
+            Status::Waived => plan.writes.push((key.clone(), Record { status: gone, ..r.clone() })),
+            Status::Resolved | Status::Withdrawn => {}
+        }
+    }
+}
+
+/// A record never notified.
+fn blank(v: &Violation) -> Record {
+    Record {
+        status: Status::Waived,
+        details: v.details.clone(),
+        revision: 0,
+        first_notified: String::new(),
+        last_notified: String::new(),
+        subject: v.subject.clone(),
+    }
+}
+
+/// The vulnerability's ids in a policy's document.
+fn ids_of(subject: &Value) -> Vec<String> {
+    subject
+        .pointer("/finding/aliases")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn v(policy: &str, purl: &str, id: &str, sev: crate::parse::scan::Severity) -> Violation {
+        Violation {
+            policy: policy.into(),
+            app: "shop".into(),
+            stage: "build".into(),
+            purl: purl.into(),
+            id: id.into(),
+            aliases: vec![id.into()],
+            details: Details { severity: Some(sev), ..Details::default() },
+            subject: json!({"component": {"purl": purl}, "finding": {"aliases": [id]}}),
+        }
+    }
+
+    fn apply(records: &mut BTreeMap<Key, Record>, plan: &Plan) {
+        for (k, r) in &plan.writes {
+            records.insert(k.clone(), r.clone());
+        }
+    }
+
+    fn changes(plan: &Plan) -> Vec<(Change, &str)> {
+        plan.notices.iter().map(|n| (n.change, n.key.4.as_str())).collect()
+    }
+
+    #[test]
+    fn package_of_drops_the_version_only() {
+        assert_eq!(package_of("pkg:npm/a@1.0.0"), "pkg:npm/a");
+        assert_eq!(package_of("pkg:npm/%40s/a@1.0.0?x=y#p"), "pkg:npm/%40s/a");
+        assert_eq!(package_of("pkg:generic/a"), "pkg:generic/a");
+    }
+
+    #[test]
+    fn new_changed_gone_withdrawn_and_waived_each_notify_as_they_should() {
+        use crate::parse::scan::Severity::{High, Medium};
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().to_utc();
+        let policies: BTreeSet<&str> = ["p"].into();
+        let none = |_: &[String]| false;
+        let mut records = BTreeMap::new();
+        let cur =
+            || vec![v("p", "pkg:npm/a@1", "CVE-1", Medium), v("p", "pkg:npm/b@1", "CVE-2", High)];
+        let mut plan = Plan::default();
+        plan_stage(&mut plan, &records, cur(), &policies, &[], &none, now);
+        assert_eq!(changes(&plan), [(Change::New, "CVE-1"), (Change::New, "CVE-2")]);
+        apply(&mut records, &plan);
+
+        // The same, a package upgraded but still vulnerable: quiet.
+        let mut plan = Plan::default();
+        let mut same = cur();
+        same[0].purl = "pkg:npm/a@2".into();
+        plan_stage(&mut plan, &records, same, &policies, &[], &none, now);
+        assert_eq!((plan.notices.len(), plan.quiet), (0, 2));
+
+        // CVE-1 raised, CVE-2 gone (withdrawn), and a record of a policy not judged now.
+        records.insert(
+            (
+                "shop".into(),
+                "build".into(),
+                "unmonitored".into(),
+                "pkg:npm/c".into(),
+                "CVE-3".into(),
+            ),
+            Record { status: Status::Open, ..records.values().next().unwrap().clone() },
+        );
+        let mut plan = Plan::default();
+        let withdrawn = |ids: &[String]| ids.iter().any(|i| i == "CVE-2");
+        plan_stage(
+            &mut plan,
+            &records,
+            vec![v("p", "pkg:npm/a@1", "CVE-1", High)],
+            &policies,
+            &[],
+            &withdrawn,
+            now,
+        );
+        assert_eq!(changes(&plan), [(Change::Updated, "CVE-1"), (Change::Withdrawn, "CVE-2")]);
+        assert_eq!(plan.notices[0].changed, ["severity"]);
+        assert_eq!(plan.notices[0].record.revision, 2);
+        apply(&mut records, &plan);
+
+        // Waived, then gone while waived: recorded, never notified.
+        let waiver = Waiver {
+            app: "shop".into(),
+            vuln: "CVE-1".into(),
+            until: "2026-12-04T00:00:00Z".into(),
+            reason: "r".into(),
+            by: "b".into(),
+            created: "2026-12-03T00:00:00Z".into(),
+        };
+        let mut plan = Plan::default();
+        let cur = vec![v("p", "pkg:npm/a@1", "CVE-1", High)];
+        plan_stage(&mut plan, &records, cur, &policies, std::slice::from_ref(&waiver), &none, now);
+        assert!(plan.notices.is_empty());
+        assert_eq!(plan.current[0].1, Standing::Waived);
+        apply(&mut records, &plan);
+        let mut plan = Plan::default();
+        plan_stage(&mut plan, &records, vec![], &policies, &[waiver], &none, now);
+        assert!(plan.notices.is_empty(), "{:?}", plan.notices);
+        assert_eq!(plan.writes.len(), 1);
+        assert_eq!(plan.writes[0].1.status, Status::Resolved);
+        let untouched = records.keys().filter(|k| k.2 == "unmonitored").count();
+        assert_eq!(untouched, 1);
+        assert!(plan.writes.iter().all(|(k, _)| k.2 != "unmonitored"));
+    }
+}
