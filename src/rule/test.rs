@@ -5,6 +5,10 @@
 //! alerts with `expect`: the same number of alerts, in order, and in each every key the case
 //! names equal (`count`, `severity`, `title`, `first_seen`, `last_seen`, `fingerprint`, or a
 //! group field such as `source.ip`). `expect: []` is a case that must not alert.
+//!
+//! A policy's case reads a scan report instead (any format `scan ingest` reads), as the
+//! scan of application `test` at stage `build`, and expects the violations' alerts (group
+//! fields `component.purl`, `finding.id`, `app.name`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -76,20 +80,10 @@ fn run_case(rule: &Rule, case: &TestCase, services: &Services) -> Result<(), Str
 
 /// The alerts `rule` raises on the case's input.
 pub fn alerts_for(rule: &Rule, case: &TestCase, services: &Services) -> Result<Vec<Alert>, String> {
-    let (name, bytes) = match &case.input {
-        TestInput::Lines(lines) => {
-            let mut text = lines.join("\n");
-            text.push('\n');
-            ("<input>".to_owned(), text.into_bytes())
-        }
-        TestInput::File(path) => {
-            let dir = rule.file.parent().map(PathBuf::from).unwrap_or_default();
-            let full = dir.join(path);
-            let bytes =
-                std::fs::read(&full).map_err(|e| format!("input {}: {e}", full.display()))?;
-            (full.display().to_string(), bytes)
-        }
-    };
+    let (name, bytes) = input(rule, case)?;
+    if rule.kind == crate::rule::RuleKind::Policy {
+        return policy_alerts(rule, &name, &bytes);
+    }
     let format = match case.format.as_deref() {
         None => None,
         Some("syslog") => Some(Format::Syslog),
@@ -115,6 +109,51 @@ pub fn alerts_for(rule: &Rule, case: &TestCase, services: &Services) -> Result<V
     Ok(alerts)
 }
 
+/// A policy's alerts on a scan report (any format `scan ingest` reads) of application
+/// `test`, stage `build`, as the first evaluation would notify them.
+fn policy_alerts(rule: &Rule, name: &str, bytes: &[u8]) -> Result<Vec<Alert>, String> {
+    use crate::scan::monitor::{Plan, plan_stage};
+    let (format, report) = crate::parse::scan::read(std::path::Path::new(name), bytes)
+        .map_err(|e| e.to_string())?;
+    let scan = crate::scan::store::Scan {
+        app: "test".into(),
+        stage: "build".into(),
+        scanned_at: "2024-01-01T00:00:00Z".into(),
+        files: vec![name.to_owned()],
+        formats: vec![format],
+        report,
+    };
+    let app = crate::scan::app::Applications::default().get("test");
+    let found = crate::scan::violation::judge(&[rule], &app, &scan, &scan.report);
+    let at = chrono::DateTime::UNIX_EPOCH;
+    let mut plan = Plan::default();
+    let ids = [rule.id.as_str()].into();
+    plan_stage(&mut plan, &Default::default(), found, &ids, &[], &|_| false, at);
+    Ok(plan
+        .notices
+        .iter()
+        .flat_map(|n| crate::scan::notice::alerts(n, rule, &[], crate::event::Timestamp(0)))
+        .collect())
+}
+
+/// The case's input: its name and bytes.
+fn input(rule: &Rule, case: &TestCase) -> Result<(String, Vec<u8>), String> {
+    Ok(match &case.input {
+        TestInput::Lines(lines) => {
+            let mut text = lines.join("\n");
+            text.push('\n');
+            ("<input>".to_owned(), text.into_bytes())
+        }
+        TestInput::File(path) => {
+            let dir = rule.file.parent().map(PathBuf::from).unwrap_or_default();
+            let full = dir.join(path);
+            let bytes =
+                std::fs::read(&full).map_err(|e| format!("input {}: {e}", full.display()))?;
+            (full.display().to_string(), bytes)
+        }
+    })
+}
+
 /// The value of an expectation key in an alert, as JSON.
 fn actual(a: &Alert, key: &str) -> Option<Value> {
     let json = a.to_json();
@@ -123,6 +162,7 @@ fn actual(a: &Alert, key: &str) -> Option<Value> {
             json.get(key).cloned()
         }
         "rule.id" => Some(Value::String(a.rule_id.clone())),
+        "change" => a.detail.as_ref().and_then(|d| d.get("change")).cloned(),
         _ => a.group.iter().find(|(k, _)| k == key).map(|(_, v)| Value::String(v.clone())),
     }
 }
