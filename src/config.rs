@@ -862,6 +862,42 @@ delivery: {attempts: 3, base: 100ms}
     }
 
     #[test]
+    fn applications_and_the_scan_section_are_checked_with_their_lines() {
+        let c = load(
+            "applications:\n  - {name: shop, owners: [team-a], criticality: high, stage: release}\n\
+             scan: {watch: reports, advisories: /osv, schedule: daily 02:30, timezone: Europe/Berlin}\n",
+        )
+        .expect("loads");
+        let sc = &c.spec.scan.as_ref().unwrap().value;
+        assert_eq!(sc.watch.as_deref(), Some(Path::new("/etc/logwarden/reports")));
+        assert_eq!(sc.advisories.as_deref(), Some(Path::new("/osv")));
+        assert_eq!(c.spec.applications[0].value.owners, ["team-a"]);
+        assert!(c.spec.applications[0].value.monitor, "monitored unless said");
+        let e = errors(
+            "applications:\n  - {name: shop}\n  - {name: shop, monitor: false}\n\
+             scan:\n  schedule: \"61 * * * *\"\n  timezone: Mars/Olympus\n",
+        );
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "/etc/logwarden/logwarden.yml:3: `applications[1].name`: `shop` is listed twice"
+            ),
+            "{}",
+            e[0]
+        );
+        assert!(e[1].contains("`scan.timezone`: `Mars/Olympus`"), "{}", e[1]);
+        assert!(
+            e[2].contains("`scan.schedule`: re-evaluation needs `scan.advisories`"),
+            "{}",
+            e[2]
+        );
+        let e = errors("scan: {advisories: /osv, schedule: \"61 * * * *\"}\n");
+        assert!(e[0].contains("`scan.schedule`") && e[0].contains("61 * * * *"), "{e:?}");
+        let e = errors("applications:\n  - {name: shop, owner: team-a}\n");
+        assert!(e[0].contains(":2:") && e[0].contains("owner"), "{e:?}");
+    }
+
+    #[test]
     fn relative_paths_are_beside_the_config() {
         let c =
             load("state: state/lw.redb\nrules: ../rules\ngeoip: /geo/City.mmdb\n").expect("loads");

@@ -11,6 +11,7 @@ pub mod detect;
 pub mod forward;
 pub mod metrics;
 pub mod parse;
+pub mod scan;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -207,6 +208,10 @@ pub fn run(
         .map(|n| (n.clone(), Arc::new(SourceCounters::default())))
         .collect();
     let metrics = Arc::new(Metrics::new(counters.clone(), Arc::clone(&outbox)));
+    let policies: Vec<Rule> =
+        rules.iter().filter(|r| r.kind == crate::rule::RuleKind::Policy).cloned().collect();
+    let rules: Vec<Rule> =
+        rules.into_iter().filter(|r| r.kind == crate::rule::RuleKind::Rule).collect();
     let engine =
         (!rules.is_empty()).then(|| Engine::new(Arc::new(RuleSet::new(rules)), &services, false));
     let (rules_tx, rules_rx) = watch::channel(engine.as_ref().map(|e| Arc::clone(e.set())));
@@ -405,7 +410,7 @@ pub fn run(
                 .map_err(|source| DaemonError::Output { source })?,
         );
     }
-    let mut router = Router::new(router_config);
+    let mut router = Router::new(router_config.clone());
     // The state committed with the file positions: the lines after them are read again,
     // into this state, as if the daemon had never stopped (DESIGN §6).
     let mut engine = engine;
@@ -491,6 +496,57 @@ pub fn run(
     }
     .map_err(DaemonError::Runtime)?;
 
+    // Scans: their own thread and router, notifying into the same outbox.
+    let scan = match (&config.spec.scan, config.spec.mode) {
+        (Some(sc), crate::config::Mode::Detect) => {
+            let sc = &sc.value;
+            let tz =
+                sc.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::Tz::UTC);
+            let dispatcher = Dispatcher::new(
+                Router::new(router_config.clone()),
+                Arc::clone(&outbox),
+                Arc::new(SystemClock),
+                None,
+            )
+            .deferred();
+            let path = config.state.clone();
+            let scan_loop = self::scan::ScanLoop {
+                store: crate::scan::store::ScanStore::new(Arc::clone(&db), path.clone())
+                    .map_err(|e| DaemonError::Runtime(std::io::Error::other(e.to_string())))?,
+                notified: crate::scan::monitor::Notified::new(Arc::clone(&db), path.clone())
+                    .map_err(|e| DaemonError::Runtime(std::io::Error::other(e.to_string())))?,
+                waivers: crate::scan::waiver::WaiverStore::new(Arc::clone(&db), path)
+                    .map_err(|e| DaemonError::Runtime(std::io::Error::other(e.to_string())))?,
+                policies,
+                apps: crate::scan::app::Applications::new(
+                    config.spec.applications.iter().map(|a| a.value.clone()),
+                ),
+                watch: sc.watch.clone(),
+                poll: sc
+                    .poll
+                    .as_deref()
+                    .and_then(|p| crate::rule::duration::parse(p).ok())
+                    .map_or(Duration::from_secs(10), |s| {
+                        Duration::from_nanos(s.nanos().max(0) as u64)
+                    }),
+                advisories: sc.advisories.clone(),
+                schedule: sc
+                    .schedule
+                    .as_deref()
+                    .and_then(|t| crate::scan::schedule::Schedule::parse(t, tz).ok()),
+                dispatcher,
+            };
+            // Bounded: an evaluation asked for while one waits is refused, not queued.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<self::scan::ScanCmd>(1);
+            let thread = std::thread::Builder::new()
+                .name("scan".into())
+                .spawn(move || scan_loop.run(rx))
+                .map_err(DaemonError::Runtime)?;
+            Some((tx, thread))
+        }
+        _ => None,
+    };
+
     // Delivery.
     let (stop_delivery, delivery_stopped) = watch::channel(false);
     let delivery = runtime.spawn(deliver(
@@ -514,6 +570,7 @@ pub fn run(
                 control,
                 silences.clone(),
                 configured,
+                scan.as_ref().map(|(tx, _)| tx.clone()),
             );
             Some(runtime.spawn(async move {
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -539,6 +596,13 @@ pub fn run(
     runtime.block_on(async { while source_tasks.join_next().await.is_some() {} });
     if detection.join().is_err() {
         eprintln!("logwarden: the detection thread panicked");
+    }
+    if let Some((stop, thread)) = scan {
+        // An evaluation in progress finishes and commits first.
+        let _ = stop.send(self::scan::ScanCmd::Stop);
+        if thread.join().is_err() {
+            eprintln!("logwarden: the scan thread panicked");
+        }
     }
     let left = runtime.block_on(outbox.wait_drained(&sink_names, DRAIN)).unwrap_or(0);
     stop_forward.send_replace(true);

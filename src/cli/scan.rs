@@ -17,7 +17,6 @@ use crate::scan::advisory::Advisories;
 use crate::scan::app::Applications;
 use crate::scan::evaluate::{Inputs, Scope, evaluate, plan};
 use crate::scan::monitor::{Notified, Plan, Standing};
-use crate::scan::notice::alerts;
 use crate::scan::store::{Scan, ScanStore};
 use crate::scan::waiver::{Waiver, WaiverStore, parse_until};
 
@@ -236,18 +235,7 @@ impl Judge {
         let (dispatcher, delivery) =
             super::deliver::start_with(config, &self.policies, None, outbox)?;
         let mut dispatcher = dispatcher.deferred();
-        let at =
-            crate::event::Timestamp::from_chrono(&now).unwrap_or_else(crate::event::Timestamp::now);
-        for n in &plan.notices {
-            let Some(policy) = self.policies.iter().find(|p| p.id == n.key.2) else { continue };
-            let owners = self.apps.get(&n.key.0).owners;
-            for a in alerts(n, policy, &owners, at) {
-                dispatcher.route(Arc::new(a))?;
-            }
-        }
-        dispatcher.finish(at)?;
-        let writes = plan.writes.clone();
-        dispatcher.commit_with(|txn| Notified::record(txn, &writes))?;
+        crate::scan::dispatch::notify(plan, &self.policies, &self.apps, &mut dispatcher, now)?;
         let summary = delivery.finish(dispatcher, wait)?;
         eprintln!("{summary}");
         Ok(summary.complete())

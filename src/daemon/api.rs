@@ -29,6 +29,8 @@ struct Api {
     silences: SilenceStore,
     /// Silences from the config, shown beside the stored ones (read-only here).
     configured: Arc<Vec<Value>>,
+    /// The scan thread, when the config has `scan:`.
+    scan: Option<std::sync::mpsc::SyncSender<super::scan::ScanCmd>>,
 }
 
 /// The router for `api.listen`.
@@ -38,6 +40,7 @@ pub fn router(
     control: mpsc::WeakSender<Msg>,
     silences: SilenceStore,
     configured: Vec<Value>,
+    scan: Option<std::sync::mpsc::SyncSender<super::scan::ScanCmd>>,
 ) -> Router {
     let api = Api {
         metrics,
@@ -45,6 +48,7 @@ pub fn router(
         control,
         silences,
         configured: Arc::new(configured),
+        scan,
     };
     let guarded = Router::new()
         .route("/metrics", get(metrics_text))
@@ -52,6 +56,7 @@ pub fn router(
         .route("/api/silences", get(list_silences).post(add_silence))
         .route("/api/silences/{id}", delete(remove_silence))
         .route("/api/reload", post(reload))
+        .route("/api/scan/evaluate", post(scan_evaluate))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), bearer));
     Router::new().route("/healthz", get(|| async { "ok\n" })).merge(guarded).with_state(api)
 }
@@ -164,6 +169,32 @@ async fn reload(State(api): State<Api>) -> Response {
             Json(json!({ "reloaded": false, "errors": why.lines().collect::<Vec<_>>() })),
         )
             .into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+    }
+}
+
+/// `POST /api/scan/evaluate`: re-evaluate monitored applications now, as the schedule does;
+/// answers when it is done, with what it notified.
+async fn scan_evaluate(State(api): State<Api>) -> Response {
+    let Some(tx) = &api.scan else {
+        return error(StatusCode::NOT_FOUND, "no `scan:` section in the config");
+    };
+    let (done, wait) = oneshot::channel();
+    match tx.try_send(super::scan::ScanCmd::Evaluate(done)) {
+        Ok(()) => {}
+        Err(std::sync::mpsc::TrySendError::Full(_)) => {
+            return error(StatusCode::TOO_MANY_REQUESTS, "an evaluation is already queued");
+        }
+        Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+        }
+    }
+    match wait.await {
+        Ok(Ok(what)) => Json(json!({ "evaluated": true, "message": what })).into_response(),
+        Ok(Err(why)) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "evaluated": false, "error": why })))
+                .into_response()
+        }
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
     }
 }

@@ -113,8 +113,8 @@ pub fn alerts_for(rule: &Rule, case: &TestCase, services: &Services) -> Result<V
 /// `test`, stage `build`, as the first evaluation would notify them.
 fn policy_alerts(rule: &Rule, name: &str, bytes: &[u8]) -> Result<Vec<Alert>, String> {
     use crate::scan::monitor::{Plan, plan_stage};
-    let (format, report) = crate::parse::scan::read(std::path::Path::new(name), bytes)
-        .map_err(|e| e.to_string())?;
+    let (format, report) =
+        crate::parse::scan::read(std::path::Path::new(name), bytes).map_err(|e| e.to_string())?;
     let scan = crate::scan::store::Scan {
         app: "test".into(),
         stage: "build".into(),

@@ -4,6 +4,7 @@
 
 pub mod advisory;
 pub mod app;
+pub mod dispatch;
 pub mod evaluate;
 pub mod monitor;
 pub mod notice;

@@ -1029,3 +1029,102 @@ routes:
 fn events_total(log: &Path) -> u64 {
     std::fs::read(log).unwrap().iter().filter(|&&c| c == b'\n').count() as u64
 }
+
+/// The alerts of the notifications a file sink wrote: (change, finding id).
+fn scan_alerts(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out: Vec<(String, String)> = text
+        .lines()
+        .flat_map(|l| {
+            let n: serde_json::Value = serde_json::from_str(l).unwrap();
+            n["alerts"].as_array().unwrap().clone()
+        })
+        .map(|a| {
+            (
+                a["detail"]["change"].as_str().unwrap().to_owned(),
+                a["group"]["finding.id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn the_daemon_ingests_dropped_reports_and_re_evaluates_on_demand() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    std::fs::create_dir_all(d.join("rules")).unwrap();
+    std::fs::create_dir_all(d.join("reports")).unwrap();
+    std::fs::create_dir_all(d.join("osv")).unwrap();
+    std::fs::write(
+        d.join("rules/vulnerable.yml"),
+        "id: vulnerable-package\ntitle: Vulnerable package\nkind: policy\nseverity: high\n\
+         detection:\n  any:\n    finding.id|exists: true\n  condition: any\n",
+    )
+    .unwrap();
+    let config = d.join("logwarden.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "state: state.redb\nrules: rules\n\
+             api: {{listen: \"127.0.0.1:{port}\", token: t0k}}\n\
+             applications:\n  - {{name: base, owners: [team-a]}}\n\
+             sinks:\n  a: {{type: file, path: a.jsonl}}\n\
+             routes:\n  - {{match: {{labels: {{app.owner: team-a}}}}, sinks: [a], group_wait: 0s}}\n\
+             scan: {{watch: reports, advisories: osv, schedule: \"0 3 * * *\", poll: 100ms}}\n"
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config, d);
+    let sink = d.join("a.jsonl");
+
+    // A report dropped in (written aside, renamed in): ingested and its four findings notified.
+    std::fs::create_dir_all(d.join("reports/base")).unwrap();
+    let trivy = crate::corpus::path("scanners/trivy/alpine-310.json.golden.json");
+    std::fs::copy(&trivy, d.join("reports/base/.trivy.json")).unwrap();
+    std::fs::rename(d.join("reports/base/.trivy.json"), d.join("reports/base/trivy.json")).unwrap();
+    eventually("the dropped report's violations notified", &daemon, async || {
+        scan_alerts(&sink).len() == 4
+    })
+    .await;
+    assert!(scan_alerts(&sink).iter().all(|(c, _)| c == "new"));
+    assert!(!d.join("reports/base/trivy.json").exists());
+    let ingested = std::fs::read_dir(d.join("reports/.ingested/base/build")).unwrap().count();
+    assert_eq!(ingested, 1);
+
+    // A new advisory, re-evaluated on demand: exactly one more; again: none.
+    let record = serde_json::json!({
+        "id": "ALPINE-CVE-2099-0001", "aliases": ["CVE-2099-0001"],
+        "affected": [{"package": {"ecosystem": "Alpine:v3.10", "name": "libssl1.1"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1.1d-r3"}]}]}]
+    });
+    std::fs::write(d.join("osv/a.json"), record.to_string()).unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/scan/evaluate");
+    let (status, body) = post(&url, "t0k", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("1 notices"), "{body}");
+    eventually("the advisory's violation notified", &daemon, async || {
+        scan_alerts(&sink).len() == 5
+    })
+    .await;
+    assert!(scan_alerts(&sink).contains(&("new".into(), "CVE-2099-0001".into())));
+    let (status, body) = post(&url, "t0k", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("0 notices (0 alerts routed), 5 already notified"), "{body}");
+
+    // A report that does not read: set aside with why, nothing else changes.
+    std::fs::create_dir_all(d.join("reports/base/release")).unwrap();
+    std::fs::write(d.join("reports/base/release/bad.json"), r#"{"matches": 5}"#).unwrap();
+    let failed = d.join("reports/.failed/base/release");
+    eventually("the bad report set aside", &daemon, async || {
+        std::fs::read_dir(&failed).is_ok_and(|mut r| {
+            r.any(|e| e.unwrap().file_name().to_string_lossy().ends_with("-bad.error"))
+        })
+    })
+    .await;
+
+    assert!(daemon.terminate(Duration::from_secs(10)).success(), "{}", daemon.stderr());
+    assert_eq!(scan_alerts(&sink).len(), 5);
+}

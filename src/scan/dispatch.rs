@@ -1,0 +1,42 @@
+//! Notifying an evaluation: its notices become alerts (one per owner) that go through the
+//! router into the outbox, and the monitor's records are written in the same transaction as
+//! the outbox entries, so a violation is recorded as notified exactly when its notification
+//! is queued.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::app::Applications;
+use super::monitor::{Notified, Plan};
+use super::notice::alerts;
+use crate::event::Timestamp;
+use crate::route::dispatch::Dispatcher;
+use crate::rule::Rule;
+use crate::sink::outbox::OutboxError;
+
+/// Routes `plan`'s notices with `dispatcher` (deferred: it holds what it makes until the
+/// commit) and commits them with the plan's records; returns the alerts routed.
+pub fn notify(
+    plan: &Plan,
+    policies: &[Rule],
+    apps: &Applications,
+    dispatcher: &mut Dispatcher,
+    now: DateTime<Utc>,
+) -> Result<usize, OutboxError> {
+    let at = Timestamp::from_chrono(&now).unwrap_or_else(Timestamp::now);
+    let mut routed = 0;
+    for n in &plan.notices {
+        // A record is judged only by a loaded policy, so its policy is here.
+        let Some(policy) = policies.iter().find(|p| p.id == n.key.2) else { continue };
+        let owners = apps.get(&n.key.0).owners;
+        for a in alerts(n, policy, &owners, at) {
+            dispatcher.route(Arc::new(a))?;
+            routed += 1;
+        }
+    }
+    // Scan notices do not wait for company: each evaluation's go out together, now.
+    dispatcher.finish(at)?;
+    dispatcher.commit_with(|txn| Notified::record(txn, &plan.writes))?;
+    Ok(routed)
+}
