@@ -263,3 +263,37 @@ fn a_waiver_keeps_a_violation_quiet_until_it_ends() {
     let waived = s.run(&["scan", "list", "--waived", "--now", "2026-12-04T01:00:00Z"]);
     assert!(waived.stdout.contains("\texpired\t"), "{}", waived.stdout);
 }
+
+#[test]
+fn the_shipped_scan_example_does_what_its_header_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.redb").display().to_string();
+    let vars = [("LOGWARDEN_STATE", state.as_str())];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = root.join("examples/scan.yml").display().to_string();
+    let report = root.join("examples/scan/shop-trivy.json").display().to_string();
+    let run = crate::cli::logwarden_env(
+        ["scan", "ingest", "--app", "shop", "-c", &config, &report],
+        &vars,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let notices: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("new\t")).collect();
+    assert_eq!(notices.len(), 4, "{}", run.stdout);
+    let sent: Vec<Value> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sent.len(), 4);
+    assert!(sent.iter().all(|n| n["route"] == "payments"), "{sent:?}");
+    assert!(
+        sent.iter()
+            .any(|n| n["title"] == "Upgrade node-forge in shop: CVE-2022-24771 fixed in 1.3.0"),
+        "the example advisory's violation: {sent:?}"
+    );
+    let run = crate::cli::logwarden_env(["scan", "evaluate", "-c", &config], &vars);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("0 to notify, 4 already notified"), "{}", run.stderr);
+}
