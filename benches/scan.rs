@@ -9,10 +9,15 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use logwarden::parse::scan::{Component, Report};
 use logwarden::scan::advisory::Advisories;
-use logwarden::scan::evaluate::evaluate;
+use logwarden::scan::app::Applications;
+use logwarden::scan::evaluate::{Inputs, Scope, evaluate, plan};
+use logwarden::scan::monitor::Notified;
 use logwarden::scan::store::Scan;
 
-const APPS: usize = 1_000;
+/// `SCAN_BENCH_APPS` overrides, for a quick look at a fraction of the load.
+fn apps() -> usize {
+    std::env::var("SCAN_BENCH_APPS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000)
+}
 const COMPONENTS: usize = 500;
 const ADVISORIES: usize = 50_000;
 const PACKAGES: usize = 20_000;
@@ -41,7 +46,7 @@ fn advisories() -> Advisories {
 }
 
 fn scans() -> Vec<Scan> {
-    (0..APPS)
+    (0..apps())
         .map(|a| Scan {
             app: format!("app-{a}"),
             stage: "build".into(),
@@ -82,8 +87,41 @@ fn bench(c: &mut Criterion) {
     g.bench_function("evaluate_1000_apps_x_500_against_50k", |b| {
         b.iter(|| scans.iter().map(|s| evaluate(s, &db).findings.len()).sum::<usize>())
     });
+    // The daily run as the daemon does it: re-evaluation, a policy judging every finding, and
+    // the comparison with what was notified (all of it, unchanged: nothing to send).
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("state.redb");
+    let db_file = logwarden::state::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    let notified = Notified::new(db_file, path.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let policies =
+        logwarden::rule::load::load_str(POLICY, "bench.yml").unwrap_or_else(|e| panic!("{e:?}"));
+    let apps = Applications::default();
+    let inputs = Inputs { policies: &policies, apps: &apps, advisories: Some(&db), waivers: &[] };
+    let now = chrono::Utc::now();
+    let run = || plan(&scans, &notified, inputs, Scope::Monitored, now);
+    let t = std::time::Instant::now();
+    let first = run().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("first evaluation: {} notices in {:?}", first.notices.len(), t.elapsed());
+    let t = std::time::Instant::now();
+    notified.commit(&first.writes).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("recorded in {:?}", t.elapsed());
+    drop(first);
+    let t = std::time::Instant::now();
+    let again = run().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("again: {} notices, {} quiet in {:?}", again.notices.len(), again.quiet, t.elapsed());
+    drop(again);
+    g.bench_function("monitor_1000_apps_x_500_against_50k_all_notified", |b| {
+        b.iter(|| {
+            let p = run().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p.notices.len(), 0);
+            p.quiet
+        })
+    });
     g.finish();
 }
+
+const POLICY: &str = "id: high\ntitle: High or critical\nkind: policy\nseverity: high\n\
+detection:\n  bad:\n    finding.severity: [high, critical]\n  condition: bad\n";
 
 criterion_group!(benches, bench);
 criterion_main!(benches);

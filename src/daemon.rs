@@ -535,6 +535,7 @@ pub fn run(
                     .as_deref()
                     .and_then(|t| crate::scan::schedule::Schedule::parse(t, tz).ok()),
                 dispatcher,
+                metrics: Arc::clone(&metrics),
             };
             // Bounded: an evaluation asked for while one waits is refused, not queued.
             let (tx, rx) = std::sync::mpsc::sync_channel::<self::scan::ScanCmd>(1);

@@ -180,6 +180,12 @@ impl Original {
         Original(Arc::new(OriginalInner { text, parsed: OnceLock::new() }))
     }
 
+    /// Wraps a document built in memory with its JSON text, so the first field access does
+    /// not parse the text back.
+    pub fn with_value(text: Box<str>, value: serde_json::Value) -> Self {
+        Original(Arc::new(OriginalInner { text, parsed: OnceLock::from(value) }))
+    }
+
     /// The JSON text.
     pub fn raw(&self) -> &str {
         &self.0.text

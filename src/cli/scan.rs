@@ -375,7 +375,7 @@ fn print_notices(plan: &Plan, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for n in &plan.notices {
         let (app, stage, policy, package, id) = &n.key;
-        let purl = n.record.purl().unwrap_or(package);
+        let purl = if n.record.purl.is_empty() { package } else { &n.record.purl };
         if json {
             let line = serde_json::json!({
                 "change": n.change,

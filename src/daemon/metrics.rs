@@ -59,6 +59,23 @@ pub struct Metrics {
     pub recent: Mutex<std::collections::VecDeque<serde_json::Value>>,
     /// The forwarder, in forward mode.
     pub forwarder: std::sync::OnceLock<Arc<crate::forward::Forwarder>>,
+    /// The scan thread's counters.
+    pub scan: ScanMetrics,
+}
+
+/// What the scan thread did.
+#[derive(Debug, Default)]
+pub struct ScanMetrics {
+    /// Reports ingested from the watched directory.
+    pub reports_ingested: AtomicU64,
+    /// Reports set aside because they did not read.
+    pub reports_failed: AtomicU64,
+    /// Evaluations run (ingests, the schedule, on demand).
+    pub evaluations: AtomicU64,
+    /// Evaluations that failed.
+    pub evaluation_failures: AtomicU64,
+    /// Notices made (new, updated, resolved, withdrawn).
+    pub notices: AtomicU64,
 }
 
 /// Alerts `/api/alerts` can show.
@@ -89,6 +106,7 @@ impl Metrics {
             outbox,
             recent: Mutex::default(),
             forwarder: std::sync::OnceLock::new(),
+            scan: ScanMetrics::default(),
         }
     }
 
@@ -223,6 +241,33 @@ impl Metrics {
                     sample(&mut o, name, &[("rule", id)], get(s));
                 }
             }
+        }
+        let scan: [(&str, &str, &AtomicU64); 5] = [
+            (
+                "logwarden_scan_reports_ingested_total",
+                "Scan reports ingested from the watched directory.",
+                &self.scan.reports_ingested,
+            ),
+            (
+                "logwarden_scan_reports_failed_total",
+                "Scan reports set aside because they did not read.",
+                &self.scan.reports_failed,
+            ),
+            ("logwarden_scan_evaluations_total", "Scan evaluations run.", &self.scan.evaluations),
+            (
+                "logwarden_scan_evaluation_failures_total",
+                "Scan evaluations that failed.",
+                &self.scan.evaluation_failures,
+            ),
+            (
+                "logwarden_scan_notices_total",
+                "Scan violations notified (new, updated, resolved, withdrawn).",
+                &self.scan.notices,
+            ),
+        ];
+        for (name, help, v) in scan {
+            family(&mut o, name, "counter", help);
+            sample(&mut o, name, &[], v.load(Ordering::Relaxed));
         }
         family(
             &mut o,

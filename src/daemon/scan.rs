@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, SystemTime};
 
@@ -53,6 +54,8 @@ pub struct ScanLoop {
     pub schedule: Option<Schedule>,
     /// A deferred dispatcher on the daemon's outbox.
     pub dispatcher: Dispatcher,
+    /// Where the counts go.
+    pub metrics: std::sync::Arc<super::metrics::Metrics>,
 }
 
 /// What the scan thread is told.
@@ -120,6 +123,7 @@ impl ScanLoop {
         for ((app, stage), files) in arrivals {
             match self.store.ingest(&app, &stage, &files, now) {
                 Ok(scan) => {
+                    self.metrics.scan.reports_ingested.fetch_add(files.len() as u64, Relaxed);
                     eprintln!(
                         "logwarden: scan: {app} {stage}: {} findings in {} components from {} reports",
                         scan.report.findings.len(),
@@ -130,6 +134,7 @@ impl ScanLoop {
                     let _ = self.judge(Scope::Stage { app: &app, stage: &stage }, None, now);
                 }
                 Err(e) => {
+                    self.metrics.scan.reports_failed.fetch_add(files.len() as u64, Relaxed);
                     eprintln!("logwarden: scan: {app} {stage}: not ingested: {e}");
                     set_aside(&dir, ".failed", &app, &stage, &files, Some(&e.to_string()));
                 }
@@ -177,6 +182,11 @@ impl ScanLoop {
             )?;
             Ok((p.notices.len(), p.quiet, routed))
         })();
+        self.metrics.scan.evaluations.fetch_add(1, Relaxed);
+        match &result {
+            Ok((notices, ..)) => self.metrics.scan.notices.fetch_add(*notices as u64, Relaxed),
+            Err(_) => self.metrics.scan.evaluation_failures.fetch_add(1, Relaxed),
+        };
         let said = match result {
             Ok((notices, quiet, routed)) => {
                 Ok(format!("{notices} notices ({routed} alerts routed), {quiet} already notified"))

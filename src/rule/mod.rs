@@ -189,6 +189,11 @@ impl Rule {
         Some(hits.into_iter().filter_map(|i| self.names.get(i).cloned()).collect())
     }
 
+    /// Whether a selection matches keywords anywhere in the event.
+    pub fn reads_keywords(&self) -> bool {
+        self.selections.iter().any(|s| matches!(s, Selection::Keywords(_)))
+    }
+
     /// Every field a selection names (keyword selections name none).
     pub fn fields(&self) -> Vec<&crate::event::Field> {
         let mut out = Vec::new();

@@ -128,7 +128,12 @@ fn policy_alerts(rule: &Rule, name: &str, bytes: &[u8]) -> Result<Vec<Alert>, St
     let at = chrono::DateTime::UNIX_EPOCH;
     let mut plan = Plan::default();
     let ids = [rule.id.as_str()].into();
-    plan_stage(&mut plan, &Default::default(), found, &ids, &[], &|_| false, at);
+    let look = crate::scan::monitor::Lookups {
+        withdrawn: &|_| false,
+        document: &|v| crate::scan::violation::document(&app, &scan, &scan.report, v),
+        subject: &|_| None,
+    };
+    plan_stage(&mut plan, &Default::default(), found, &ids, &[], &look, at);
     Ok(plan
         .notices
         .iter()

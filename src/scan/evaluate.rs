@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::advisory::Advisories;
 use super::app::Applications;
-use super::monitor::{Notified, Plan, plan_stage};
+use super::monitor::{Lookups, Notified, Plan, plan_stage};
 use super::store::{Scan, StoreError};
-use super::violation::judge;
+use super::violation::{document, judge};
 use super::waiver::Waiver;
 use crate::parse::scan::{Report, merge};
 use crate::rule::{Rule, RuleKind};
@@ -45,7 +45,12 @@ pub struct Inputs<'a> {
     pub waivers: &'a [Waiver],
 }
 
+/// Scans per worker below which an evaluation stays on one thread.
+const PER_WORKER: usize = 16;
+
 /// What `scans` violate now and what of it to notify, judged against `notified` at `now`.
+/// Scans are judged on up to `available_parallelism` threads (each scan on its own; the
+/// plan keeps scan order), since the daily run of a thousand applications is CPU-bound.
 pub fn plan(
     scans: &[Scan],
     notified: &Notified,
@@ -53,30 +58,76 @@ pub fn plan(
     scope: Scope<'_>,
     now: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
-    let mut plan = Plan::default();
     let all: Vec<&Rule> = inputs.policies.iter().filter(|r| r.kind == RuleKind::Policy).collect();
     let monitored: Vec<&Rule> = all.iter().copied().filter(|r| r.monitor).collect();
-    let withdrawn = |ids: &[String]| inputs.advisories.is_some_and(|db| db.withdrawn(ids));
-    for scan in scans {
-        let policies = match scope {
-            Scope::Everything => &all,
-            Scope::Monitored if inputs.apps.monitors(&scan.app, &scan.stage) => &monitored,
-            Scope::Monitored => continue,
-            Scope::Stage { app, stage } if scan.app == app && scan.stage == stage => &all,
-            Scope::Stage { .. } => continue,
-        };
-        let mut report = match inputs.advisories {
-            Some(db) => evaluate(scan, db),
-            None => scan.report.clone(),
-        };
-        report.findings.retain(|f| !withdrawn(&f.aliases));
-        let app = inputs.apps.get(&scan.app);
-        let current = judge(policies, &app, scan, &report);
-        let records = notified.stage(&scan.app, &scan.stage)?;
-        let ids: BTreeSet<&str> = policies.iter().map(|p| p.id.as_str()).collect();
-        plan_stage(&mut plan, &records, current, &ids, inputs.waivers, &withdrawn, now);
+    let ctx = Ctx { notified, inputs, scope, now, all: &all, monitored: &monitored };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(scans.len() / PER_WORKER)
+        .max(1);
+    if workers == 1 {
+        return ctx.run(scans);
+    }
+    let chunk = scans.len().div_ceil(workers);
+    let parts: Vec<Result<Plan, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = scans.chunks(chunk).map(|part| s.spawn(|| ctx.run(part))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut plan = Plan::default();
+    for part in parts {
+        let part = part?;
+        plan.notices.extend(part.notices);
+        plan.writes.extend(part.writes);
+        plan.current.extend(part.current);
+        plan.quiet += part.quiet;
     }
     Ok(plan)
+}
+
+/// What every scan of one evaluation is judged with.
+struct Ctx<'a> {
+    notified: &'a Notified,
+    inputs: Inputs<'a>,
+    scope: Scope<'a>,
+    now: DateTime<Utc>,
+    all: &'a [&'a Rule],
+    monitored: &'a [&'a Rule],
+}
+
+impl Ctx<'_> {
+    fn run(&self, scans: &[Scan]) -> Result<Plan, StoreError> {
+        let Ctx { notified, inputs, scope, now, .. } = *self;
+        let mut plan = Plan::default();
+        let withdrawn = |ids: &[String]| inputs.advisories.is_some_and(|db| db.withdrawn(ids));
+        for scan in scans {
+            let policies = match scope {
+                Scope::Everything => self.all,
+                Scope::Monitored if inputs.apps.monitors(&scan.app, &scan.stage) => self.monitored,
+                Scope::Monitored => continue,
+                Scope::Stage { app, stage } if scan.app == app && scan.stage == stage => self.all,
+                Scope::Stage { .. } => continue,
+            };
+            let mut report = match inputs.advisories {
+                Some(db) => evaluate(scan, db),
+                None => scan.report.clone(),
+            };
+            report.findings.retain(|f| !withdrawn(&f.aliases));
+            let app = inputs.apps.get(&scan.app);
+            let current = judge(policies, &app, scan, &report);
+            let records = notified.stage(&scan.app, &scan.stage)?;
+            let ids: BTreeSet<&str> = policies.iter().map(|p| p.id.as_str()).collect();
+            let look = Lookups {
+                withdrawn: &withdrawn,
+                document: &|v| document(&app, scan, &report, v),
+                subject: &|k| notified.subject(k).ok().flatten(),
+            };
+            plan_stage(&mut plan, &records, current, &ids, inputs.waivers, &look, now);
+        }
+        Ok(plan)
+    }
 }
 
 /// The findings `scan` has now: its stored findings, and what `db` says of every component of

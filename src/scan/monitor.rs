@@ -13,16 +13,20 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::store::StoreError;
 use super::violation::{Details, Violation};
 use super::waiver::Waiver;
 use crate::state::db_error;
 
-/// (application, stage, policy, purl, vulnerability id) -> [`Record`] as JSON.
+/// (application, stage, policy, package, vulnerability id) -> [`Record`] as JSON.
 const NOTIFIED: TableDefinition<(&str, &str, &str, &str, &str), &[u8]> =
     TableDefinition::new("scan_notified");
+/// The same key -> the document the policy judged last, as JSON text. Apart from the records
+/// so that the daily comparison reads a few small fields per violation, not whole documents;
+/// only a resolved notice reads it back.
+const SUBJECTS: TableDefinition<(&str, &str, &str, &str, &str), &[u8]> =
+    TableDefinition::new("scan_notified_subject");
 
 /// A violation's key: application, stage, policy, package (the purl without its version),
 /// vulnerability id ("" for a component policy). An upgrade that leaves the package
@@ -72,15 +76,11 @@ pub struct Record {
     pub first_notified: String,
     /// When it was last notified, RFC 3339.
     pub last_notified: String,
-    /// The document the policy judged last (resolved notices are built from it).
-    pub subject: Value,
-}
-
-impl Record {
-    /// The component's full purl, version included, as last judged.
-    pub fn purl(&self) -> Option<&str> {
-        self.subject.pointer("/component/purl").and_then(Value::as_str)
-    }
+    /// The component's purl, version included, as last judged.
+    pub purl: String,
+    /// The vulnerability's ids (to tell a withdrawn advisory once the finding is gone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// Why a violation is notified.
@@ -122,6 +122,8 @@ pub struct Notice {
     pub previous: Option<Details>,
     /// The record after it (its revision numbers the notification).
     pub record: Record,
+    /// The document the policy judged (JSON text).
+    pub subject: Arc<str>,
 }
 
 /// A current violation as `scan list` shows it.
@@ -143,8 +145,9 @@ pub enum Standing {
 pub struct Plan {
     /// Notifications, in violation order, then the resolved ones.
     pub notices: Vec<Notice>,
-    /// Records to write with them (waived violations' too).
-    pub writes: Vec<(Key, Record)>,
+    /// Records to write with them (waived violations' too), with the judged document when
+    /// it is new.
+    pub writes: Vec<(Key, Record, Option<Arc<str>>)>,
     /// The current violations and where each stands.
     pub current: Vec<(Violation, Standing)>,
     /// Violations present, notified before, unchanged: not notified again.
@@ -165,6 +168,7 @@ impl Notified {
             let err = db_error(&path);
             let txn = db.begin_write().map_err(|e| err(e.into()))?;
             txn.open_table(NOTIFIED).map_err(|e| err(e.into()))?;
+            txn.open_table(SUBJECTS).map_err(|e| err(e.into()))?;
             txn.commit().map_err(|e| err(e.into()))?;
         }
         Ok(Notified { db, path })
@@ -193,25 +197,39 @@ impl Notified {
         Ok(out)
     }
 
+    /// The document last judged for `key`.
+    pub fn subject(&self, key: &Key) -> Result<Option<Arc<str>>, StoreError> {
+        let err = db_error(&self.path);
+        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
+        let t = txn.open_table(SUBJECTS).map_err(|e| err(e.into()))?;
+        let (a, s, p, purl, id) = key;
+        let got = t
+            .get((a.as_str(), s.as_str(), p.as_str(), purl.as_str(), id.as_str()))
+            .map_err(|e| err(e.into()))?;
+        Ok(got.map(|v| Arc::from(String::from_utf8_lossy(v.value()).as_ref())))
+    }
+
     /// Writes `writes` inside `txn` (the caller commits, with its outbox entries).
     pub fn record(
         txn: &redb::WriteTransaction,
-        writes: &[(Key, Record)],
+        writes: &[(Key, Record, Option<Arc<str>>)],
     ) -> Result<(), redb::Error> {
         let mut t = txn.open_table(NOTIFIED)?;
-        for ((a, s, p, purl, id), r) in writes {
+        let mut subjects = txn.open_table(SUBJECTS)?;
+        for ((a, s, p, purl, id), r, subject) in writes {
+            let k = (a.as_str(), s.as_str(), p.as_str(), purl.as_str(), id.as_str());
             // A record is plain data: encoding cannot fail short of memory.
             let bytes = serde_json::to_vec(r).unwrap_or_default();
-            t.insert(
-                (a.as_str(), s.as_str(), p.as_str(), purl.as_str(), id.as_str()),
-                bytes.as_slice(),
-            )?;
+            t.insert(k, bytes.as_slice())?;
+            if let Some(text) = subject {
+                subjects.insert(k, text.as_bytes())?;
+            }
         }
         Ok(())
     }
 
     /// Writes `writes` in a transaction of their own.
-    pub fn commit(&self, writes: &[(Key, Record)]) -> Result<(), StoreError> {
+    pub fn commit(&self, writes: &[(Key, Record, Option<Arc<str>>)]) -> Result<(), StoreError> {
         let err = db_error(&self.path);
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         Notified::record(&txn, writes).map_err(&err)?;
@@ -220,20 +238,29 @@ impl Notified {
     }
 }
 
+/// What planning asks of the world beyond the records.
+pub struct Lookups<'a> {
+    /// Whether a vulnerability known by these ids was withdrawn.
+    pub withdrawn: &'a dyn Fn(&[String]) -> bool,
+    /// The whole document of a current violation.
+    pub document: &'a dyn Fn(&Violation) -> Arc<str>,
+    /// The document last judged for a violation that is gone.
+    pub subject: &'a dyn Fn(&Key) -> Option<Arc<str>>,
+}
+
 /// Compares one stage's `current` violations with its `records` and adds to `plan` what to
 /// notify and record. Only records of `policies` are judged (a policy left out of this
 /// evaluation, as unmonitored ones are on the schedule, keeps its records as they are).
-/// `withdrawn` says whether a vulnerability known by these ids was withdrawn.
-#[allow(clippy::too_many_arguments)]
 pub fn plan_stage(
     plan: &mut Plan,
     records: &BTreeMap<Key, Record>,
     current: Vec<Violation>,
     policies: &BTreeSet<&str>,
     waivers: &[Waiver],
-    withdrawn: &dyn Fn(&[String]) -> bool,
+    look: &Lookups<'_>,
     now: DateTime<Utc>,
 ) {
+    let Lookups { withdrawn, document, subject } = look;
     let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut present: BTreeSet<Key> = BTreeSet::new();
     for v in current {
@@ -246,11 +273,11 @@ pub fn plan_stage(
             let record = Record {
                 status: Status::Waived,
                 details: v.details.clone(),
-                subject: v.subject.clone(),
+                purl: v.purl.clone(),
                 ..before.cloned().unwrap_or_else(|| blank(&v))
             };
             if before != Some(&record) {
-                plan.writes.push((key, record));
+                plan.writes.push((key, record, Some(document(&v))));
             }
             plan.current.push((v, Standing::Waived));
             continue;
@@ -278,10 +305,12 @@ pub fn plan_stage(
                 prior.first_notified
             },
             last_notified: stamp.clone(),
-            subject: v.subject.clone(),
+            purl: v.purl.clone(),
+            aliases: v.aliases.clone(),
         };
-        plan.writes.push((key.clone(), record.clone()));
-        plan.notices.push(Notice { key, change, changed, previous, record });
+        let text = document(&v);
+        plan.writes.push((key.clone(), record.clone(), Some(Arc::clone(&text))));
+        plan.notices.push(Notice { key, change, changed, previous, record, subject: text });
         let standing = if change == Change::New { Standing::New } else { Standing::Updated };
         plan.current.push((v, standing));
     }
@@ -289,8 +318,7 @@ pub fn plan_stage(
         if present.contains(key) || !policies.contains(key.2.as_str()) {
             continue;
         }
-        let ids = ids_of(&r.subject);
-        let gone = if withdrawn(&ids) { Status::Withdrawn } else { Status::Resolved };
+        let gone = if withdrawn(&r.aliases) { Status::Withdrawn } else { Status::Resolved };
         match r.status {
             Status::Open => {
                 let record = Record {
@@ -301,17 +329,20 @@ pub fn plan_stage(
                 };
                 let change =
                     if gone == Status::Withdrawn { Change::Withdrawn } else { Change::Resolved };
-                plan.writes.push((key.clone(), record.clone()));
+                plan.writes.push((key.clone(), record.clone(), None));
                 plan.notices.push(Notice {
                     key: key.clone(),
                     change,
                     changed: Vec::new(),
                     previous: None,
                     record,
+                    subject: subject(key).unwrap_or_else(|| Arc::from("{}")),
                 });
             }
             // Gone while waived: nobody was told of it lately, so nobody is told it went.
-            Status::Waived => plan.writes.push((key.clone(), Record { status: gone, ..r.clone() })),
+            Status::Waived => {
+                plan.writes.push((key.clone(), Record { status: gone, ..r.clone() }, None));
+            }
             Status::Resolved | Status::Withdrawn => {}
         }
     }
@@ -325,17 +356,9 @@ fn blank(v: &Violation) -> Record {
         revision: 0,
         first_notified: String::new(),
         last_notified: String::new(),
-        subject: v.subject.clone(),
+        purl: v.purl.clone(),
+        aliases: v.aliases.clone(),
     }
-}
-
-/// The vulnerability's ids in a policy's document.
-fn ids_of(subject: &Value) -> Vec<String> {
-    subject
-        .pointer("/finding/aliases")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -353,12 +376,12 @@ mod tests {
             id: id.into(),
             aliases: vec![id.into()],
             details: Details { severity: Some(sev), ..Details::default() },
-            subject: json!({"component": {"purl": purl}, "finding": {"aliases": [id]}}),
+            at: crate::scan::violation::Judged::Finding(0),
         }
     }
 
     fn apply(records: &mut BTreeMap<Key, Record>, plan: &Plan) {
-        for (k, r) in &plan.writes {
+        for (k, r, _) in &plan.writes {
             records.insert(k.clone(), r.clone());
         }
     }
@@ -379,7 +402,8 @@ mod tests {
         use crate::parse::scan::Severity::{High, Medium};
         let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().to_utc();
         let policies: BTreeSet<&str> = ["p"].into();
-        let none = |_: &[String]| false;
+        let doc = |v: &Violation| Arc::from(json!({"component": {"purl": v.purl}}).to_string());
+        let none = Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None };
         let mut records = BTreeMap::new();
         let cur =
             || vec![v("p", "pkg:npm/a@1", "CVE-1", Medium), v("p", "pkg:npm/b@1", "CVE-2", High)];
@@ -414,7 +438,7 @@ mod tests {
             vec![v("p", "pkg:npm/a@1", "CVE-1", High)],
             &policies,
             &[],
-            &withdrawn,
+            &Lookups { withdrawn: &withdrawn, ..none },
             now,
         );
         assert_eq!(changes(&plan), [(Change::Updated, "CVE-1"), (Change::Withdrawn, "CVE-2")]);
@@ -444,6 +468,6 @@ mod tests {
         assert_eq!(plan.writes[0].1.status, Status::Resolved);
         let untouched = records.keys().filter(|k| k.2 == "unmonitored").count();
         assert_eq!(untouched, 1);
-        assert!(plan.writes.iter().all(|(k, _)| k.2 != "unmonitored"));
+        assert!(plan.writes.iter().all(|(k, _, _)| k.2 != "unmonitored"));
     }
 }

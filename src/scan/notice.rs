@@ -17,7 +17,7 @@ use crate::rule::Rule;
 /// without an owner.
 pub fn alerts(notice: &Notice, policy: &Rule, owners: &[String], now: Timestamp) -> Vec<Alert> {
     let (app, stage, _, package, id) = &notice.key;
-    let purl = notice.record.purl().unwrap_or(package);
+    let purl = if notice.record.purl.is_empty() { package } else { &notice.record.purl };
     let mut base = vec![
         ("app.name".to_owned(), app.clone()),
         ("app.stage".to_owned(), stage.clone()),
@@ -26,14 +26,17 @@ pub fn alerts(notice: &Notice, policy: &Rule, owners: &[String], now: Timestamp)
     if !id.is_empty() {
         base.push(("finding.id".to_owned(), id.clone()));
     }
-    let mut subject = notice.record.subject.clone();
+    // A stored document always parses (it was written from one); an empty one only names
+    // nothing in titles.
+    let mut subject: serde_json::Value =
+        serde_json::from_str(&notice.subject).unwrap_or_else(|_| json!({}));
     if let Some(doc) = subject.as_object_mut() {
         doc.insert(
             "notice".into(),
             json!({ "change": notice.change.as_str(), "revision": notice.record.revision }),
         );
     }
-    let e = event(&subject, now);
+    let e = event(subject, now);
     let template = policy.alert.title.clone().unwrap_or_else(|| {
         if id.is_empty() {
             format!("{}: {{component.purl}} in {{app.name}}", policy.title)

@@ -16,6 +16,9 @@
 //!  "scan": {"scanned_at": "2026-12-03T10:00:00Z"}}
 //! ```
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -78,8 +81,18 @@ pub struct Violation {
     pub aliases: Vec<String>,
     /// What it says now.
     pub details: Details,
-    /// The document the policy judged.
-    pub subject: Value,
+    /// What was judged, in the report judged: its document is built only when needed.
+    pub at: Judged,
+}
+
+/// Where in a report a violation was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// `report.findings[i]`.
+    Finding(usize),
+    /// The i-th component judged (the report's components, then those only its findings
+    /// name, see [`components`]).
+    Component(usize),
 }
 
 /// Whether `policy` judges findings (it names a `finding.` field) rather than components.
@@ -90,71 +103,199 @@ pub fn judges_findings(policy: &Rule) -> bool {
     })
 }
 
-/// The document a policy reads for `component` (and `finding`, if any) of `scan`.
+/// The leaves of the document, in the order [`Wanted`] keeps them.
+const LEAVES: [&str; 20] = [
+    "app.name",
+    "app.stage",
+    "app.owners",
+    "app.criticality",
+    "component.purl",
+    "component.name",
+    "component.version",
+    "component.ecosystem",
+    "component.licenses",
+    "license",
+    "finding.id",
+    "finding.aliases",
+    "finding.severity",
+    "finding.cvss",
+    "finding.fixed",
+    "finding.fixed_versions",
+    "finding.title",
+    "finding.location",
+    "finding.scanners",
+    "scan.scanned_at",
+];
+
+/// Which leaves a document needs: all of them for a notice, only what the policies read
+/// for judging (building the whole document for each of half a million findings, to read
+/// one field, was most of a re-evaluation's time).
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted([bool; LEAVES.len()]);
+
+impl Wanted {
+    /// Every leaf.
+    pub const ALL: Wanted = Wanted([true; LEAVES.len()]);
+
+    /// The leaves `policies` read; every leaf if one reads a path outside the document's
+    /// known leaves or matches keywords anywhere in it.
+    pub fn of(policies: &[&Rule]) -> Wanted {
+        let mut w = [false; LEAVES.len()];
+        for p in policies {
+            if p.reads_keywords() {
+                return Wanted::ALL;
+            }
+            for f in p.fields() {
+                let Field::Original(path) = f else { continue };
+                let mut known = false;
+                for (i, leaf) in LEAVES.iter().enumerate() {
+                    let within = |a: &str, b: &str| {
+                        a == b || (a.starts_with(b) && a.as_bytes().get(b.len()) == Some(&b'.'))
+                    };
+                    if within(path, leaf) || within(leaf, path) {
+                        w[i] = true;
+                        known = true;
+                    }
+                }
+                if !known {
+                    return Wanted::ALL;
+                }
+            }
+        }
+        Wanted(w)
+    }
+
+    fn has(&self, leaf: &str) -> bool {
+        LEAVES.iter().position(|l| *l == leaf).is_some_and(|i| self.0[i])
+    }
+}
+
+/// The document a policy reads for `component` (and `finding`, if any) of `scan`, with the
+/// leaves `want` names.
 pub fn subject(
     app: &AppSpec,
     scan: &Scan,
     component: &Component,
     finding: Option<&Finding>,
+    want: &Wanted,
 ) -> Value {
+    let mut doc = Map::new();
     let mut a = Map::new();
-    a.insert("name".into(), json!(app.name));
-    a.insert("stage".into(), json!(scan.stage));
-    a.insert("owners".into(), json!(app.owners));
-    if let Some(c) = app.criticality {
+    if want.has("app.name") {
+        a.insert("name".into(), json!(app.name));
+    }
+    if want.has("app.stage") {
+        a.insert("stage".into(), json!(scan.stage));
+    }
+    if want.has("app.owners") {
+        a.insert("owners".into(), json!(app.owners));
+    }
+    if let Some(c) = app.criticality.filter(|_| want.has("app.criticality")) {
         a.insert("criticality".into(), json!(c.as_str()));
     }
-    let mut doc = Map::new();
-    doc.insert("app".into(), Value::Object(a));
-    doc.insert(
-        "component".into(),
-        json!({
-            "purl": component.purl,
-            "name": component.name,
-            "version": component.version,
-            "ecosystem": component.ecosystem,
-            "licenses": component.licenses,
-        }),
-    );
-    doc.insert("license".into(), json!(component.licenses));
+    if !a.is_empty() {
+        doc.insert("app".into(), Value::Object(a));
+    }
+    let mut c = Map::new();
+    if want.has("component.purl") {
+        c.insert("purl".into(), json!(component.purl));
+    }
+    if want.has("component.name") {
+        c.insert("name".into(), json!(component.name));
+    }
+    if want.has("component.version") {
+        c.insert("version".into(), json!(component.version));
+    }
+    if want.has("component.ecosystem") {
+        c.insert("ecosystem".into(), json!(component.ecosystem));
+    }
+    if want.has("component.licenses") {
+        c.insert("licenses".into(), json!(component.licenses));
+    }
+    if !c.is_empty() {
+        doc.insert("component".into(), Value::Object(c));
+    }
+    if want.has("license") {
+        doc.insert("license".into(), json!(component.licenses));
+    }
     if let Some(f) = finding {
         let mut m = Map::new();
-        m.insert("id".into(), json!(f.id));
-        m.insert("aliases".into(), json!(f.aliases));
-        m.insert("severity".into(), json!(f.severity.as_str()));
-        if let Some(c) = f.cvss {
+        if want.has("finding.id") {
+            m.insert("id".into(), json!(f.id));
+        }
+        if want.has("finding.aliases") {
+            m.insert("aliases".into(), json!(f.aliases));
+        }
+        if want.has("finding.severity") {
+            m.insert("severity".into(), json!(f.severity.as_str()));
+        }
+        if let Some(c) = f.cvss.filter(|_| want.has("finding.cvss")) {
             m.insert("cvss".into(), json!(c));
         }
-        m.insert("fixed".into(), json!(!f.fixed.is_empty()));
-        m.insert("fixed_versions".into(), json!(f.fixed));
-        if let Some(t) = &f.title {
+        if want.has("finding.fixed") {
+            m.insert("fixed".into(), json!(!f.fixed.is_empty()));
+        }
+        if want.has("finding.fixed_versions") {
+            m.insert("fixed_versions".into(), json!(f.fixed));
+        }
+        if let Some(t) = f.title.as_ref().filter(|_| want.has("finding.title")) {
             m.insert("title".into(), json!(t));
         }
-        if let Some(l) = &f.location {
+        if let Some(l) = f.location.as_ref().filter(|_| want.has("finding.location")) {
             m.insert("location".into(), json!(l));
         }
-        m.insert("scanners".into(), json!(f.scanners));
+        if want.has("finding.scanners") {
+            m.insert("scanners".into(), json!(f.scanners));
+        }
         doc.insert("finding".into(), Value::Object(m));
     }
-    doc.insert("scan".into(), json!({ "scanned_at": scan.scanned_at }));
+    if want.has("scan.scanned_at") {
+        doc.insert("scan".into(), json!({ "scanned_at": scan.scanned_at }));
+    }
     Value::Object(doc)
 }
 
-/// The event policies match `subject` as, at `at`.
-pub fn event(subject: &Value, at: Timestamp) -> Event {
-    let message = subject
+/// The event policies match `doc` as, at `at`.
+pub fn event(doc: Value, at: Timestamp) -> Event {
+    let message = doc
         .pointer("/finding/title")
-        .or_else(|| subject.pointer("/finding/id"))
-        .or_else(|| subject.pointer("/component/purl"))
+        .or_else(|| doc.pointer("/finding/id"))
+        .or_else(|| doc.pointer("/component/purl"))
         .and_then(Value::as_str)
         .map(Box::from);
     Event {
         timestamp: at,
         dataset: Some(Sym::from_static(DATASET)),
         message,
-        original: Some(Original::from_parsed_text(subject.to_string().into())),
+        original: Some(Original::with_value(doc.to_string().into_boxed_str(), doc)),
         ..Event::default()
     }
+}
+
+/// The components a report's component policies judge: its components, then those only its
+/// findings name.
+pub fn components(report: &Report) -> Vec<&Component> {
+    let mut out: Vec<&Component> = report.components.iter().collect();
+    let mut seen: HashSet<&str> = out.iter().map(|c| c.purl.as_str()).collect();
+    for f in &report.findings {
+        if seen.insert(&f.component.purl) {
+            out.push(&f.component);
+        }
+    }
+    out
+}
+
+/// The whole document of violation `v` found in `report` of `scan`, as JSON text.
+pub fn document(app: &AppSpec, scan: &Scan, report: &Report, v: &Violation) -> Arc<str> {
+    let doc = match v.at {
+        Judged::Finding(i) => {
+            report.findings.get(i).map(|f| subject(app, scan, &f.component, Some(f), &Wanted::ALL))
+        }
+        Judged::Component(i) => {
+            components(report).get(i).map(|c| subject(app, scan, c, None, &Wanted::ALL))
+        }
+    };
+    Arc::from(doc.unwrap_or_default().to_string())
 }
 
 /// Every violation `policies` find in `report` (a stored scan's findings, or its
@@ -162,27 +303,15 @@ pub fn event(subject: &Value, at: Timestamp) -> Event {
 pub fn judge(policies: &[&Rule], app: &AppSpec, scan: &Scan, report: &Report) -> Vec<Violation> {
     // The time only reaches `@timestamp`, which policies have no reason to read.
     let at = Timestamp(0);
-    let mut components: Vec<&Component> = report.components.iter().collect();
-    for f in &report.findings {
-        if !components.iter().any(|c| c.purl == f.component.purl) {
-            components.push(&f.component);
-        }
-    }
-    let findings: Vec<(Value, Event, &Finding)> = report
-        .findings
-        .iter()
-        .map(|f| {
-            let doc = subject(app, scan, &f.component, Some(f));
-            let e = event(&doc, at);
-            (doc, e, f)
-        })
-        .collect();
-    let mut bare: Vec<(Value, Event, &Component)> = Vec::new();
+    let want = Wanted::of(policies);
+    let (on_findings, on_components): (Vec<&Rule>, Vec<&Rule>) =
+        policies.iter().partition(|p| judges_findings(p));
     let mut out = Vec::new();
-    for p in policies {
-        if judges_findings(p) {
-            for (doc, e, f) in &findings {
-                if p.matches(e) {
+    if !on_findings.is_empty() {
+        for (i, f) in report.findings.iter().enumerate() {
+            let e = event(subject(app, scan, &f.component, Some(f), &want), at);
+            for p in &on_findings {
+                if p.matches(&e) {
                     out.push(Violation {
                         policy: p.id.clone(),
                         app: scan.app.clone(),
@@ -196,23 +325,17 @@ pub fn judge(policies: &[&Rule], app: &AppSpec, scan: &Scan, report: &Report) ->
                             fixed: f.fixed.clone(),
                             licenses: f.component.licenses.clone(),
                         },
-                        subject: doc.clone(),
+                        at: Judged::Finding(i),
                     });
                 }
             }
-        } else {
-            if bare.is_empty() {
-                bare = components
-                    .iter()
-                    .map(|c| {
-                        let doc = subject(app, scan, c, None);
-                        let e = event(&doc, at);
-                        (doc, e, *c)
-                    })
-                    .collect();
-            }
-            for (doc, e, c) in &bare {
-                if p.matches(e) {
+        }
+    }
+    if !on_components.is_empty() {
+        for (i, c) in components(report).into_iter().enumerate() {
+            let e = event(subject(app, scan, c, None, &want), at);
+            for p in &on_components {
+                if p.matches(&e) {
                     out.push(Violation {
                         policy: p.id.clone(),
                         app: scan.app.clone(),
@@ -221,12 +344,15 @@ pub fn judge(policies: &[&Rule], app: &AppSpec, scan: &Scan, report: &Report) ->
                         id: String::new(),
                         aliases: Vec::new(),
                         details: Details { licenses: c.licenses.clone(), ..Details::default() },
-                        subject: doc.clone(),
+                        at: Judged::Component(i),
                     });
                 }
             }
         }
     }
+    // Policy order first, as documented (the loops above go finding by finding).
+    let rank = |id: &str| policies.iter().position(|p| p.id == id).unwrap_or(usize::MAX);
+    out.sort_by_key(|v| rank(&v.policy));
     out
 }
 
@@ -306,7 +432,18 @@ detection:
         );
         assert_eq!(v[0].details.severity, Some(Severity::High));
         assert_eq!(v[0].details.fixed, ["1.0.1"]);
-        assert_eq!(v[0].subject.pointer("/app/name"), Some(&json!("shop")));
+        let doc: Value = serde_json::from_str(&document(&app, &s, &s.report, &v[0])).unwrap();
+        assert_eq!(doc.pointer("/app/name"), Some(&json!("shop")));
+        assert_eq!(doc.pointer("/finding/fixed_versions/0"), Some(&json!("1.0.1")));
+        let want = Wanted::of(&ps.iter().collect::<Vec<_>>());
+        let small =
+            subject(&app, &s, &s.report.findings[0].component, Some(&s.report.findings[0]), &want);
+        assert_eq!(
+            small,
+            json!({"component": {"purl": "pkg:npm/left-pad@1.0.0"}, "license": ["MIT"],
+                   "finding": {"severity": "high", "fixed": true}}),
+            "only what the policies read"
+        );
     }
 
     #[test]

@@ -1125,6 +1125,12 @@ async fn the_daemon_ingests_dropped_reports_and_re_evaluates_on_demand() {
     })
     .await;
 
+    let (_, page) = get(&format!("http://127.0.0.1:{port}/metrics"), Some("t0k")).await;
+    assert_eq!(metric(&page, "logwarden_scan_reports_ingested_total"), Some(1), "{page}");
+    assert_eq!(metric(&page, "logwarden_scan_reports_failed_total"), Some(1));
+    assert_eq!(metric(&page, "logwarden_scan_notices_total"), Some(5));
+    assert_eq!(metric(&page, "logwarden_scan_evaluations_total"), Some(3));
+
     assert!(daemon.terminate(Duration::from_secs(10)).success(), "{}", daemon.stderr());
     assert_eq!(scan_alerts(&sink).len(), 5);
 }

@@ -198,6 +198,17 @@ fn new_and_changed_violations_notify_once_to_the_owner_and_resolve_on_upgrade() 
             ("resolved", "CVE-2099-0001", SSL),
         ])
     );
+    // A resolved notice carries the document last judged: routes can still match its labels.
+    let resolved = sent[before..]
+        .iter()
+        .flat_map(|n| n["alerts"].as_array().unwrap().clone())
+        .find(|a| a["group"]["finding.id"] == "CVE-2099-0001")
+        .unwrap();
+    assert_eq!(
+        resolved["title"],
+        "Resolved: Vulnerable package: CVE-2099-0001 in pkg:apk/alpine/libssl1.1@1.1.1c-r0 (base)"
+    );
+    assert!(resolved["sample"].to_string().contains(r#"\"criticality\":\"high\""#), "{resolved}");
     let run = s.evaluate("2026-12-03T16:00:00Z");
     assert_eq!(run.stdout, "", "resolved once");
     assert_eq!(s.received("a.jsonl").len(), sent.len());

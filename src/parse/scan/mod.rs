@@ -400,7 +400,11 @@ pub fn merge(reports: impl IntoIterator<Item = Report>) -> Report {
     let mut vex: Vec<Vex> = Vec::new();
     for r in reports {
         for f in r.findings {
-            components.entry(f.component.purl.clone()).or_insert_with(|| f.component.clone());
+            // Looked up before cloning: re-evaluation merges half a million findings whose
+            // components are nearly all known already.
+            if !components.contains_key(&f.component.purl) {
+                components.insert(f.component.purl.clone(), f.component.clone());
+            }
             let key = (f.component.purl.clone(), f.id.clone());
             match findings.get_mut(&key) {
                 Some(have) => have.absorb(f),
@@ -410,9 +414,12 @@ pub fn merge(reports: impl IntoIterator<Item = Report>) -> Report {
             }
         }
         for c in r.components {
-            let have = components.entry(c.purl.clone()).or_insert_with(|| c.clone());
-            if have.licenses.is_empty() {
-                have.licenses = c.licenses;
+            match components.get_mut(&c.purl) {
+                Some(have) if have.licenses.is_empty() => have.licenses = c.licenses,
+                Some(_) => {}
+                None => {
+                    components.insert(c.purl.clone(), c);
+                }
             }
         }
         for v in r.vex {
