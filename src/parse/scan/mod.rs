@@ -471,13 +471,30 @@ fn is_cve(id: &str) -> bool {
 
 /// A package URL without its qualifiers and subpath, its type in lower case: the same package
 /// version named by two scanners (one adding `?arch=x86_64&distro=...`) is one component.
+/// The spellings scanners differ on are made one: an npm scope's `@` percent-encoded as the
+/// purl specification says (`%40babel`), a Go module version with its `v` (Go always writes
+/// it; some tools drop it).
 pub fn canonical_purl(purl: &str) -> String {
     let end = purl.find(['?', '#']).unwrap_or(purl.len());
     let base = &purl[..end];
-    match base.strip_prefix("pkg:").and_then(|rest| rest.split_once('/')) {
-        Some((ty, rest)) => format!("pkg:{}/{rest}", ty.to_ascii_lowercase()),
-        None => base.to_owned(),
-    }
+    let Some((ty, rest)) = base.strip_prefix("pkg:").and_then(|rest| rest.split_once('/')) else {
+        return base.to_owned();
+    };
+    let ty = ty.to_ascii_lowercase();
+    let rest = match ty.as_str() {
+        "npm" => match rest.strip_prefix('@') {
+            Some(scoped) => format!("%40{scoped}"),
+            None => rest.to_owned(),
+        },
+        "golang" => match rest.rsplit_once('@') {
+            Some((path, v)) if v.starts_with(|c: char| c.is_ascii_digit()) => {
+                format!("{path}@v{v}")
+            }
+            _ => rest.to_owned(),
+        },
+        _ => rest.to_owned(),
+    };
+    format!("pkg:{ty}/{rest}")
 }
 
 /// The purl of a package a scanner named without one, spelled as its purl type says, so that
@@ -503,7 +520,8 @@ pub fn synthetic_purl(ecosystem: &str, distro: &str, name: &str, version: &str) 
     if version.is_empty() {
         format!("pkg:{ty}/{name}")
     } else {
-        format!("pkg:{ty}/{name}@{version}")
+        // The same spelling rules as a scanner's own purl (Go's `v`).
+        canonical_purl(&format!("pkg:{ty}/{name}@{version}"))
     }
 }
 
@@ -622,6 +640,21 @@ mod tests {
         assert_eq!(
             canonical_purl("pkg:npm/%40babel/core@7.0.0#sub/path"),
             "pkg:npm/%40babel/core@7.0.0"
+        );
+        assert_eq!(canonical_purl("pkg:npm/@babel/core@7.0.0"), "pkg:npm/%40babel/core@7.0.0");
+        assert_eq!(
+            canonical_purl("pkg:golang/github.com/x/y@1.2.3"),
+            canonical_purl("pkg:golang/github.com/x/y@v1.2.3")
+        );
+        assert_eq!(
+            canonical_purl("pkg:golang/github.com/x/y@v1.2.3"),
+            "pkg:golang/github.com/x/y@v1.2.3"
+        );
+        assert_eq!(canonical_purl("pkg:golang/github.com/x/y"), "pkg:golang/github.com/x/y");
+        assert_eq!(canonical_purl("pkg:npm/left-pad@1.0.0"), "pkg:npm/left-pad@1.0.0");
+        assert_eq!(
+            synthetic_purl("gomod", "", "github.com/x/y", "1.2.3"),
+            "pkg:golang/github.com/x/y@v1.2.3"
         );
         let c = Component::new(None, "python", "requests", "2.0.0", vec![]);
         assert_eq!((c.purl.as_str(), c.ecosystem.as_str()), ("pkg:pypi/requests@2.0.0", "pypi"));

@@ -263,7 +263,7 @@ mod tests {
             [
                 ("pkg:cargo/regex@1.5.1", "CVE-2022-24713", Severity::High, None),
                 (
-                    "pkg:golang/github.com/gogo/protobuf@1.3.1",
+                    "pkg:golang/github.com/gogo/protobuf@v1.3.1",
                     "CVE-2021-3121",
                     Severity::Unknown,
                     None
@@ -294,7 +294,7 @@ mod tests {
             ("github.com/gogo/protobuf", "1.3.1")
         );
         let purls: Vec<_> = r.components.iter().map(|c| c.purl.as_str()).collect();
-        assert_eq!(purls, ["pkg:cargo/regex@1.5.1", "pkg:golang/github.com/gogo/protobuf@1.3.1"]);
+        assert_eq!(purls, ["pkg:cargo/regex@1.5.1", "pkg:golang/github.com/gogo/protobuf@v1.3.1"]);
     }
 
     /// What the corpus file lacks: groups with aliases and a score, several records in one
