@@ -213,14 +213,15 @@ fn time(t: Timestamp) -> String {
 }
 
 impl Alert {
-    /// Whether it tells that something went away (a scan violation resolved or withdrawn):
-    /// routes send it only with `send_resolved: true`.
+    /// Whether it tells that a scan violation was resolved: routes send it only with
+    /// `send_resolved: true`. (A withdrawn advisory is a change of the violation's details,
+    /// notified like any other.)
     pub fn is_resolved(&self) -> bool {
         self.detail
             .as_ref()
             .and_then(|d| d.get("change"))
             .and_then(Value::as_str)
-            .is_some_and(|c| c == "resolved" || c == "withdrawn")
+            .is_some_and(|c| c == "resolved")
     }
 
     /// The fingerprint as 16 hex digits.

@@ -208,7 +208,7 @@ pub struct RouteSpec {
     /// Keep trying later routes after this one.
     #[serde(default, rename = "continue")]
     pub cont: bool,
-    /// Send notices that a scan violation went away (resolved, withdrawn); default false.
+    /// Send notices that a scan violation was resolved; default false.
     #[serde(default)]
     pub send_resolved: bool,
     /// Alert fields that make a notification group (default: rule.id and the alert's group).
@@ -680,10 +680,12 @@ pub fn load_str(
         {
             invalid("scan.schedule".into(), at, e.to_string());
         }
-        if let Some(p) = &sc.value.poll
-            && let Err(e) = span(p)
-        {
-            invalid("scan.poll".into(), at, e);
+        match sc.value.poll.as_deref().map(span) {
+            Some(Err(e)) => invalid("scan.poll".into(), at, e),
+            Some(Ok(p)) if p.nanos() < 100_000_000 => {
+                invalid("scan.poll".into(), at, "must be at least 100ms".into())
+            }
+            _ => {}
         }
         if sc.value.schedule.is_some() && sc.value.advisories.is_none() {
             invalid(

@@ -502,13 +502,19 @@ pub fn run(
             let sc = &sc.value;
             let tz =
                 sc.timezone.as_deref().and_then(|t| t.parse().ok()).unwrap_or(chrono_tz::Tz::UTC);
-            let dispatcher = Dispatcher::new(
-                Router::new(router_config.clone()),
-                Arc::clone(&outbox),
-                Arc::new(SystemClock),
-                None,
-            )
-            .deferred();
+            let new_dispatcher = {
+                let (rc, ob) = (router_config.clone(), Arc::clone(&outbox));
+                move || {
+                    Dispatcher::new(
+                        Router::new(rc.clone()),
+                        Arc::clone(&ob),
+                        Arc::new(SystemClock),
+                        None,
+                    )
+                    .deferred()
+                }
+            };
+            let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let path = config.state.clone();
             let scan_loop = self::scan::ScanLoop {
                 store: crate::scan::store::ScanStore::new(Arc::clone(&db), path.clone())
@@ -534,7 +540,9 @@ pub fn run(
                     .schedule
                     .as_deref()
                     .and_then(|t| crate::scan::schedule::Schedule::parse(t, tz).ok()),
-                dispatcher,
+                dispatcher: new_dispatcher(),
+                new_dispatcher: Box::new(new_dispatcher),
+                stopping: Arc::clone(&stopping),
                 metrics: Arc::clone(&metrics),
             };
             // Bounded: an evaluation asked for while one waits is refused, not queued.
@@ -543,7 +551,7 @@ pub fn run(
                 .name("scan".into())
                 .spawn(move || scan_loop.run(rx))
                 .map_err(DaemonError::Runtime)?;
-            Some((tx, thread))
+            Some((tx, thread, stopping))
         }
         _ => None,
     };
@@ -571,7 +579,7 @@ pub fn run(
                 control,
                 silences.clone(),
                 configured,
-                scan.as_ref().map(|(tx, _)| tx.clone()),
+                scan.as_ref().map(|(tx, _, _)| tx.clone()),
             );
             Some(runtime.spawn(async move {
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -598,9 +606,11 @@ pub fn run(
     if detection.join().is_err() {
         eprintln!("logwarden: the detection thread panicked");
     }
-    if let Some((stop, thread)) = scan {
-        // An evaluation in progress finishes and commits first.
-        let _ = stop.send(self::scan::ScanCmd::Stop);
+    if let Some((stop, thread, stopping)) = scan {
+        // An evaluation in progress finishes and commits first; one queued behind it (the
+        // channel full, so Stop cannot join it) sees the flag and returns.
+        stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = stop.try_send(self::scan::ScanCmd::Stop);
         if thread.join().is_err() {
             eprintln!("logwarden: the scan thread panicked");
         }

@@ -26,7 +26,7 @@ use crate::scan::app::Applications;
 use crate::scan::evaluate::{Inputs, Scope, plan};
 use crate::scan::monitor::Notified;
 use crate::scan::schedule::Schedule;
-use crate::scan::store::ScanStore;
+use crate::scan::store::{ScanStore, StoreError};
 use crate::scan::waiver::WaiverStore;
 
 /// How long a report must stay unchanged before it is read.
@@ -54,6 +54,11 @@ pub struct ScanLoop {
     pub schedule: Option<Schedule>,
     /// A deferred dispatcher on the daemon's outbox.
     pub dispatcher: Dispatcher,
+    /// Makes a fresh one: after a failed commit the old one still holds the notices that
+    /// were not recorded, and the next evaluation makes them again.
+    pub new_dispatcher: Box<dyn Fn() -> Dispatcher + Send>,
+    /// Set at shutdown (a queued evaluation then returns at once).
+    pub stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Where the counts go.
     pub metrics: std::sync::Arc<super::metrics::Metrics>,
 }
@@ -100,7 +105,11 @@ impl ScanLoop {
             } else {
                 Duration::from_secs(3600)
             };
-            match commands.recv_timeout(until_run.min(until_poll)) {
+            let command = commands.recv_timeout(until_run.min(until_poll));
+            if self.stopping.load(Relaxed) {
+                return;
+            }
+            match command {
                 Err(RecvTimeoutError::Timeout) => {}
                 Ok(ScanCmd::Evaluate(reply)) => {
                     let _ = reply.send(self.reevaluate(Utc::now()));
@@ -110,46 +119,59 @@ impl ScanLoop {
         }
     }
 
-    /// Ingests what arrived and notifies the new scans' violations.
+    /// Ingests what arrived and notifies the new scans' violations. A report moves aside only
+    /// once its scan was judged and its notices queued: after a crash, or a failed
+    /// evaluation, it is still there and is read again at the next look.
     fn look(&mut self, now: DateTime<Utc>) {
         let Some(dir) = self.watch.clone() else { return };
-        let arrivals = match arrivals(&dir, SystemTime::now()) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("logwarden: scan: watch {}: {e}", dir.display());
-                return;
-            }
-        };
-        for ((app, stage), files) in arrivals {
+        for ((app, stage), files) in arrivals(&dir, SystemTime::now()) {
             match self.store.ingest(&app, &stage, &files, now) {
                 Ok(scan) => {
-                    self.metrics.scan.reports_ingested.fetch_add(files.len() as u64, Relaxed);
                     eprintln!(
                         "logwarden: scan: {app} {stage}: {} findings in {} components from {} reports",
                         scan.report.findings.len(),
                         scan.report.components.len(),
                         files.len()
                     );
-                    set_aside(&dir, ".ingested", &app, &stage, &files, None);
-                    let _ = self.judge(Scope::Stage { app: &app, stage: &stage }, None, now);
+                    // Judged with the advisories the schedule uses: without them, every
+                    // violation only an advisory gives would read as resolved.
+                    let db = match self.load_advisories() {
+                        Ok(db) => db,
+                        Err(e) => {
+                            eprintln!("logwarden: scan: {app} {stage}: not judged yet: {e}");
+                            self.metrics.scan.evaluation_failures.fetch_add(1, Relaxed);
+                            continue;
+                        }
+                    };
+                    let scope = Scope::Stage { app: &app, stage: &stage };
+                    if self.judge(scope, db.as_ref(), now).is_ok() {
+                        self.metrics.scan.reports_ingested.fetch_add(files.len() as u64, Relaxed);
+                        set_aside(&dir, ".ingested", &app, &stage, &files, None);
+                    }
                 }
-                Err(e) => {
+                // A report that does not read will not read next time either.
+                Err(e @ StoreError::Report(_)) => {
                     self.metrics.scan.reports_failed.fetch_add(files.len() as u64, Relaxed);
                     eprintln!("logwarden: scan: {app} {stage}: not ingested: {e}");
                     set_aside(&dir, ".failed", &app, &stage, &files, Some(&e.to_string()));
                 }
+                // A file gone or unreadable for now, a database error: tried again next look.
+                Err(e) => eprintln!("logwarden: scan: {app} {stage}: not ingested yet: {e}"),
             }
         }
     }
 
-    /// The scheduled run: monitored applications against the advisories as they are now.
-    fn reevaluate(&mut self, now: DateTime<Utc>) -> Result<String, String> {
-        let db = self
-            .advisories
+    fn load_advisories(&self) -> Result<Option<Advisories>, String> {
+        self.advisories
             .as_deref()
             .map(Advisories::load)
             .transpose()
-            .map_err(|e| format!("advisories: {e}"))?;
+            .map_err(|e| format!("advisories: {e}"))
+    }
+
+    /// The scheduled run: monitored applications against the advisories as they are now.
+    fn reevaluate(&mut self, now: DateTime<Utc>) -> Result<String, String> {
+        let db = self.load_advisories()?;
         self.judge(Scope::Monitored, db.as_ref(), now)
     }
 
@@ -184,9 +206,14 @@ impl ScanLoop {
         })();
         self.metrics.scan.evaluations.fetch_add(1, Relaxed);
         match &result {
-            Ok((notices, ..)) => self.metrics.scan.notices.fetch_add(*notices as u64, Relaxed),
-            Err(_) => self.metrics.scan.evaluation_failures.fetch_add(1, Relaxed),
-        };
+            Ok((notices, ..)) => {
+                self.metrics.scan.notices.fetch_add(*notices as u64, Relaxed);
+            }
+            Err(_) => {
+                self.metrics.scan.evaluation_failures.fetch_add(1, Relaxed);
+                self.dispatcher = (self.new_dispatcher)();
+            }
+        }
         let said = match result {
             Ok((notices, quiet, routed)) => {
                 Ok(format!("{notices} notices ({routed} alerts routed), {quiet} already notified"))
@@ -201,44 +228,66 @@ impl ScanLoop {
     }
 }
 
-/// The reports in `dir` settled by `now`, by application and stage.
-fn arrivals(dir: &Path, now: SystemTime) -> std::io::Result<Arrivals> {
+/// The reports in `dir` settled by `now`, by application and stage. A stage waits until
+/// every file in it has settled, so reports written together are one scan. Symbolic links
+/// are skipped (moving a file behind one would reach outside the directory); a directory
+/// that cannot be read is reported and the others are still looked at.
+fn arrivals(dir: &Path, now: SystemTime) -> Arrivals {
     let mut out = Arrivals::new();
-    let visible = |p: &Path| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.'));
+    let mut unsettled: Vec<(String, String)> = Vec::new();
+    let entries = |d: &Path| -> Vec<(PathBuf, std::fs::FileType)> {
+        match std::fs::read_dir(d) {
+            Ok(rd) => rd
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+                .filter(|(_, t)| !t.is_symlink())
+                .collect(),
+            Err(e) => {
+                eprintln!("logwarden: scan: watch {}: {e}", d.display());
+                Vec::new()
+            }
+        }
+    };
+    // A time in the future (a clock set differently) counts as settled: it would never
+    // age otherwise.
     let settled = |p: &Path| {
         std::fs::metadata(p)
             .and_then(|m| m.modified())
-            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= SETTLE))
+            .is_ok_and(|t| now.duration_since(t).map_or(true, |age| age >= SETTLE))
     };
-    for app in std::fs::read_dir(dir)? {
-        let app = app?.path();
-        if !app.is_dir() || !visible(&app) {
+    let name =
+        |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut take = |key: (String, String), file: PathBuf| {
+        if settled(&file) {
+            out.entry(key).or_default().push(file);
+        } else {
+            unsettled.push(key);
+        }
+    };
+    for (app, t) in entries(dir) {
+        if !t.is_dir() {
             continue;
         }
-        let name = app.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        for entry in std::fs::read_dir(&app)? {
-            let p = entry?.path();
-            if !visible(&p) {
-                continue;
-            }
-            if p.is_file() && settled(&p) {
-                out.entry((name.clone(), "build".into())).or_default().push(p);
-            } else if p.is_dir() {
-                let stage = p.file_name().map(|n| n.to_string_lossy().into_owned());
-                let stage = stage.unwrap_or_default();
-                for f in std::fs::read_dir(&p)? {
-                    let f = f?.path();
-                    if f.is_file() && visible(&f) && settled(&f) {
-                        out.entry((name.clone(), stage.clone())).or_default().push(f);
+        for (p, t) in entries(&app) {
+            if t.is_file() {
+                take((name(&app), "build".into()), p);
+            } else if t.is_dir() {
+                for (f, t) in entries(&p) {
+                    if t.is_file() {
+                        take((name(&app), name(&p)), f);
                     }
                 }
             }
         }
     }
+    for key in unsettled {
+        out.remove(&key);
+    }
     for files in out.values_mut() {
         files.sort();
     }
-    Ok(out)
+    out
 }
 
 /// Moves `files` under `dir/into/app/stage/`, with `error` beside them when given.
@@ -287,12 +336,21 @@ mod tests {
         std::fs::write(d.join("shop/release/.partial"), "{}").unwrap();
         std::fs::write(d.join(".ingested/shop/build/old.json"), "{}").unwrap();
         std::fs::write(d.join("stray.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(d.join("shop"), d.join("linked")).unwrap();
         let later = SystemTime::now() + Duration::from_secs(5);
-        let got = arrivals(d, later).unwrap();
+        let got = arrivals(d, later);
         let keys: Vec<(&str, &str, usize)> =
             got.iter().map(|((a, s), f)| (a.as_str(), s.as_str(), f.len())).collect();
         assert_eq!(keys, [("shop", "build", 1), ("shop", "release", 2)]);
-        assert!(arrivals(d, SystemTime::now() - Duration::from_secs(5)).unwrap().is_empty());
+        assert!(arrivals(d, SystemTime::now()).is_empty(), "written just now");
+        // One file still being written holds back its whole stage.
+        let f = std::fs::File::options().append(true).open(d.join("shop/release/a.json")).unwrap();
+        f.set_modified(later).unwrap();
+        let held = arrivals(d, later);
+        assert_eq!(
+            held.keys().map(|(a, s)| (a.as_str(), s.as_str())).collect::<Vec<_>>(),
+            [("shop", "build")]
+        );
         set_aside(
             d,
             ".failed",

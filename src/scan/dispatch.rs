@@ -15,6 +15,17 @@ use crate::route::dispatch::Dispatcher;
 use crate::rule::Rule;
 use crate::sink::outbox::OutboxError;
 
+/// Why notices could not be queued (nothing of the plan is recorded then).
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    /// The outbox (and so the records beside it) could not be written.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// A notice names a policy that is not loaded.
+    #[error("scan notice of policy `{0}`, which is not loaded")]
+    UnknownPolicy(String),
+}
+
 /// Routes `plan`'s notices with `dispatcher` (deferred: it holds what it makes until the
 /// commit) and commits them with the plan's records; returns the alerts routed.
 pub fn notify(
@@ -23,12 +34,15 @@ pub fn notify(
     apps: &Applications,
     dispatcher: &mut Dispatcher,
     now: DateTime<Utc>,
-) -> Result<usize, OutboxError> {
+) -> Result<usize, NotifyError> {
     let at = Timestamp::from_chrono(&now).unwrap_or_else(Timestamp::now);
     let mut routed = 0;
     for n in &plan.notices {
-        // A record is judged only by a loaded policy, so its policy is here.
-        let Some(policy) = policies.iter().find(|p| p.id == n.key.2) else { continue };
+        // A record is judged only by a loaded policy; if it were not here, committing the
+        // record without its notice would lose the notice.
+        let Some(policy) = policies.iter().find(|p| p.id == n.key.2) else {
+            return Err(NotifyError::UnknownPolicy(n.key.2.clone()));
+        };
         let owners = apps.get(&n.key.0).owners;
         for a in alerts(n, policy, &owners, at) {
             dispatcher.route(Arc::new(a))?;

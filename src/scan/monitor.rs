@@ -43,9 +43,11 @@ pub fn key_of(v: &Violation) -> Key {
 pub fn package_of(purl: &str) -> &str {
     let end = purl.find(['?', '#']).unwrap_or(purl.len());
     let head = &purl[..end];
-    match head.rfind('@') {
-        Some(i) if head[..i].contains('/') => &head[..i],
-        _ => head,
+    // Only after the last `/`: an unencoded scope (`pkg:npm/@babel/core`) is not a version.
+    let name_at = head.rfind('/').map_or(0, |i| i + 1);
+    match head[name_at..].rfind('@') {
+        Some(i) => &head[..name_at + i],
+        None => head,
     }
 }
 
@@ -263,8 +265,7 @@ pub fn plan_stage(
     let Lookups { withdrawn, document, subject } = look;
     let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut present: BTreeSet<Key> = BTreeSet::new();
-    for v in current {
-        let key = key_of(&v);
+    for (key, v) in fold(current) {
         present.insert(key.clone());
         let before = records.get(&key);
         let mut ids = v.aliases.clone();
@@ -348,6 +349,38 @@ pub fn plan_stage(
     }
 }
 
+/// One violation per key, in first-seen order: a package installed at two versions with
+/// the same vulnerability is one violation (the first version's), with the worse severity
+/// and CVSS and every fixed version, so the two never take turns updating one record.
+fn fold(current: Vec<Violation>) -> Vec<(Key, Violation)> {
+    let mut out: Vec<(Key, Violation)> = Vec::with_capacity(current.len());
+    let mut at: std::collections::HashMap<Key, usize> = std::collections::HashMap::new();
+    for v in current {
+        let key = key_of(&v);
+        match at.get(&key) {
+            Some(&i) => {
+                let d = &mut out[i].1.details;
+                d.severity = d.severity.max(v.details.severity);
+                d.cvss = match (d.cvss, v.details.cvss) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                d.fixed.extend(v.details.fixed);
+                d.fixed.sort();
+                d.fixed.dedup();
+                d.licenses.extend(v.details.licenses);
+                d.licenses.sort();
+                d.licenses.dedup();
+            }
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, v));
+            }
+        }
+    }
+    out
+}
+
 /// A record never notified.
 fn blank(v: &Violation) -> Record {
     Record {
@@ -395,6 +428,40 @@ mod tests {
         assert_eq!(package_of("pkg:npm/a@1.0.0"), "pkg:npm/a");
         assert_eq!(package_of("pkg:npm/%40s/a@1.0.0?x=y#p"), "pkg:npm/%40s/a");
         assert_eq!(package_of("pkg:generic/a"), "pkg:generic/a");
+        assert_eq!(package_of("pkg:npm/@babel/core"), "pkg:npm/@babel/core");
+        assert_eq!(package_of("pkg:npm/@babel/core@7.0.0"), "pkg:npm/@babel/core");
+    }
+
+    #[test]
+    fn one_package_at_two_versions_is_one_violation_that_goes_quiet() {
+        use crate::parse::scan::Severity::{High, Medium};
+        let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().to_utc();
+        let policies: BTreeSet<&str> = ["p"].into();
+        let doc = |v: &Violation| Arc::from(json!({"component": {"purl": v.purl}}).to_string());
+        let look = Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None };
+        let two = || {
+            let mut old = v("p", "pkg:npm/lodash@3.10.1", "CVE-1", Medium);
+            old.details.fixed = vec!["4.17.19".into()];
+            let mut new = v("p", "pkg:npm/lodash@4.17.15", "CVE-1", High);
+            new.details.fixed = vec!["4.17.19".into(), "3.10.2".into()];
+            vec![old, new]
+        };
+        let mut records = BTreeMap::new();
+        let mut plan = Plan::default();
+        plan_stage(&mut plan, &records, two(), &policies, &[], &look, now);
+        assert_eq!(plan.notices.len(), 1);
+        let d = &plan.notices[0].record.details;
+        assert_eq!(
+            (d.severity, d.fixed.as_slice()),
+            (Some(High), &["3.10.2".to_owned(), "4.17.19".to_owned()][..])
+        );
+        apply(&mut records, &plan);
+        for _ in 0..2 {
+            let mut plan = Plan::default();
+            plan_stage(&mut plan, &records, two(), &policies, &[], &look, now);
+            assert!(plan.notices.is_empty(), "{:?}", plan.notices);
+            assert_eq!(plan.quiet, 1);
+        }
     }
 
     #[test]

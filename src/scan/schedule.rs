@@ -4,9 +4,11 @@
 //! Daylight saving: a local time that does not exist on a day (spring-forward gap) runs at the
 //! first instant after the gap, e.g. `daily 02:30` in Europe/Berlin on the spring-forward day
 //! runs at 03:00 local; an ambiguous local time (fall-back) runs once, at the earlier instant.
+//! That holds for every expression: unlike Vixie cron, `*/15 * * * *` does not run again
+//! during the repeated hour (a re-evaluation has no reason to run twice in it).
 //!
-//! Cron follows Vixie cron: lists, ranges, steps, `*`, month and weekday names, Sunday as 0 or
-//! 7, and when both day-of-month and day-of-week are restricted a day matching either runs.
+//! The syntax is Vixie cron's: lists, ranges, steps, `*`, month and weekday names, Sunday as 0
+//! or 7, and when both day-of-month and day-of-week are restricted a day matching either runs.
 
 use std::fmt;
 

@@ -95,10 +95,12 @@ pub enum Judged {
     Component(usize),
 }
 
-/// Whether `policy` judges findings (it names a `finding.` field) rather than components.
+/// Whether `policy` judges findings (it names a `finding.` field, or `message` and
+/// `event.original`, which are a finding's text) rather than components.
 pub fn judges_findings(policy: &Rule) -> bool {
     policy.fields().iter().any(|f| match f {
         Field::Original(path) => path == "finding" || path.starts_with("finding."),
+        Field::Message | Field::OriginalText => true,
         _ => false,
     })
 }
@@ -146,7 +148,12 @@ impl Wanted {
                 return Wanted::ALL;
             }
             for f in p.fields() {
-                let Field::Original(path) = f else { continue };
+                let path = match f {
+                    Field::Original(path) => path,
+                    // The message is the title, id or purl; the original is all of it.
+                    Field::Message | Field::OriginalText => return Wanted::ALL,
+                    _ => continue,
+                };
                 let mut known = false;
                 for (i, leaf) in LEAVES.iter().enumerate() {
                     let within = |a: &str, b: &str| {
@@ -272,6 +279,15 @@ pub fn event(doc: Value, at: Timestamp) -> Event {
     }
 }
 
+/// `items` sorted without repeats: compared as a set, so another order from another
+/// advisory file is not a change.
+fn sorted(items: &[String]) -> Vec<String> {
+    let mut v = items.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// The components a report's component policies judge: its components, then those only its
 /// findings name.
 pub fn components(report: &Report) -> Vec<&Component> {
@@ -319,11 +335,13 @@ pub fn judge(policies: &[&Rule], app: &AppSpec, scan: &Scan, report: &Report) ->
                         purl: f.component.purl.clone(),
                         id: f.id.clone(),
                         aliases: f.aliases.clone(),
+                        // Licenses are not a vulnerability's details: an SBOM adding them
+                        // must not re-notify every vulnerability of the component.
                         details: Details {
                             severity: Some(f.severity),
                             cvss: f.cvss,
-                            fixed: f.fixed.clone(),
-                            licenses: f.component.licenses.clone(),
+                            fixed: sorted(&f.fixed),
+                            licenses: Vec::new(),
                         },
                         at: Judged::Finding(i),
                     });
@@ -343,7 +361,7 @@ pub fn judge(policies: &[&Rule], app: &AppSpec, scan: &Scan, report: &Report) ->
                         purl: c.purl.clone(),
                         id: String::new(),
                         aliases: Vec::new(),
-                        details: Details { licenses: c.licenses.clone(), ..Details::default() },
+                        details: Details { licenses: sorted(&c.licenses), ..Details::default() },
                         at: Judged::Component(i),
                     });
                 }
@@ -444,6 +462,20 @@ detection:
                    "finding": {"severity": "high", "fixed": true}}),
             "only what the policies read"
         );
+    }
+
+    #[test]
+    fn a_policy_on_the_message_reads_the_finding_title() {
+        let ps = policies(
+            "id: pp\ntitle: t\nkind: policy\nseverity: low\ndetection:\n  a:\n    message|contains: pollution\n  condition: a\n",
+        );
+        assert!(judges_findings(&ps[0]));
+        let mut s = scan();
+        s.report.findings[1].title = Some("prototype pollution".into());
+        let app = crate::scan::app::Applications::default().get("shop");
+        let v = judge(&ps.iter().collect::<Vec<_>>(), &app, &s, &s.report);
+        let ids: Vec<&str> = v.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["CVE-2024-0002"]);
     }
 
     #[test]

@@ -1072,7 +1072,7 @@ async fn the_daemon_ingests_dropped_reports_and_re_evaluates_on_demand() {
              api: {{listen: \"127.0.0.1:{port}\", token: t0k}}\n\
              applications:\n  - {{name: base, owners: [team-a]}}\n\
              sinks:\n  a: {{type: file, path: a.jsonl}}\n\
-             routes:\n  - {{match: {{labels: {{app.owner: team-a}}}}, sinks: [a], group_wait: 0s}}\n\
+             routes:\n  - {{match: {{labels: {{app.owner: team-a}}}}, sinks: [a], group_wait: 0s, send_resolved: true}}\n\
              scan: {{watch: reports, advisories: osv, schedule: \"0 3 * * *\", poll: 100ms}}\n"
         ),
     )
@@ -1114,6 +1114,16 @@ async fn the_daemon_ingests_dropped_reports_and_re_evaluates_on_demand() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("0 notices (0 alerts routed), 5 already notified"), "{body}");
 
+    // The same report dropped again: judged with the advisories too, so the advisory's
+    // violation is not taken for resolved: nothing to send.
+    std::fs::copy(&trivy, d.join("reports/base/.again.json")).unwrap();
+    std::fs::rename(d.join("reports/base/.again.json"), d.join("reports/base/again.json")).unwrap();
+    eventually("the second report ingested", &daemon, async || {
+        std::fs::read_dir(d.join("reports/.ingested/base/build")).unwrap().count() == 2
+    })
+    .await;
+    assert_eq!(scan_alerts(&sink).len(), 5, "{}", daemon.stderr());
+
     // A report that does not read: set aside with why, nothing else changes.
     std::fs::create_dir_all(d.join("reports/base/release")).unwrap();
     std::fs::write(d.join("reports/base/release/bad.json"), r#"{"matches": 5}"#).unwrap();
@@ -1126,10 +1136,10 @@ async fn the_daemon_ingests_dropped_reports_and_re_evaluates_on_demand() {
     .await;
 
     let (_, page) = get(&format!("http://127.0.0.1:{port}/metrics"), Some("t0k")).await;
-    assert_eq!(metric(&page, "logwarden_scan_reports_ingested_total"), Some(1), "{page}");
+    assert_eq!(metric(&page, "logwarden_scan_reports_ingested_total"), Some(2), "{page}");
     assert_eq!(metric(&page, "logwarden_scan_reports_failed_total"), Some(1));
     assert_eq!(metric(&page, "logwarden_scan_notices_total"), Some(5));
-    assert_eq!(metric(&page, "logwarden_scan_evaluations_total"), Some(3));
+    assert_eq!(metric(&page, "logwarden_scan_evaluations_total"), Some(4));
 
     assert!(daemon.terminate(Duration::from_secs(10)).success(), "{}", daemon.stderr());
     assert_eq!(scan_alerts(&sink).len(), 5);

@@ -141,7 +141,6 @@ fn new_and_changed_violations_notify_once_to_the_owner_and_resolve_on_upgrade() 
             ("new", "CVE-2019-1551", SSL),
         ])
     );
-    assert!(s.received("b.jsonl").is_empty(), "team-b owns nothing scanned");
     assert!(first.iter().all(|n| n["route"] == "team-a" && n["severity"] == "high"));
 
     // Again: nothing new, nothing sent.
@@ -307,4 +306,71 @@ fn the_shipped_scan_example_does_what_its_header_says() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "");
     assert!(run.stderr.contains("0 to notify, 4 already notified"), "{}", run.stderr);
+}
+
+#[test]
+fn each_team_hears_of_its_own_application_withdrawals_too_and_resolved_only_if_asked() {
+    let s = Setup::new();
+    let state = s.path("state.redb").display().to_string();
+    let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
+    for app in ["base", "other"] {
+        let run =
+            logwarden(["scan", "ingest", "--app", app, "--state", &state, trivy.to_str().unwrap()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    s.advisory("HIGH");
+    s.evaluate("2026-12-03T10:00:00Z");
+    let apps = |name: &str| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .received(name)
+            .iter()
+            .flat_map(|n| n["alerts"].as_array().unwrap().clone())
+            .map(|a| a["group"]["app.name"].as_str().unwrap().to_owned())
+            .collect();
+        v.dedup();
+        v
+    };
+    assert_eq!(apps("a.jsonl"), ["base"]);
+    assert_eq!(apps("b.jsonl"), ["other"]);
+    assert_eq!(s.received("a.jsonl").len(), 5);
+    assert_eq!(s.received("b.jsonl").len(), 5);
+
+    // The advisory withdrawn: both teams are told (a change of details, not a resolution).
+    let record = json!({
+        "id": "ALPINE-CVE-2099-0001", "aliases": ["CVE-2099-0001"],
+        "withdrawn": "2026-12-03T11:00:00Z",
+        "affected": [{"package": {"ecosystem": "Alpine:v3.10", "name": "libssl1.1"},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.1.1d-r3"}]}]}]
+    });
+    std::fs::write(s.path("osv/a.json"), record.to_string()).unwrap();
+    s.evaluate("2026-12-03T12:00:00Z");
+    for sink in ["a.jsonl", "b.jsonl"] {
+        let sent = s.received(sink);
+        assert_eq!(sent.len(), 6, "{sink}");
+        assert_eq!(alerts(&sent[5..]), owned(&[("withdrawn", "CVE-2099-0001", SSL)]), "{sink}");
+    }
+
+    // `other` upgraded: team-b's route does not send resolved notices; nobody is told.
+    let report = s.path("upgraded.json");
+    upgraded(&report);
+    let run = logwarden([
+        "scan",
+        "ingest",
+        "--app",
+        "other",
+        "--state",
+        &state,
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = s.evaluate("2026-12-03T13:00:00Z");
+    assert_eq!(
+        run.stdout.lines().filter(|l| l.starts_with("resolved\t")).count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("2 unrouted"), "{}", run.stderr);
+    assert_eq!(s.received("a.jsonl").len(), 6);
+    assert_eq!(s.received("b.jsonl").len(), 6);
 }
