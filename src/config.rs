@@ -895,7 +895,10 @@ delivery: {attempts: 3, base: 100ms}
         );
         let e = errors("scan: {advisories: /osv, schedule: \"61 * * * *\"}\n");
         assert!(e[0].contains("`scan.schedule`") && e[0].contains("61 * * * *"), "{e:?}");
+        let e = errors("scan: {poll: 0s}\n");
+        assert!(e[0].contains("`scan.poll`: must be at least 100ms"), "{e:?}");
         let e = errors("applications:\n  - {name: shop, owner: team-a}\n");
+
         assert!(e[0].contains(":2:") && e[0].contains("owner"), "{e:?}");
     }
 
