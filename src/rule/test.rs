@@ -132,6 +132,7 @@ fn policy_alerts(rule: &Rule, name: &str, bytes: &[u8]) -> Result<Vec<Alert>, St
         withdrawn: &|_| false,
         document: &|v| crate::scan::violation::document(&app, &scan, &scan.report, v),
         subject: &|_| None,
+        resolve: true,
     };
     plan_stage(&mut plan, &Default::default(), found, &ids, &[], &look, at);
     Ok(plan

@@ -123,6 +123,7 @@ impl Ctx<'_> {
                 withdrawn: &withdrawn,
                 document: &|v| document(&app, scan, &report, v),
                 subject: &|k| notified.subject(k).ok().flatten(),
+                resolve: inputs.advisories.is_none_or(|db| !db.is_empty()),
             };
             plan_stage(&mut plan, &records, current, &ids, inputs.waivers, &look, now);
         }

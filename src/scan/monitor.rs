@@ -248,6 +248,9 @@ pub struct Lookups<'a> {
     pub document: &'a dyn Fn(&Violation) -> Arc<str>,
     /// The document last judged for a violation that is gone.
     pub subject: &'a dyn Fn(&Key) -> Option<Arc<str>>,
+    /// Whether violations that are gone may be resolved (not when the advisory directory
+    /// came back empty: emptied or not synced yet, it would resolve everything it gave).
+    pub resolve: bool,
 }
 
 /// Compares one stage's `current` violations with its `records` and adds to `plan` what to
@@ -262,7 +265,7 @@ pub fn plan_stage(
     look: &Lookups<'_>,
     now: DateTime<Utc>,
 ) {
-    let Lookups { withdrawn, document, subject } = look;
+    let Lookups { withdrawn, document, subject, resolve } = look;
     let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut present: BTreeSet<Key> = BTreeSet::new();
     for (key, v) in fold(current) {
@@ -316,7 +319,7 @@ pub fn plan_stage(
         plan.current.push((v, standing));
     }
     for (key, r) in records {
-        if present.contains(key) || !policies.contains(key.2.as_str()) {
+        if !*resolve || present.contains(key) || !policies.contains(key.2.as_str()) {
             continue;
         }
         let gone = if withdrawn(&r.aliases) { Status::Withdrawn } else { Status::Resolved };
@@ -438,7 +441,8 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().to_utc();
         let policies: BTreeSet<&str> = ["p"].into();
         let doc = |v: &Violation| Arc::from(json!({"component": {"purl": v.purl}}).to_string());
-        let look = Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None };
+        let look =
+            Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None, resolve: true };
         let two = || {
             let mut old = v("p", "pkg:npm/lodash@3.10.1", "CVE-1", Medium);
             old.details.fixed = vec!["4.17.19".into()];
@@ -470,7 +474,8 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().to_utc();
         let policies: BTreeSet<&str> = ["p"].into();
         let doc = |v: &Violation| Arc::from(json!({"component": {"purl": v.purl}}).to_string());
-        let none = Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None };
+        let none =
+            Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None, resolve: true };
         let mut records = BTreeMap::new();
         let cur =
             || vec![v("p", "pkg:npm/a@1", "CVE-1", Medium), v("p", "pkg:npm/b@1", "CVE-2", High)];

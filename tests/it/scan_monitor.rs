@@ -374,3 +374,24 @@ fn each_team_hears_of_its_own_application_withdrawals_too_and_resolved_only_if_a
     assert_eq!(s.received("a.jsonl").len(), 6);
     assert_eq!(s.received("b.jsonl").len(), 6);
 }
+
+#[test]
+fn an_emptied_advisory_directory_resolves_nothing() {
+    let s = Setup::new();
+    let state = s.path("state.redb").display().to_string();
+    let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
+    let run =
+        logwarden(["scan", "ingest", "--app", "base", "--state", &state, trivy.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    s.advisory("HIGH");
+    s.evaluate("2026-12-03T10:00:00Z");
+    assert_eq!(s.received("a.jsonl").len(), 5);
+    // Mid-sync, the directory is empty: nothing reads as resolved.
+    std::fs::remove_file(s.path("osv/a.json")).unwrap();
+    let run = s.evaluate("2026-12-03T11:00:00Z");
+    assert_eq!(run.stdout, "");
+    s.advisory("HIGH");
+    let run = s.evaluate("2026-12-03T12:00:00Z");
+    assert_eq!(run.stdout, "", "still notified, unchanged");
+    assert_eq!(s.received("a.jsonl").len(), 5);
+}
