@@ -207,6 +207,15 @@ impl Judge {
         now: DateTime<Utc>,
     ) -> anyhow::Result<Plan> {
         let scans = self.store.list(app)?;
+        self.plan_of(&scans, scope, now)
+    }
+
+    fn plan_of(
+        &self,
+        scans: &[Scan],
+        scope: Scope<'_>,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Plan> {
         let waivers = self.waivers.list(None)?;
         let inputs = Inputs {
             policies: &self.policies,
@@ -214,16 +223,18 @@ impl Judge {
             advisories: self.advisories.as_ref(),
             waivers: &waivers,
         };
-        Ok(plan(&scans, &self.notified, inputs, scope, now)?)
+        Ok(plan(scans, &self.notified, inputs, scope, now)?)
     }
 
     /// Sends `plan`'s notices through the config's routes and records them with their
     /// outbox entries in one transaction; waits up to `wait` for delivery.
+    /// `fresh`, a scan just read, is stored in the same transaction.
     fn notify(
         &self,
         plan: &Plan,
         now: DateTime<Utc>,
         wait: std::time::Duration,
+        fresh: Option<&Scan>,
     ) -> anyhow::Result<bool> {
         let Some(config) = &self.config else {
             anyhow::bail!("notifying needs -c CONFIG (its routes and sinks)");
@@ -235,7 +246,14 @@ impl Judge {
         let (dispatcher, delivery) =
             super::deliver::start_with(config, &self.policies, None, outbox)?;
         let mut dispatcher = dispatcher.deferred();
-        crate::scan::dispatch::notify(plan, &self.policies, &self.apps, &mut dispatcher, now)?;
+        crate::scan::dispatch::notify_with(
+            plan,
+            &self.policies,
+            &self.apps,
+            &mut dispatcher,
+            now,
+            |txn| fresh.map_or(Ok(()), |scan| ScanStore::put_in(txn, scan)),
+        )?;
         let summary = delivery.finish(dispatcher, wait)?;
         eprintln!("{summary}");
         Ok(summary.complete())
@@ -267,12 +285,13 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                 Some(_) => Some(Judge::open(state, rules.as_deref(), None)?),
                 None => None,
             };
-            let store = match &judge {
-                Some(j) => j.store.clone(),
-                None => ScanStore::open(&state.path()?)?,
-            };
             let now = Utc::now();
-            let scan = store.ingest(app, stage, files, now)?;
+            // With -c the scan is stored in the transaction that queues its notices: a
+            // failure on the way stores neither, and the ingest can simply be run again.
+            let scan = match &judge {
+                Some(_) => ScanStore::read(app, stage, files, now)?,
+                None => ScanStore::open(&state.path()?)?.ingest(app, stage, files, now)?,
+            };
             let formats: Vec<String> =
                 scan.formats.iter().map(|f| format!("{f:?}").to_lowercase()).collect();
             println!(
@@ -283,9 +302,9 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                 formats.join(", ")
             );
             let Some(j) = judge else { return Ok(ExitCode::SUCCESS) };
-            let plan = j.plan(Some(app), Scope::Stage { app, stage }, now)?;
+            let plan = j.plan_of(std::slice::from_ref(&scan), Scope::Stage { app, stage }, now)?;
             print_notices(&plan, false)?;
-            let ok = j.notify(&plan, now, std::time::Duration::from_secs(30))?;
+            let ok = j.notify(&plan, now, std::time::Duration::from_secs(30), Some(&scan))?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ScanAction::Evaluate { judge, monitored, wait } => {
@@ -309,7 +328,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
                 eprintln!("logwarden: --state only: nothing notified or recorded (give -c CONFIG)");
                 return Ok(ExitCode::SUCCESS);
             }
-            let ok = j.notify(&plan, now, *wait)?;
+            let ok = j.notify(&plan, now, *wait, None)?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         ScanAction::List { judge, new, waived } => {

@@ -26,7 +26,7 @@ use crate::scan::app::Applications;
 use crate::scan::evaluate::{Inputs, Scope, plan};
 use crate::scan::monitor::Notified;
 use crate::scan::schedule::Schedule;
-use crate::scan::store::{ScanStore, StoreError};
+use crate::scan::store::{Scan, ScanStore, StoreError};
 use crate::scan::waiver::WaiverStore;
 
 /// How long a report must stay unchanged before it is read.
@@ -125,7 +125,7 @@ impl ScanLoop {
     fn look(&mut self, now: DateTime<Utc>) {
         let Some(dir) = self.watch.clone() else { return };
         for ((app, stage), files) in arrivals(&dir, SystemTime::now()) {
-            match self.store.ingest(&app, &stage, &files, now) {
+            match ScanStore::read(&app, &stage, &files, now) {
                 Ok(scan) => {
                     eprintln!(
                         "logwarden: scan: {app} {stage}: {} findings in {} components from {} reports",
@@ -144,7 +144,7 @@ impl ScanLoop {
                         }
                     };
                     let scope = Scope::Stage { app: &app, stage: &stage };
-                    if self.judge(scope, db.as_ref(), now).is_ok() {
+                    if self.judge(scope, db.as_ref(), now, Some(&scan)).is_ok() {
                         self.metrics.scan.reports_ingested.fetch_add(files.len() as u64, Relaxed);
                         set_aside(&dir, ".ingested", &app, &stage, &files, None);
                     }
@@ -172,21 +172,23 @@ impl ScanLoop {
     /// The scheduled run: monitored applications against the advisories as they are now.
     fn reevaluate(&mut self, now: DateTime<Utc>) -> Result<String, String> {
         let db = self.load_advisories()?;
-        self.judge(Scope::Monitored, db.as_ref(), now)
+        self.judge(Scope::Monitored, db.as_ref(), now, None)
     }
 
+    /// Judges the stored scans in `scope`, or `fresh`, a scan just read, which is stored in
+    /// the transaction that queues its notices (a failure stores neither).
     fn judge(
         &mut self,
         scope: Scope<'_>,
         db: Option<&Advisories>,
         now: DateTime<Utc>,
+        fresh: Option<&Scan>,
     ) -> Result<String, String> {
         let result = (|| -> anyhow::Result<(usize, u64, usize)> {
-            let app = match scope {
-                Scope::Stage { app, .. } => Some(app),
-                _ => None,
+            let scans = match fresh {
+                Some(scan) => vec![scan.clone()],
+                None => self.store.list(None)?,
             };
-            let scans = self.store.list(app)?;
             let waivers = self.waivers.list(None)?;
             let inputs = Inputs {
                 policies: &self.policies,
@@ -195,12 +197,13 @@ impl ScanLoop {
                 waivers: &waivers,
             };
             let p = plan(&scans, &self.notified, inputs, scope, now)?;
-            let routed = crate::scan::dispatch::notify(
+            let routed = crate::scan::dispatch::notify_with(
                 &p,
                 &self.policies,
                 &self.apps,
                 &mut self.dispatcher,
                 now,
+                |txn| fresh.map_or(Ok(()), |scan| ScanStore::put_in(txn, scan)),
             )?;
             Ok((p.notices.len(), p.quiet, routed))
         })();

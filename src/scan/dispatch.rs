@@ -35,6 +35,19 @@ pub fn notify(
     dispatcher: &mut Dispatcher,
     now: DateTime<Utc>,
 ) -> Result<usize, NotifyError> {
+    notify_with(plan, policies, apps, dispatcher, now, |_| Ok(()))
+}
+
+/// [`notify`], writing what `also` writes in the same transaction (a new scan, stored only
+/// together with the notices judging it made).
+pub fn notify_with(
+    plan: &Plan,
+    policies: &[Rule],
+    apps: &Applications,
+    dispatcher: &mut Dispatcher,
+    now: DateTime<Utc>,
+    also: impl FnOnce(&redb::WriteTransaction) -> Result<(), redb::Error>,
+) -> Result<usize, NotifyError> {
     let at = Timestamp::from_chrono(&now).unwrap_or_else(Timestamp::now);
     let mut routed = 0;
     for n in &plan.notices {
@@ -51,6 +64,9 @@ pub fn notify(
     }
     // Scan notices do not wait for company: each evaluation's go out together, now.
     dispatcher.finish(at)?;
-    dispatcher.commit_with(|txn| Notified::record(txn, &plan.writes))?;
+    dispatcher.commit_with(|txn| {
+        Notified::record(txn, &plan.writes)?;
+        also(txn)
+    })?;
     Ok(routed)
 }

@@ -103,6 +103,19 @@ impl ScanStore {
         files: &[PathBuf],
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Scan, StoreError> {
+        let scan = ScanStore::read(app, stage, files, now)?;
+        self.put(&scan)?;
+        Ok(scan)
+    }
+
+    /// Reads `files` into the scan of `app` at `stage` they make, storing nothing (see
+    /// [`ScanStore::put_in`] to store it with other writes).
+    pub fn read(
+        app: &str,
+        stage: &str,
+        files: &[PathBuf],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Scan, StoreError> {
         check_name("application", app)?;
         check_name("stage", stage)?;
         let mut reports = Vec::with_capacity(files.len());
@@ -122,8 +135,16 @@ impl ScanStore {
             formats,
             report: crate::parse::scan::merge(reports),
         };
-        self.put(&scan)?;
         Ok(scan)
+    }
+
+    /// Stores `scan` as its stage's last inside `txn` (the caller commits).
+    pub fn put_in(txn: &redb::WriteTransaction, scan: &Scan) -> Result<(), redb::Error> {
+        // A scan is plain data: encoding cannot fail short of memory.
+        let bytes = serde_json::to_vec(scan).unwrap_or_default();
+        let mut t = txn.open_table(SCANS)?;
+        t.insert((scan.app.as_str(), scan.stage.as_str()), bytes.as_slice())?;
+        Ok(())
     }
 
     /// Stores `scan` as its stage's last.
