@@ -542,4 +542,62 @@ mod tests {
         assert_eq!(untouched, 1);
         assert!(plan.writes.iter().all(|(k, _, _)| k.2 != "unmonitored"));
     }
+
+    proptest::proptest! {
+        /// Whatever the sequence of evaluations: judging the same violations again right
+        /// after notifying them sends nothing, every present violation is then open, and
+        /// every one gone that was open is resolved, each told exactly once.
+        #[test]
+        fn notices_are_sent_once_whatever_the_sequence(
+            runs in proptest::collection::vec(
+                proptest::collection::vec((0u8..2, 0u8..4, 0u8..2, 0u8..3, 0u8..4, proptest::bool::ANY), 0..8),
+                1..6,
+            )
+        ) {
+            use crate::parse::scan::Severity;
+            let now = DateTime::parse_from_rfc3339("2026-12-03T10:00:00Z").unwrap().to_utc();
+            let policies: BTreeSet<&str> = ["p0", "p1"].into();
+            let doc = |v: &Violation| Arc::from(json!({"component": {"purl": v.purl}}).to_string());
+            let look = Lookups { withdrawn: &|_| false, document: &doc, subject: &|_| None, resolve: true };
+            let sev = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+            let mut records = BTreeMap::new();
+            for run in runs {
+                let current: Vec<Violation> = run
+                    .iter()
+                    .map(|&(p, pkg, ver, id, s, fixed)| {
+                        let mut x = v(
+                            &format!("p{p}"),
+                            &format!("pkg:npm/a{pkg}@{ver}.0.0"),
+                            &format!("CVE-{id}"),
+                            sev[usize::from(s)],
+                        );
+                        if fixed {
+                            x.details.fixed = vec!["9.0.0".into()];
+                        }
+                        x
+                    })
+                    .collect();
+                let keys: BTreeSet<Key> = current.iter().map(key_of).collect();
+                let mut plan = Plan::default();
+                plan_stage(&mut plan, &records, current.clone(), &policies, &[], &look, now);
+                let mut told: Vec<&Key> = plan.notices.iter().map(|n| &n.key).collect();
+                told.sort();
+                let before = told.len();
+                told.dedup();
+                proptest::prop_assert_eq!(before, told.len(), "a violation told twice in one run");
+                apply(&mut records, &plan);
+                for (k, r) in &records {
+                    if keys.contains(k) {
+                        proptest::prop_assert_eq!(r.status, Status::Open);
+                    } else {
+                        proptest::prop_assert_eq!(r.status, Status::Resolved);
+                    }
+                }
+                let mut again = Plan::default();
+                plan_stage(&mut again, &records, current, &policies, &[], &look, now);
+                proptest::prop_assert!(again.notices.is_empty(), "{:?}", again.notices);
+                proptest::prop_assert!(again.writes.is_empty());
+            }
+        }
+    }
 }
