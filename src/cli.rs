@@ -409,20 +409,7 @@ fn run_daemon(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let dir = args.rules.clone().or_else(|| config.spec.rules.clone());
     let rules = match dir {
         None => Vec::new(),
-        Some(dir) => match crate::rule::load::load_dir(&dir) {
-            Ok(rules) => rules,
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                anyhow::bail!(
-                    "{}: {} rule error{}",
-                    dir.display(),
-                    errors.len(),
-                    plural(errors.len())
-                );
-            }
-        },
+        Some(dir) => load_rules(&dir)?,
     };
     let mut services = crate::rule::behaviour::Services::default();
     if let Some(path) = args.geoip.clone().or_else(|| config.spec.geoip.clone()) {
@@ -430,6 +417,16 @@ fn run_daemon(args: &RunArgs) -> anyhow::Result<ExitCode> {
     }
     crate::daemon::run(&config, rules, services, args.rules.clone())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads a rule directory, printing each of its errors; the error says how many there were.
+pub(crate) fn load_rules(dir: &std::path::Path) -> anyhow::Result<Vec<crate::rule::Rule>> {
+    crate::rule::load::load_dir(dir).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::anyhow!("{}: {} rule error{}", dir.display(), errors.len(), plural(errors.len()))
+    })
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {
@@ -465,20 +462,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     if let Some(dir) = &args.rules {
-        match crate::rule::load::load_dir(dir) {
-            Ok(rules) => opts.rules = Some(std::sync::Arc::new(RuleSet::new(rules))),
-            Err(errors) => {
-                for e in &errors {
-                    eprintln!("{e}");
-                }
-                anyhow::bail!(
-                    "{}: {} rule error{}",
-                    dir.display(),
-                    errors.len(),
-                    plural(errors.len())
-                );
-            }
-        }
+        opts.rules = Some(std::sync::Arc::new(RuleSet::new(load_rules(dir)?)));
     }
     // Stdout (not its lock) because the writer runs on another thread; writes are 256 KiB
     // chunks, so the per-write lock costs nothing.

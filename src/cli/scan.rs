@@ -261,20 +261,8 @@ impl Judge {
 }
 
 fn load_policies(dir: &Path) -> anyhow::Result<Vec<Rule>> {
-    match crate::rule::load::load_dir(dir) {
-        Ok(rules) => Ok(rules.into_iter().filter(|r| r.kind == RuleKind::Policy).collect()),
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            anyhow::bail!(
-                "{}: {} rule error{}",
-                dir.display(),
-                errors.len(),
-                super::plural(errors.len())
-            )
-        }
-    }
+    let rules = super::load_rules(dir)?;
+    Ok(rules.into_iter().filter(|r| r.kind == RuleKind::Policy).collect())
 }
 
 /// Runs `logwarden scan ...`.

@@ -66,6 +66,14 @@ impl Setup {
         run
     }
 
+    /// `scan ingest --state` (stored, judged at the next evaluation).
+    fn ingest(&self, app: &str, report: &Path) {
+        let state = self.path("state.redb").display().to_string();
+        let report = report.display().to_string();
+        let run = logwarden(["scan", "ingest", "--app", app, "--state", &state, &report]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+
     fn evaluate(&self, now: &str) -> crate::cli::Run {
         let osv = self.path("osv").display().to_string();
         self.run(&["scan", "evaluate", "--advisories", &osv, "--now", now])
@@ -123,10 +131,7 @@ fn new_and_changed_violations_notify_once_to_the_owner_and_resolve_on_upgrade() 
     let s = Setup::new();
     let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
     // Stored without -c: judged at the next evaluation.
-    let state = s.path("state.redb").display().to_string();
-    let run =
-        logwarden(["scan", "ingest", "--app", "base", "--state", &state, trivy.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    s.ingest("base", &trivy);
 
     // First evaluation: the report's four findings are new, to team-a only.
     let run = s.evaluate("2026-12-03T10:00:00Z");
@@ -184,9 +189,7 @@ fn new_and_changed_violations_notify_once_to_the_owner_and_resolve_on_upgrade() 
     // sends resolved notices), libcrypto's stay quiet.
     let report = s.path("upgraded.json");
     upgraded(&report);
-    let run =
-        logwarden(["scan", "ingest", "--app", "base", "--state", &state, report.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    s.ingest("base", &report);
     s.evaluate("2026-12-03T15:00:00Z");
     let sent = s.received("a.jsonl");
     assert_eq!(
@@ -218,9 +221,7 @@ fn a_waiver_keeps_a_violation_quiet_until_it_ends() {
     let s = Setup::new();
     let state = s.path("state.redb").display().to_string();
     let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
-    let run =
-        logwarden(["scan", "ingest", "--app", "base", "--state", &state, trivy.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    s.ingest("base", &trivy);
     s.evaluate("2026-12-03T10:00:00Z");
     let before = s.received("a.jsonl").len();
 
@@ -311,12 +312,9 @@ fn the_shipped_scan_example_does_what_its_header_says() {
 #[test]
 fn each_team_hears_of_its_own_application_withdrawals_too_and_resolved_only_if_asked() {
     let s = Setup::new();
-    let state = s.path("state.redb").display().to_string();
     let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
     for app in ["base", "other"] {
-        let run =
-            logwarden(["scan", "ingest", "--app", app, "--state", &state, trivy.to_str().unwrap()]);
-        assert_eq!(run.code, 0, "{}", run.stderr);
+        s.ingest(app, &trivy);
     }
     s.advisory("HIGH");
     s.evaluate("2026-12-03T10:00:00Z");
@@ -353,16 +351,7 @@ fn each_team_hears_of_its_own_application_withdrawals_too_and_resolved_only_if_a
     // `other` upgraded: team-b's route does not send resolved notices; nobody is told.
     let report = s.path("upgraded.json");
     upgraded(&report);
-    let run = logwarden([
-        "scan",
-        "ingest",
-        "--app",
-        "other",
-        "--state",
-        &state,
-        report.to_str().unwrap(),
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    s.ingest("other", &report);
     let run = s.evaluate("2026-12-03T13:00:00Z");
     assert_eq!(
         run.stdout.lines().filter(|l| l.starts_with("resolved\t")).count(),
@@ -378,11 +367,8 @@ fn each_team_hears_of_its_own_application_withdrawals_too_and_resolved_only_if_a
 #[test]
 fn an_emptied_advisory_directory_resolves_nothing() {
     let s = Setup::new();
-    let state = s.path("state.redb").display().to_string();
     let trivy = corpus::path("scanners/trivy/alpine-310.json.golden.json");
-    let run =
-        logwarden(["scan", "ingest", "--app", "base", "--state", &state, trivy.to_str().unwrap()]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    s.ingest("base", &trivy);
     s.advisory("HIGH");
     s.evaluate("2026-12-03T10:00:00Z");
     assert_eq!(s.received("a.jsonl").len(), 5);
