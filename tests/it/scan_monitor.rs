@@ -225,6 +225,36 @@ fn a_waiver_keeps_a_violation_quiet_until_it_ends() {
     s.evaluate("2026-12-03T10:00:00Z");
     let before = s.received("a.jsonl").len();
 
+    // A waiver that has already ended is refused; a date that is not one names itself.
+    let waive = |until: &str| {
+        logwarden([
+            "scan",
+            "waive",
+            "--app",
+            "base",
+            "--vuln",
+            "CVE-1",
+            "--until",
+            until,
+            "--reason",
+            "r",
+            "--state",
+            &state,
+            "--now",
+            "2026-12-03T10:30:00Z",
+        ])
+    };
+    let past = waive("2026-12-03");
+    assert_ne!(past.code, 0);
+    assert!(
+        past.stderr.contains("--until 2026-12-03T00:00:00+00:00 is not in the future"),
+        "{}",
+        past.stderr
+    );
+    let bad = waive("next week");
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("`next week` is not a date"), "{}", bad.stderr);
+
     // Waived until tomorrow: the new advisory's violation is not notified, nor listed as new.
     let run = logwarden([
         "scan",
