@@ -13,7 +13,7 @@ use crate::parse::scan::{Report, ScanError, ScanFormat};
 use crate::state::{StateError, db_error};
 
 /// (application, stage) -> the stage's last scan, as JSON (see [`Scan`]).
-const SCANS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scans");
+const SCANS: JsonTable = TableDefinition::new("scans");
 
 /// Why the scan store could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -149,43 +149,68 @@ impl ScanStore {
 
     /// Stores `scan` as its stage's last.
     pub fn put(&self, scan: &Scan) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(scan).map_err(|e| StoreError::Decode {
-            app: scan.app.clone(),
-            stage: scan.stage.clone(),
-            detail: e.to_string(),
-        })?;
-        let err = db_error(&self.path);
-        let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
-        {
-            let mut t = txn.open_table(SCANS).map_err(|e| err(e.into()))?;
-            t.insert((scan.app.as_str(), scan.stage.as_str()), bytes.as_slice())
-                .map_err(|e| err(e.into()))?;
-        }
-        txn.commit().map_err(|e| err(e.into()))?;
-        Ok(())
+        put_json(&self.db, &self.path, SCANS, (&scan.app, &scan.stage), scan)
     }
 
     /// Every stored scan, by application then stage; of `app` only when given.
     pub fn list(&self, app: Option<&str>) -> Result<Vec<Scan>, StoreError> {
-        let err = db_error(&self.path);
-        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let t = txn.open_table(SCANS).map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for entry in t.iter().map_err(|e| err(e.into()))? {
-            let (k, v) = entry.map_err(|e| err(e.into()))?;
-            let (a, stage) = k.value();
-            if app.is_some_and(|want| want != a) {
-                continue;
-            }
-            let scan: Scan = serde_json::from_slice(v.value()).map_err(|e| StoreError::Decode {
-                app: a.to_owned(),
-                stage: stage.to_owned(),
-                detail: e.to_string(),
-            })?;
-            out.push(scan);
-        }
-        Ok(out)
+        rows_json(&self.db, &self.path, SCANS, app, "")
     }
+}
+
+/// A table keyed by (application, second part) holding JSON rows: scans, waivers.
+pub(super) type JsonTable = TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+
+/// Writes `value` as JSON under `key` of `table`, in a transaction of its own.
+pub(super) fn put_json<T: Serialize>(
+    db: &Database,
+    path: &Path,
+    table: JsonTable,
+    key: (&str, &str),
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Decode {
+        app: key.0.to_owned(),
+        stage: key.1.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let err = db_error(path);
+    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+    {
+        let mut t = txn.open_table(table).map_err(|e| err(e.into()))?;
+        t.insert(key, bytes.as_slice()).map_err(|e| err(e.into()))?;
+    }
+    txn.commit().map_err(|e| err(e.into()))?;
+    Ok(())
+}
+
+/// Every row of `table` (of application `app` only, when given), decoded, in key order;
+/// `what` prefixes the second key part in errors (`waiver CVE-...`).
+pub(super) fn rows_json<T: serde::de::DeserializeOwned>(
+    db: &Database,
+    path: &Path,
+    table: JsonTable,
+    app: Option<&str>,
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
+    let err = db_error(path);
+    let txn = db.begin_read().map_err(|e| err(e.into()))?;
+    let t = txn.open_table(table).map_err(|e| err(e.into()))?;
+    let mut out = Vec::new();
+    for entry in t.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = entry.map_err(|e| err(e.into()))?;
+        let (a, second) = k.value();
+        if app.is_some_and(|want| want != a) {
+            continue;
+        }
+        let row = serde_json::from_slice(v.value()).map_err(|e| StoreError::Decode {
+            app: a.to_owned(),
+            stage: format!("{what}{second}"),
+            detail: e.to_string(),
+        })?;
+        out.push(row);
+    }
+    Ok(out)
 }
 
 /// Names are keys and column values: no control characters, a sane length.
@@ -244,5 +269,19 @@ mod tests {
             s.ingest("shop", "build", &[dir.path().join("nope.json")], now()).unwrap_err();
         assert!(matches!(missing, StoreError::Io { .. }), "{missing}");
         assert!(matches!(s.ingest("", "build", &[], now()), Err(StoreError::Name { .. })));
+    }
+
+    #[test]
+    fn a_row_that_does_not_decode_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let s = ScanStore::open(&path).unwrap();
+        put_json(&s.db, &path, SCANS, ("shop", "build"), &serde_json::json!({"x": 1})).unwrap();
+        let err = s.list(None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("state database: scan of `shop` stage `build` does not decode: "),
+            "{err}"
+        );
+        assert!(s.list(Some("blog")).unwrap().is_empty(), "other applications still read");
     }
 }

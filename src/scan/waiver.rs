@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::store::{StoreError, check_name};
+use super::store::{JsonTable, StoreError, check_name, put_json, rows_json};
 use crate::state::db_error;
 
 /// (application, vulnerability id as given) -> the waiver, as JSON.
-const WAIVERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("scan_waivers");
+const WAIVERS: JsonTable = TableDefinition::new("scan_waivers");
 
 /// One waiver.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -80,43 +80,13 @@ impl WaiverStore {
     pub fn put(&self, w: &Waiver) -> Result<(), StoreError> {
         check_name("application", &w.app)?;
         check_name("vulnerability", &w.vuln)?;
-        let bytes = serde_json::to_vec(w).map_err(|e| decode(w, e.to_string()))?;
-        let err = db_error(&self.path);
-        let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
-        {
-            let mut t = txn.open_table(WAIVERS).map_err(|e| err(e.into()))?;
-            t.insert((w.app.as_str(), w.vuln.as_str()), bytes.as_slice())
-                .map_err(|e| err(e.into()))?;
-        }
-        txn.commit().map_err(|e| err(e.into()))?;
-        Ok(())
+        put_json(&self.db, &self.path, WAIVERS, (&w.app, &w.vuln), w)
     }
 
     /// Every waiver (of `app` only, when given), expired ones included, by application.
     pub fn list(&self, app: Option<&str>) -> Result<Vec<Waiver>, StoreError> {
-        let err = db_error(&self.path);
-        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
-        let t = txn.open_table(WAIVERS).map_err(|e| err(e.into()))?;
-        let mut out = Vec::new();
-        for entry in t.iter().map_err(|e| err(e.into()))? {
-            let (k, v) = entry.map_err(|e| err(e.into()))?;
-            let (a, vuln) = k.value();
-            if app.is_some_and(|want| want != a) {
-                continue;
-            }
-            let w: Waiver = serde_json::from_slice(v.value()).map_err(|e| StoreError::Decode {
-                app: a.to_owned(),
-                stage: format!("waiver {vuln}"),
-                detail: e.to_string(),
-            })?;
-            out.push(w);
-        }
-        Ok(out)
+        rows_json(&self.db, &self.path, WAIVERS, app, "waiver ")
     }
-}
-
-fn decode(w: &Waiver, detail: String) -> StoreError {
-    StoreError::Decode { app: w.app.clone(), stage: format!("waiver {}", w.vuln), detail }
 }
 
 /// Opens the waivers in the state database at `path`.
