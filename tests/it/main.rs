@@ -8,6 +8,7 @@ mod corpus;
 mod crowdsec_hub;
 mod daemon;
 mod email_tls;
+mod fail2ban_parity;
 mod golden_sshd;
 mod outbox;
 mod panther_parity;
