@@ -87,6 +87,13 @@ pub struct Event {
     pub source_port: Option<u16>,
     /// `source.domain`: a host or service name where the source is not an address.
     pub source_domain: Option<CompactString>,
+    /// `related.ip`: the addresses a line names when its grammar cannot tell which one is the
+    /// peer (client-chosen text can carry an address too). Set only when `source.ip` was left
+    /// out for that reason, so an operator can see the candidates without any being blamed.
+    pub related_ip: Option<Box<[IpAddr]>>,
+    /// `service.name`: the service on whose behalf the line was logged (the PAM service, which
+    /// is not always the program: `vsftpd`, `dovecot`, `sshd`).
+    pub service_name: Option<Sym>,
     /// `source.geo.*`, filled by enrichment.
     pub source_geo: Option<Box<Geo>>,
     /// `host.name`.

@@ -40,6 +40,11 @@ pub enum Field {
     SourcePort,
     /// `source.domain`
     SourceDomain,
+    /// `source.address`: the peer as an address when known, else its host name (ECS: the
+    /// raw address, whatever form it has), so a rule can count per remote host either way.
+    SourceAddress,
+    /// `service.name`
+    ServiceName,
     /// `source.geo.country_iso_code`
     SourceGeoCountry,
     /// `source.geo.city_name`
@@ -98,6 +103,8 @@ impl Field {
             "source.ip" => Field::SourceIp,
             "source.port" => Field::SourcePort,
             "source.domain" => Field::SourceDomain,
+            "source.address" => Field::SourceAddress,
+            "service.name" => Field::ServiceName,
             "source.geo.country_iso_code" => Field::SourceGeoCountry,
             "source.geo.city_name" => Field::SourceGeoCity,
             "host.name" => Field::HostName,
@@ -167,6 +174,11 @@ impl Event {
             Field::SourceIp => self.source_ip.map(V::Ip),
             Field::SourcePort => self.source_port.map(|p| V::Int(i64::from(p))),
             Field::SourceDomain => s(self.source_domain.as_deref()),
+            Field::SourceAddress => match self.source_ip {
+                Some(ip) => Some(V::Ip(ip)),
+                None => s(self.source_domain.as_deref()),
+            },
+            Field::ServiceName => s(self.service_name.as_deref()),
             Field::SourceGeoCountry => {
                 s(self.source_geo.as_ref().and_then(|g| g.country_iso_code.as_deref()))
             }

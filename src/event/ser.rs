@@ -297,6 +297,26 @@ pub fn write_json(e: &Event, out: &mut Vec<u8>) {
         s.end();
     }
 
+    if let Some(ips) = &e.related_ip {
+        let mut r = o.child("related");
+        r.key("ip");
+        r.out.push(b'[');
+        for (i, ip) in ips.iter().enumerate() {
+            if i > 0 {
+                r.out.push(b',');
+            }
+            write_ip(r.out, *ip);
+        }
+        r.out.push(b']');
+        r.end();
+    }
+
+    if let Some(svc) = &e.service_name {
+        let mut sv = o.child("service");
+        sv.str("name", Some(svc));
+        sv.end();
+    }
+
     if let Some(h) = &e.host_name {
         let mut host = o.child("host");
         host.str("name", Some(h));
@@ -467,6 +487,21 @@ fn names<T>(
     }
 }
 
+/// `related.ip`: a list of addresses.
+fn related_ips(m: &Map<String, Value>) -> Result<Option<Box<[std::net::IpAddr]>>, EcsError> {
+    let bad =
+        || EcsError::Field { field: "related.ip", problem: "expected a list of IP addresses" };
+    match at(m, "related.ip") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().and_then(|s| s.parse().ok()).ok_or_else(bad))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| Some(v.into_boxed_slice())),
+        Some(_) => Err(bad()),
+    }
+}
+
 fn cs(s: Option<&str>) -> Option<CompactString> {
     s.map(CompactString::from)
 }
@@ -573,6 +608,8 @@ fn from_map(m: &Map<String, Value>) -> Result<Event, EcsError> {
         source_ip,
         source_port: int(m, "source.port")?,
         source_domain: cs(text(m, "source.domain")?),
+        related_ip: related_ips(m)?,
+        service_name: text(m, "service.name")?.map(Sym::from),
         source_geo: geo,
         host_name: text(m, "host.name")?.map(Sym::from),
         process_name: text(m, "process.name")?.map(Sym::from),

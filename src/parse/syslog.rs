@@ -116,6 +116,7 @@ impl Parser for SyslogParser {
             ..Event::default()
         };
         let (mut app, mut text_msg);
+        let bare;
         if let Some(h) = rfc3164::parse(text, self.opts.timezone, year_of, &mut self.offsets) {
             e.timestamp = h.timestamp;
             e.host_name = Some(self.hosts.intern(h.host));
@@ -132,6 +133,11 @@ impl Parser for SyslogParser {
             text_msg = h.msg;
         } else {
             let get_year = move |(m, ..): IncompleteDate| year_of(m);
+            // `Mmm dd hh:mm:ss [sshd]: msg` (no host, the tag in brackets, as some BSD and
+            // embedded syslogds write): syslog_loose would take the tag for structured data
+            // and drop it, so it is given the line with a nil host and a plain tag instead.
+            bare = bracketed_tag(text);
+            let text = bare.as_deref().unwrap_or(text);
             let msg = syslog_loose::parse_message_with_year_exact_tz(
                 text,
                 get_year,
@@ -185,6 +191,7 @@ impl Parser for SyslogParser {
             Some((n, inner)) => (n.min(MAX_REPEAT), inner),
             None => (1, text_msg),
         };
+        let body = solaris_msgid(body);
         e.message = Some(Box::from(body));
         if !self.extractors.extract(app, body, &mut e) {
             e.dataset = Some(DATASET);
@@ -282,6 +289,40 @@ fn facility_severity(word: &str) -> Option<(u8, u8)> {
 }
 
 /// `prog[pid]: rest` or `prog: rest` at the start of a message.
+/// `[ID 800047 auth.info] msg` (Solaris syslog's message id and priority): the message.
+fn solaris_msgid(msg: &str) -> &str {
+    let Some(rest) = msg.strip_prefix("[ID ") else { return msg };
+    let Some((inside, after)) = rest.split_once("] ") else { return msg };
+    match inside.split_once(' ') {
+        Some((id, prio))
+            if !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && prio.split_once('.').is_some_and(|(f, l)| !f.is_empty() && !l.is_empty()) =>
+        {
+            after
+        }
+        _ => msg,
+    }
+}
+
+/// `[<PRI>]Mmm dd hh:mm:ss [TAG]: msg` or `... [TAG] msg` rewritten as `... - TAG: msg`,
+/// which syslog_loose reads as no host and program TAG; None for any other line.
+fn bracketed_tag(line: &str) -> Option<String> {
+    let start = if line.starts_with('<') { line.find('>')? + 1 } else { 0 };
+    let head = line.get(start..start + 16)?;
+    let b = head.as_bytes();
+    if b[3] != b' ' || b[6] != b' ' || b[9] != b':' || b[12] != b':' || b[15] != b' ' {
+        return None;
+    }
+    let rest = line.get(start + 16..)?.strip_prefix('[')?;
+    let (tag, msg) = rest.split_once(']')?;
+    if tag.is_empty() || !tag.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c)) {
+        return None;
+    }
+    let msg = msg.strip_prefix(':').unwrap_or(msg).strip_prefix(' ')?;
+    Some(format!("{}- {tag}: {msg}", &line[..start + 16]))
+}
+
 fn split_tag(msg: &str) -> Option<(&str, Option<u32>, &str)> {
     let (tag, rest) = msg.split_once(": ")?;
     if tag.is_empty() || tag.contains(' ') {

@@ -138,7 +138,7 @@ fn read_cases(dir: &std::path::Path, file: &'static str, filter: &str) -> Vec<Ca
 /// The counting rules of the pack whose events these filters' failures correspond to.
 fn counting_rules() -> Vec<Rule> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
-    ["ssh-bruteforce.yml", "pam-bruteforce.yml"]
+    ["ssh-bruteforce.yml", "pam-bruteforce.yml", "ssh-refused-connect.yml"]
         .iter()
         .flat_map(|f| {
             let p = format!("{dir}/{f}");
@@ -153,9 +153,7 @@ fn counted(rules: &[Rule], e: &Event) -> Option<String> {
     if !rules.iter().any(|r| r.matches(e)) {
         return None;
     }
-    e.source_ip
-        .map(|ip| ip.to_string())
-        .or_else(|| e.source_domain.as_deref().map(str::to_owned))
+    e.source_ip.map(|ip| ip.to_string()).or_else(|| e.source_domain.as_deref().map(str::to_owned))
 }
 
 /// fail2ban writes some addresses with leading zeros (`192.030.0.6`) or IPv4-mapped.
@@ -177,7 +175,40 @@ fn same_host(theirs: &str, ours: &str) -> bool {
 
 /// Lines where logwarden deliberately differs from fail2ban's normal mode: (file, the line's
 /// text, why). The measurement counts them as they fall; the test checks the list is exact.
-const DIFFERENCES: &[(&str, &str, &str)] = &[];
+const DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "sshd",
+        "Failed password for invalid user test from 127.0.0.1 port 58946 ssh2: from 10.10.1.2 port 55555 ssh2",
+        "sshd writes no info part after a password failure, so the only reading sshd could have \
+         written is the invalid user `test from 127.0.0.1 port 58946 ssh2:` from 10.10.1.2; \
+         fail2ban's regex takes the first address",
+    ),
+    (
+        "sshd",
+        "Accepted password for known from 192.0.2.114 port 52100 ssh2",
+        "fail2ban counts a login accepted after PAM failures for other users as a failure; here \
+         the login stays a success and the second user's PAM failure is what counts",
+    ),
+    (
+        "sshd",
+        "Accepted password for known from 192.0.2.116 port 52100 ssh2",
+        "the same multi-user rule of fail2ban: two PAM failures for root, then a login as \
+         another user; a success here",
+    ),
+    (
+        "pam-generic",
+        "ruser= rhost=192.0.2.2 user=test rhost=192.0.2.152",
+        "for an unknown PAM service ruser and user are both client text, so the line reads as \
+         rhost 192.0.2.2 (user `test rhost=192.0.2.152`) or as rhost 192.0.2.152 (ruser \
+         ` rhost=192.0.2.2 user=test`): neither is blamed, both go to related.ip",
+    ),
+    (
+        "pam-generic",
+        "webmail pop(pam_unix)[4920]: authentication failure",
+        "fail2ban dropped the Linux-PAM < 0.99.2 form `prog(pam_unix)`; logwarden reads it (loghub's \
+         Linux_2k.log is in it)",
+    ),
+];
 
 /// Every line parsed in order through one parser (session state spans the file, as fail2ban's
 /// multi-line buffer does), with the events each produced.
@@ -225,7 +256,9 @@ fn fail2ban_filter_logs_recall_and_precision() {
     let rules = counting_rules();
     let mut total = Tally::default();
     let mut per_file = BTreeMap::new();
-    for (file, filter) in [("sshd", "sshd"), ("pam-generic", "pam-generic"), ("dropbear", "dropbear")] {
+    for (file, filter) in
+        [("sshd", "sshd"), ("pam-generic", "pam-generic"), ("dropbear", "dropbear")]
+    {
         let cases = read_cases(&dir, file, filter);
         let events = parse_all(&cases);
         let mut t = Tally::default();
@@ -235,7 +268,8 @@ fn fail2ban_filter_logs_recall_and_precision() {
             match &c.expect {
                 Some(Expect::Fail(h)) => {
                     t.expected += 1;
-                    if ours.iter().any(|o| same_host(h, o)) {
+                    // No host in fail2ban's expectation: it comes from an earlier line.
+                    if ours.iter().any(|o| h.is_empty() || same_host(h, o)) {
                         t.found += 1;
                     } else {
                         t.misses.push(format!("{label}\n    want {h}, got {ours:?}"));
@@ -247,7 +281,7 @@ fn fail2ban_filter_logs_recall_and_precision() {
                 for o in &ours {
                     t.marked += 1;
                     match &c.expect {
-                        Some(Expect::Fail(h)) if same_host(h, o) => t.right += 1,
+                        Some(Expect::Fail(h)) if h.is_empty() || same_host(h, o) => t.right += 1,
                         _ => t.false_marks.push(format!("{label}\n    counted {o}")),
                     }
                 }
@@ -280,6 +314,13 @@ fn fail2ban_filter_logs_recall_and_precision() {
     let unlisted: Vec<&String> =
         total.misses.iter().chain(&total.false_marks).filter(|l| !listed(l)).collect();
     assert!(unlisted.is_empty(), "differences not listed in DIFFERENCES: {unlisted:#?}");
+    let all: Vec<&String> = total.misses.iter().chain(&total.false_marks).collect();
+    for (file, text, _) in DIFFERENCES {
+        assert!(
+            all.iter().any(|l| l.starts_with(file) && l.contains(text)),
+            "listed difference no longer occurs (remove it): {text}"
+        );
+    }
     assert!(recall >= 0.95, "recall {recall:.3}");
     assert!(precision >= 0.97, "precision {precision:.3}");
 }

@@ -8,8 +8,10 @@
 //! does not recognize the line, so a caller may try another one.
 
 pub mod account;
+pub mod dropbear;
 pub mod logind;
 pub mod pam;
+pub mod peer;
 pub mod sshd;
 pub mod sshd_session;
 pub mod su;
@@ -30,18 +32,31 @@ impl Extractors {
         // PAM modules log through whichever program loaded them (sshd, sudo, su, cron), so their
         // lines are recognized by text before the program name is looked at. One PAM does not
         // know falls through, in case the program's own extractor does.
-        if pam::is_pam(msg) && pam::extract(msg, e) {
+        if pam::is_pam(msg) && pam::extract(app, msg, e) {
+            if e.service_name.as_deref() == Some("sshd")
+                && e.action.as_deref() == Some("pam_auth_failure")
+                && let Some(pid) = e.process_pid
+            {
+                let user = e.user_name.as_deref().or(e.user_target_name.as_deref());
+                if self.sshd.pam_failure(e.host_name.as_ref(), pid, user) {
+                    e.kind = EventType::START;
+                }
+            }
             return true;
         }
         // Old Linux-PAM put the module in the program name instead: `su(pam_unix)[945]: session
         // opened for user news by (uid=0)`.
-        if module(app).is_some_and(|m| m.starts_with("pam_")) && pam::extract_body(msg, e) {
+        if module(app).is_some_and(|m| m.starts_with("pam_"))
+            && pam::extract_service_body(Some(program(app)), msg, e)
+        {
+            e.service_name = Some(Sym::from(program(app)));
             return true;
         }
         match program(app) {
             "sudo" => sudo::extract(msg, e),
             "su" => su::extract(msg, e),
             "systemd-logind" => logind::extract(msg, e),
+            "dropbear" => dropbear::extract(msg, e),
             // OpenSSH 9.8 moved per-connection logging to sshd-session (and 10.0 to sshd-auth).
             "sshd" | "sshd-session" | "sshd-auth" => self.sshd.extract(msg, e),
             prog if account::is_account_program(prog) => account::extract(prog, msg, e),
@@ -67,7 +82,7 @@ pub(crate) mod testing {
 }
 
 /// The program name without a `(module)` suffix (`sshd(pam_unix)` -> `sshd`).
-fn program(app: &str) -> &str {
+pub(crate) fn program(app: &str) -> &str {
     app.split_once('(').map_or(app, |(p, _)| p)
 }
 

@@ -14,14 +14,27 @@
 //! else `user=`. On `session opened for user root by alice(uid=1000)` it is alice with target
 //! root; with `by (uid=0)` nobody else is named, so the session's user is the actor.
 //!
+//! Where from: `rhost=` is read by the grammar pam_unix writes (`... ruser=R rhost=H[
+//! user=U]`), where R and U can both be client text (a PAM application sets the remote user
+//! from what the client sent; `user=` is whatever name was tried). A reading is kept only when
+//! H is one token followed by the end or by `user=`; two readings that name different hosts
+//! leave `source.ip` out and keep both in `related.ip`. `service.name` is the PAM service.
+//!
+//! sshd logs every attempt itself (`Failed password ...`), after the PAM module has logged
+//! the first; with today's Linux-PAM (`pam_unix(sshd:auth)`) that PAM line is typed `info`, so
+//! rules that count `authentication`/`start` failures count the attempt once, by sshd's line.
+//! The old form (`sshd(pam_unix)`, `(pam_unix)`, Linux-PAM before 0.99.2) stays `start`: logs
+//! of that age usually hold only the PAM line (loghub's Linux_2k.log does).
+//!
 //! `PAM 5 more authentication failures` stays one event with `event.reason` `5 more`: sshd
 //! already logged each of those attempts (`Failed password ...`), so the summary is typed `info`
 //! to keep rules that count `authentication`/`start` failures from counting them twice.
 
-use std::net::IpAddr;
+use smallvec::SmallVec;
 
+use super::peer::parse_ip;
 use super::{name, tag};
-use crate::event::{Category, CompactString, Event, EventType, Outcome};
+use crate::event::{Category, CompactString, Event, EventType, Outcome, Sym};
 
 const DATASET: &str = "pam";
 
@@ -29,34 +42,80 @@ const DATASET: &str = "pam";
 /// module prefix, or sshd's `PAM <count> more ...`.
 pub fn is_pam(msg: &str) -> bool {
     msg.starts_with("pam_")
+        || msg.starts_with("(pam_")
         || msg.strip_prefix("PAM ").is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
 }
 
-/// Fills `e` from a PAM line with its module prefix (`pam_unix(sshd:auth): ...`) or from sshd's
+/// Fills `e` from a PAM line logged by program `app` with its module prefix
+/// (`pam_unix(sshd:auth): ...`, `pam_unix: ...`, the old `(pam_unix) ...`) or from sshd's
 /// `PAM N more authentication failures; ...`; false, `e` untouched, when not recognized.
-pub fn extract(msg: &str, e: &mut Event) -> bool {
+pub fn extract(app: &str, msg: &str, e: &mut Event) -> bool {
     if let Some(rest) = msg.strip_prefix("PAM ") {
-        return repeated(rest, e);
+        let service = super::program(app);
+        return repeated(service, rest, e) && with_service(e, Some(service), false);
+    }
+    if let Some(rest) = msg.strip_prefix("(pam_") {
+        // Linux-PAM before 0.99.2: `(pam_unix) authentication failure; ...`.
+        let Some((module, body)) = rest.split_once(") ") else { return false };
+        if module.contains(' ') {
+            return false;
+        }
+        let service = super::program(app);
+        return extract_service_body(Some(service), body, e)
+            && with_service(e, Some(service), false);
     }
     let Some(rest) = msg.strip_prefix("pam_") else {
         return false;
     };
-    let Some((header, body)) = super::split_lit(rest, "): ") else {
-        return false;
+    let (service, body) = match super::split_lit(rest, "): ") {
+        // `unix(sshd:auth`: a module name, then the service and management group in parens.
+        Some((header, body)) => {
+            let Some((module, inner)) = header.split_once('(') else { return false };
+            if module.contains(' ') || inner.contains(' ') {
+                return false;
+            }
+            // `pam_unix(auth)` names only the management group.
+            (inner.split_once(':').map(|(svc, _)| svc), body)
+        }
+        // `pam_unix: authentication failure; ...`: no service named.
+        None => match rest.split_once(": ") {
+            Some((module, body)) if !module.contains([' ', '(']) => (None, body),
+            _ => return false,
+        },
     };
-    // `unix(sshd:auth`: a module name, then the service and management group in parens.
-    if header.contains(' ') || !header.contains('(') {
+    let service = service.filter(|s| !s.is_empty());
+    if !extract_service_body(service, body, e) {
         return false;
     }
-    extract_body(body, e)
+    with_service(e, service, true)
+}
+
+/// Sets `service.name`, and types sshd's own PAM failure as context (see the module doc).
+fn with_service(e: &mut Event, service: Option<&str>, current_format: bool) -> bool {
+    if let Some(svc) = service {
+        e.service_name = Some(Sym::from(svc));
+        if current_format
+            && svc == "sshd"
+            && e.action.as_deref() == Some("pam_auth_failure")
+            && e.kind == EventType::START
+        {
+            e.kind = EventType::INFO;
+        }
+    }
+    true
 }
 
 /// Fills `e` from the text after the module prefix (`session opened for user ...`), as old
 /// Linux-PAM logged it under a program name like `su(pam_unix)`; false, `e` untouched, when not
 /// recognized.
 pub fn extract_body(body: &str, e: &mut Event) -> bool {
+    extract_service_body(None, body, e)
+}
+
+/// [`extract_body`] for a line of PAM service `service`, when the line names it.
+pub fn extract_service_body(service: Option<&str>, body: &str, e: &mut Event) -> bool {
     if let Some(kv) = body.strip_prefix("authentication failure; ") {
-        auth_failure(kv, e, "pam_auth_failure", EventType::START, None);
+        auth_failure(service, kv, e, "pam_auth_failure", EventType::START, None);
         true
     } else if body == "check pass; user unknown" {
         tag(
@@ -98,7 +157,7 @@ pub fn extract_body(body: &str, e: &mut Event) -> bool {
 }
 
 /// `5 more authentication failures; logname= ...` (after `PAM `).
-fn repeated(rest: &str, e: &mut Event) -> bool {
+fn repeated(service: &str, rest: &str, e: &mut Event) -> bool {
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
         return false;
@@ -115,33 +174,99 @@ fn repeated(rest: &str, e: &mut Event) -> bool {
     let mut reason = CompactString::const_new("");
     reason.push_str(count);
     reason.push_str(" more");
-    auth_failure(kv, e, "pam_auth_failure_repeated", EventType::INFO, Some(reason));
+    auth_failure(Some(service), kv, e, "pam_auth_failure_repeated", EventType::INFO, Some(reason));
     true
+}
+
+/// One reading of the failure tail: the remote user, the remote host and the user.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Reading<'a> {
+    ruser: &'a str,
+    rhost: &'a str,
+    user: &'a str,
+}
+
+/// Every reading of `ruser=R rhost=H[ user=U]` in `kv` that pam_unix could have written:
+/// H one token, followed by the end or by ` user=`. R and U may hold anything.
+fn readings(kv: &str) -> SmallVec<[Reading<'_>; 2]> {
+    let mut out = SmallVec::new();
+    let Some((_, after)) = super::split_lit(kv, "ruser=") else {
+        // Some writers leave `ruser` out: then `rhost=` is the first field that can be read.
+        if let Some((_, rest)) = super::split_lit(kv, "rhost=") {
+            out.extend(reading("", rest));
+        }
+        return out;
+    };
+    let mut from = 0;
+    while let Some((before, rest)) = super::split_lit(&after[from..], " rhost=") {
+        let at = from + before.len();
+        out.extend(reading(&after[..at], rest));
+        from = at + 1;
+    }
+    out
+}
+
+fn reading<'a>(ruser: &'a str, rest: &'a str) -> Option<Reading<'a>> {
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let (rhost, tail) = rest.split_at(end);
+    let tail = tail.trim_start();
+    let user = match tail.strip_prefix("user=") {
+        Some(u) => u.trim_end(),
+        None if tail.is_empty() => "",
+        None => return None,
+    };
+    Some(Reading { ruser, rhost, user })
+}
+
+/// Whether a reading fits what the service is known to set as the remote user: sshd never
+/// sets one (`ruser=` is always empty in its lines), and the local programs set a local
+/// account's name, which has no spaces. Other services may pass on what the client sent.
+fn plausible(service: Option<&str>, r: &Reading<'_>) -> bool {
+    match service {
+        Some("sshd" | "sshd-session" | "sshd-auth") => r.ruser.is_empty(),
+        Some("sudo" | "sudo-i" | "su" | "su-l" | "login" | "cron" | "crond" | "passwd") => {
+            r.ruser.is_empty() || name(r.ruser).is_some()
+        }
+        _ => true,
+    }
 }
 
 /// The `logname= uid=0 euid=0 tty=ssh ruser= rhost=1.2.3.4  user=root` tail of a failure.
 /// Cannot fail: every key is optional, and the text before it already identified the line.
-fn auth_failure(
-    kv: &str,
+fn auth_failure<'a>(
+    service: Option<&str>,
+    kv: &'a str,
     e: &mut Event,
     action: &'static str,
     kind: EventType,
     reason: Option<CompactString>,
 ) {
-    let (mut user, mut ruser, mut rhost) = ("", "", "");
-    // Values never contain spaces in what pam_unix writes; a missing `=` or an empty value (as
-    // in `ruser= rhost=`) just leaves the field unset.
-    for pair in kv.split(' ') {
-        match pair.split_once('=') {
-            Some(("user", v)) => user = v,
-            Some(("ruser", v)) => ruser = v,
-            Some(("rhost", v)) => rhost = v,
-            _ => {}
-        }
-    }
     tag(e, DATASET, action, Outcome::Failure, Category::AUTHENTICATION, kind);
     e.reason = reason;
-    match (name(ruser), name(user)) {
+    let mut all = readings(kv);
+    // Keep the readings the service makes plausible, unless that would keep none (a
+    // service that does set what is not expected of it is still read).
+    if all.iter().any(|r| plausible(service, r)) {
+        all.retain(|r| plausible(service, r));
+    }
+    let mut hosts: SmallVec<[&str; 2]> = SmallVec::new();
+    for r in &all {
+        if !hosts.contains(&r.rhost) {
+            hosts.push(r.rhost);
+        }
+    }
+    let Some(r) = all.first().filter(|_| hosts.len() == 1) else {
+        // Read two ways with two different hosts: blame neither (the module doc).
+        let ips: Vec<_> = hosts.iter().filter_map(|h| parse_ip(h)).collect();
+        if !ips.is_empty() {
+            e.related_ip = Some(ips.into_boxed_slice());
+        }
+        return;
+    };
+    // The names as logged, spaces and all: what the client tried is evidence, and a split
+    // at a space would report a name nobody typed.
+    let given = |v: &'a str| -> Option<&'a str> { Some(v.trim()).filter(|v| !v.is_empty()) };
+    match (given(r.ruser), given(r.user)) {
         (Some(actor), Some(target)) if actor != target => {
             e.user_name = Some(actor.into());
             e.user_target_name = Some(target.into());
@@ -149,10 +274,10 @@ fn auth_failure(
         (_, Some(user)) | (Some(user), None) => e.user_name = Some(user.into()),
         (None, None) => {}
     }
-    if !rhost.is_empty() {
-        match rhost.parse::<IpAddr>() {
-            Ok(ip) => e.source_ip = Some(ip),
-            Err(_) => e.source_domain = Some(rhost.into()),
+    if !r.rhost.is_empty() {
+        match parse_ip(r.rhost) {
+            Some(ip) => e.source_ip = Some(ip),
+            None => e.source_domain = Some(r.rhost.into()),
         }
     }
 }
@@ -192,11 +317,95 @@ mod tests {
 
     fn run(msg: &str) -> Option<Event> {
         let mut e = Event::default();
-        extract(msg, &mut e).then_some(e)
+        extract("sshd", msg, &mut e).then_some(e)
     }
 
     fn s(v: &Option<CompactString>) -> Option<&str> {
         v.as_deref()
+    }
+
+    fn ips(v: &[&str]) -> Option<Box<[std::net::IpAddr]>> {
+        Some(v.iter().filter_map(|s| s.parse().ok()).collect())
+    }
+
+    #[test]
+    fn a_client_chosen_user_cannot_move_rhost() {
+        // The issue's decoy: `user=` comes after `rhost=` and is the client's.
+        let e = run("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.51  user=y rhost=10.66.66.67").unwrap();
+        assert_eq!(e.source_ip, "198.51.100.51".parse().ok());
+        assert_eq!(s(&e.user_name), Some("y rhost=10.66.66.67"));
+        assert_eq!(e.related_ip, None);
+        // A remote user with a decoy before the real rhost: the decoy is not followed by the
+        // end or by `user=`, so it cannot be the rhost.
+        let mut e = Event::default();
+        assert!(extract(
+            "vsftpd",
+            "pam_unix(vsftpd:auth): authentication failure; logname= uid=0 euid=0 tty=ftp ruser=test rhost=192.0.2.151 rhost=192.0.2.1",
+            &mut e
+        ));
+        assert_eq!(e.source_ip, "192.0.2.1".parse().ok());
+        assert_eq!(e.service_name.as_deref(), Some("vsftpd"));
+        assert_eq!(e.kind, EventType::START);
+        // Both client texts at once, for a service that may pass the client's remote user on:
+        // two readings, two hosts, nobody blamed.
+        let mut e = Event::default();
+        assert!(extract(
+            "daemon",
+            "pam_unix(auth): authentication failure; logname= uid=0 euid=0 tty=xxx ruser= rhost=192.0.2.2 user=test rhost=192.0.2.152",
+            &mut e
+        ));
+        assert_eq!((e.source_ip, e.user_name.as_deref()), (None, None));
+        assert_eq!(e.related_ip, ips(&["192.0.2.2", "192.0.2.152"]));
+        assert_eq!(e.outcome, Some(Outcome::Failure));
+    }
+
+    #[test]
+    fn every_pam_header_form_names_its_service() {
+        for (app, msg, service, host) in [
+            (
+                "vsftpd",
+                "pam_unix(vsftpd:auth): authentication failure; logname= uid=0 euid=0 tty=ftp ruser=an8767 rhost=www.google.com",
+                Some("vsftpd"),
+                "www.google.com",
+            ),
+            (
+                "vsftpd",
+                "pam_unix: authentication failure; logname= uid=0 euid=0 tty=ftp ruser=an8767 rhost=www.google.com",
+                None,
+                "www.google.com",
+            ),
+            (
+                "pure-ftpd",
+                "(pam_unix) authentication failure; logname= uid=0 euid=0 tty=pure-ftpd ruser=sample-user rhost=192.168.1.1 ",
+                Some("pure-ftpd"),
+                "192.168.1.1",
+            ),
+            (
+                "dovecot",
+                "pam_unix(dovecot:auth): authentication failure; logname= uid=0 euid=0 tty=dovecot ruser=bob rhost=203.0.113.4  user=bob",
+                Some("dovecot"),
+                "203.0.113.4",
+            ),
+        ] {
+            let mut e = Event::default();
+            assert!(extract(app, msg, &mut e), "{msg}");
+            assert_eq!(e.service_name.as_deref(), service, "{msg}");
+            assert_eq!(e.kind, EventType::START, "{msg}");
+            let got = e.source_ip.map(|i| i.to_string()).or(e.source_domain.map(|d| d.to_string()));
+            assert_eq!(got.as_deref(), Some(host), "{msg}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the client puts in `user=` (spaces, `rhost=`, brackets, quotes), the
+        /// host is the real one, never the decoy.
+        #[test]
+        fn no_user_name_moves_the_host(user in "[ a-z0-9=.<>'\"\\[\\]:]{0,40}") {
+            let msg = format!("pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=198.51.100.7  user={user} rhost=10.66.66.66");
+            let mut e = Event::default();
+            prop_assert!(extract("sshd", &msg, &mut e));
+            prop_assert_eq!(e.source_ip, "198.51.100.7".parse().ok());
+        }
     }
 
     #[test]
@@ -207,7 +416,9 @@ mod tests {
         assert_eq!(e.action.as_deref(), Some("pam_auth_failure"));
         assert_eq!(e.outcome, Some(Outcome::Failure));
         assert_eq!(e.category, Category::AUTHENTICATION);
-        assert_eq!(e.kind, EventType::START);
+        // sshd logs the attempt itself: its PAM line is context, not a second count.
+        assert_eq!(e.kind, EventType::INFO);
+        assert_eq!(e.service_name.as_deref(), Some("sshd"));
         assert_eq!(s(&e.user_name), Some("root"));
         assert_eq!(s(&e.user_target_name), None);
         assert_eq!(e.source_ip, "173.234.31.186".parse().ok());
@@ -367,7 +578,7 @@ mod tests {
     #[test]
     fn unrecognized_lines_leave_the_event_alone() {
         crate::parse::extract::testing::assert_declines(
-            extract,
+            |m, e| extract("sshd", m, e),
             &[
                 "",
                 "pam_unix",
@@ -376,7 +587,8 @@ mod tests {
                 "pam_unix(sudo:auth): auth could not identify password for [alice]",
                 "pam_systemd(sshd:session): Failed to release session: Interrupted system call",
                 "pam_unix(sshd:session): session opened for user  by (uid=0)",
-                "pam_nope: authentication failure; user=root",
+                "pam_nope(x: authentication failure; user=root",
+                "pam nope: authentication failure; user=root",
                 "PAM more authentication failures; rhost=1.2.3.4",
                 "PAM 5 more authentication failures",
                 "PAM adding faulty module: /lib/security/pam_x.so",
@@ -389,7 +601,7 @@ mod tests {
         #[test]
         fn never_panics_and_false_leaves_event_alone(msg in "(pam_unix\\(sshd:auth\\): |PAM [0-9] more )?.{0,80}") {
             let mut e = Event::default();
-            if !extract(&msg, &mut e) {
+            if !extract("sshd", &msg, &mut e) {
                 prop_assert_eq!(e, Event::default());
             }
             let mut e = Event::default();

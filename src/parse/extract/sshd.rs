@@ -7,6 +7,9 @@
 
 use std::net::IpAddr;
 
+use smallvec::SmallVec;
+
+use super::peer::{self, Peer, Pick, parse_ip, peer_at};
 use super::sshd_session::SessionTable;
 use crate::event::{Category, Event, EventType, Outcome, Sym};
 
@@ -35,6 +38,9 @@ pub struct SshLine<'a> {
     pub ends_session: bool,
     /// The line lacks the peer and it should come from the session table.
     pub needs_session: bool,
+    /// The addresses the line could name when its grammar cannot tell which is the peer
+    /// (then `ip` is None).
+    pub candidates: Option<SmallVec<[IpAddr; 2]>>,
 }
 
 const AUTH: Category = Category::AUTHENTICATION;
@@ -55,6 +61,15 @@ impl<'a> SshLine<'a> {
         self
     }
 
+    /// Takes the peer and user of the one reading that fits, or keeps the candidates.
+    fn picked(self, p: Pick<(&'a str, Peer<'a>)>) -> Option<Self> {
+        match p {
+            Pick::One((user, peer)) => Some(self.peer(peer).user(user)),
+            Pick::Ambiguous(ips) => Some(SshLine { candidates: Some(ips), ..self }),
+            Pick::None => None,
+        }
+    }
+
     fn user(mut self, u: &'a str) -> Self {
         self.user = (!u.is_empty()).then_some(u);
         self
@@ -65,104 +80,6 @@ impl<'a> SshLine<'a> {
         self.reason = (!r.is_empty()).then_some(r);
         self
     }
-}
-
-/// An address with an optional port, and the text after them.
-#[derive(Clone, Copy, Debug)]
-struct Peer<'a> {
-    ip: IpAddr,
-    port: Option<u16>,
-    rest: &'a str,
-}
-
-/// Parses an address token: strips a trailing `:` (`from 1.2.3.4: 3: ...`), an IPv6 zone
-/// (`%eth0`) and folds IPv4-mapped IPv6 to IPv4 so one attacker has one key.
-fn parse_ip(tok: &str) -> Option<IpAddr> {
-    let tok = tok.strip_suffix(':').unwrap_or(tok);
-    let tok = match memchr::memchr(b'%', tok.as_bytes()) {
-        Some(i) => &tok[..i],
-        None => tok,
-    };
-    let tok = tok.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(tok);
-    if !tok.bytes().next().is_some_and(|b| b.is_ascii_hexdigit() || b == b':') {
-        return None;
-    }
-    if let Some(v4) = parse_ipv4(tok.as_bytes()) {
-        return Some(IpAddr::V4(v4));
-    }
-    tok.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
-}
-
-/// Dotted-quad IPv4 by hand: std's `IpAddr` parser tries several grammars and cost ~500
-/// instructions a call in profiles. Same acceptance as std (no leading zeros, each octet
-/// <= 255); anything else returns None and goes to std.
-fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (n, octet) in octets.iter_mut().enumerate() {
-        let start = i;
-        let mut v: u32 = 0;
-        while i < b.len() && b[i].is_ascii_digit() && i - start < 3 {
-            v = v * 10 + u32::from(b[i] - b'0');
-            i += 1;
-        }
-        let len = i - start;
-        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
-            return None;
-        }
-        *octet = v as u8;
-        if n < 3 {
-            if b.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-    }
-    (i == b.len()).then_some(std::net::Ipv4Addr::from(octets))
-}
-
-/// `IP[ port N]rest` at the start of `s`.
-fn peer_at(s: &str) -> Option<Peer<'_>> {
-    let end = memchr::memchr(b' ', s.as_bytes()).unwrap_or(s.len());
-    let ip = parse_ip(&s[..end])?;
-    let mut rest = &s[end..];
-    let mut port = None;
-    if let Some(after) = rest.strip_prefix(" port ") {
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        port = after[..digits].parse().ok();
-        if port.is_some() {
-            rest = &after[digits..];
-        }
-    }
-    Some(Peer { ip, port, rest })
-}
-
-/// The rightmost ` from IP[ port N]` in `s`: the text before it and the peer.
-fn rfind_from(s: &str) -> Option<(&str, Peer<'_>)> {
-    let mut end = s.len();
-    while let Some((before, _)) = super::rsplit_lit(&s[..end], " from ") {
-        // The peer is parsed from the full text: it may run on past `end`.
-        let i = before.len();
-        if let Some(p) = peer_at(&s[i + 6..]) {
-            return Some((before, p));
-        }
-        end = i;
-    }
-    None
-}
-
-/// `USER IP port N...`: the user (which may contain spaces) and the peer, found from the right.
-fn user_then_peer(s: &str) -> Option<(&str, Peer<'_>)> {
-    let mut end = s.len();
-    while let Some(i) = super::rsplit_lit(&s[..end], " port ").map(|(b, _)| b.len()) {
-        if let Some((user, ip)) = s[..i].rsplit_once(' ')
-            && let Some(p) = peer_at(&s[i - ip.len()..])
-        {
-            return Some((user, p));
-        }
-        end = i;
-    }
-    None
 }
 
 fn strip_preauth(s: &str) -> (&str, bool) {
@@ -188,30 +105,49 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             } else {
                 return None;
             };
-            let (method, rest) = super::split_lit(rest, " for ")?;
-            let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
-            let (user, peer) = rfind_from(rest)?;
-            Some(
-                SshLine::new("ssh_login", outcome, AUTH, EventType::START)
-                    .peer(peer)
-                    .user(user)
-                    .reason(method),
-            )
+            auth_result(outcome, rest)
         }
         b'I' => {
             let rest = body
                 .strip_prefix("Invalid user ")
                 .or_else(|| body.strip_prefix("Illegal user "))?;
-            let (user, peer) = rfind_from(rest)?;
-            Some(SshLine::auth_failure("ssh_invalid_user").peer(peer).user(user))
+            // Nothing follows the address: only the reading that ends the line fits.
+            SshLine::auth_failure("ssh_invalid_user").picked(peer::pick(
+                rest,
+                " from ",
+                |_, tail| tail.is_empty(),
+            ))
         }
         b'U' => {
             if let Some(rest) = body.strip_prefix("User ") {
+                // `User U from HOST not allowed because R`: sshd names an existing account
+                // here (an unknown one is `Invalid user`), so U has no spaces and the first
+                // ` from ` is the real one; HOST is an address or, with UseDNS, a name.
                 let (head, why) = super::rsplit_lit(rest, " not allowed because ")?;
                 let line = SshLine::auth_failure("ssh_user_not_allowed").reason(why);
-                return Some(match rfind_from(head) {
-                    Some((user, peer)) => line.peer(peer).user(user),
+                return Some(match head.split_once(' ') {
+                    Some((user, host)) => {
+                        let host = peer::host_token(host.strip_prefix("from ")?)?;
+                        match parse_ip(host) {
+                            Some(ip) => SshLine { ip: Some(ip), ..line.user(user) },
+                            None => SshLine { domain: Some(host), ..line.user(user) },
+                        }
+                    }
                     None => SshLine { needs_session: true, ..line.user(head) },
+                });
+            }
+            if let Some(rest) = body.strip_prefix("Unable to negotiate a ") {
+                // `fatal: Unable to negotiate a key exchange method`: the peer is on an
+                // earlier line of the connection.
+                return Some(SshLine {
+                    needs_session: true,
+                    ..SshLine::new(
+                        "ssh_negotiation_failed",
+                        Outcome::Failure,
+                        NET,
+                        EventType::PROTOCOL,
+                    )
+                    .reason(rest)
                 });
             }
             let rest = body.strip_prefix("Unable to negotiate with ")?;
@@ -232,6 +168,21 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             let p = peer_at(rest)?;
             let text = p.rest.trim_start_matches(':').trim_start();
             let (code, why) = text.split_once(':').unwrap_or(("", text));
+            if code.trim() == "14" && why.contains("authentication methods available") {
+                // The client offered no method the server allows: a scanner or a bot with
+                // the wrong credentials type (fail2ban's extra mode).
+                return Some(SshLine {
+                    ends_session: true,
+                    ..SshLine::new(
+                        "ssh_no_auth_methods",
+                        Outcome::Failure,
+                        AUTH | NET,
+                        EventType::PROTOCOL,
+                    )
+                    .peer(p)
+                    .reason(why)
+                });
+            }
             if code.trim() == "3" && why.contains("Auth fail") {
                 return Some(SshLine {
                     needs_session: true,
@@ -244,8 +195,11 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
         b'm' => {
             let rest = body.strip_prefix("maximum authentication attempts exceeded for ")?;
             let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
-            let (user, p) = rfind_from(rest)?;
-            Some(SshLine::auth_failure("ssh_max_auth_attempts").peer(p).user(user))
+            SshLine::auth_failure("ssh_max_auth_attempts").picked(peer::pick(
+                rest,
+                " from ",
+                |_, tail| proto(tail).is_some_and(str::is_empty),
+            ))
         }
         b'D' => {
             if let Some(rest) = body.strip_prefix("Disconnecting: Too many authentication failures")
@@ -263,17 +217,31 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
                     .strip_prefix("authenticating user ")
                     .or_else(|| rest.strip_prefix("invalid user "))
                     .or_else(|| rest.strip_prefix("user "))?;
-                let (user, p) = user_then_peer(rest)?;
-                let why = p.rest.strip_prefix(':').unwrap_or(p.rest);
+                // The reason can quote user names (`Change of username or service not allowed:
+                // (admin,ssh-connection) -> (NEW,ssh-connection)`, NEW the client's), so the
+                // address is the one whose reason reads as sshd writes it.
+                // Readings with a reason sshd is known to write win over any other.
+                let fits = |strict: bool| {
+                    move |user: &str, tail: &str| {
+                        tail.strip_prefix(": ")
+                            .is_some_and(|why| disconnect_reason_fits(user, why, strict))
+                    }
+                };
+                let pick = match peer::pick(rest, " ", fits(true)) {
+                    Pick::None => peer::pick(rest, " ", fits(false)),
+                    p => p,
+                };
+                let why = match &pick {
+                    Pick::One((_, p)) => p.rest.strip_prefix(": ").unwrap_or(p.rest),
+                    _ => "",
+                };
                 let action = if why.contains("Too many authentication failures") {
                     "ssh_too_many_auth_failures"
                 } else {
                     "ssh_auth_disconnect"
                 };
-                return Some(SshLine {
-                    ends_session: true,
-                    ..SshLine::auth_failure(action).peer(p).user(user).reason(why)
-                });
+                let line = SshLine::auth_failure(action).reason(why).picked(pick)?;
+                return Some(SshLine { ends_session: true, ..line });
             }
             if let Some(rest) = body.strip_prefix("Disconnected from ") {
                 return closed(rest, preauth);
@@ -310,19 +278,22 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
                 );
             }
             let rest = body.strip_prefix("Close session: user ")?;
-            let (user, p) = rfind_from(rest)?;
-            Some(SshLine {
-                ends_session: true,
-                ..disconnect(false, Outcome::Unknown).peer(p).user(user)
-            })
+            let line = disconnect(false, Outcome::Unknown).picked(peer::pick(
+                rest,
+                " from ",
+                |_, tail| {
+                    tail.strip_prefix(" id ").is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+                },
+            ))?;
+            Some(SshLine { ends_session: true, ..line })
         }
         b'B' | b'b' => {
             if let Some(rest) = body.strip_prefix("Bad protocol version identification") {
-                let (_, p) = rfind_from(rest)?;
-                return Some(
+                // The quoted identification is the client's: the address ends the line.
+                let line =
                     SshLine::new("ssh_bad_protocol", Outcome::Failure, NET, EventType::PROTOCOL)
-                        .peer(p),
-                );
+                        .picked(peer::pick(rest, " from ", |_, tail| tail.is_empty()))?;
+                return Some(SshLine { user: None, ..line });
             }
             // OpenSSH writes this message in lower case (hence the `b` arm).
             let rest = body.strip_prefix("banner exchange: Connection from ")?;
@@ -379,12 +350,29 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             })
         }
         b'P' => {
-            // `PAM: authentication failure for [illegal user] U from IP`
+            // `PAM: Authentication failure for [illegal user] U from HOST[ via LOCAL]` (the
+            // `via` address is the server's own, on macOS). U is the client's, HOST is not
+            // followed by client text: the last ` from ` is the real one.
             let rest = body.strip_prefix("PAM: ")?;
             let (why, rest) = super::split_lit(rest, " for ")?;
             let rest = rest.strip_prefix("illegal user ").unwrap_or(rest);
-            let (user, p) = rfind_from(rest)?;
-            Some(SshLine::auth_failure("ssh_pam_auth_failure").peer(p).user(user).reason(why))
+            let (user, host) = super::rsplit_lit(rest, " from ")?;
+            let host = super::rsplit_lit(host, " via ").map_or(host, |(h, _)| h);
+            let host = peer::host_token(host.trim_end())?;
+            let line = SshLine::auth_failure("ssh_pam_auth_failure").user(user).reason(why);
+            Some(match parse_ip(host) {
+                Some(ip) => SshLine { ip: Some(ip), ..line },
+                None => SshLine { domain: Some(host), ..line },
+            })
+        }
+        b'n' => {
+            // `fatal: no matching mac found: client ... server ...` (OpenSSH < 7.2).
+            let rest = body.strip_prefix("no matching ")?;
+            Some(SshLine {
+                needs_session: true,
+                ..SshLine::new("ssh_negotiation_failed", Outcome::Failure, NET, EventType::PROTOCOL)
+                    .reason(rest)
+            })
         }
         b's' | b'k' => {
             let rest = body
@@ -398,6 +386,100 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             })
         }
         _ => None,
+    }
+}
+
+/// `METHOD for [invalid user ]USER from IP[ port N][ sshN][: INFO]`, after `Failed ` or
+/// `Accepted `, read by OpenSSH's grammar (`auth_log()`): the user is verbatim client text
+/// for an invalid user, and INFO can carry a certificate's key ID, which is the client's too.
+fn auth_result(outcome: Outcome, rest: &str) -> Option<SshLine<'_>> {
+    let (method, rest) = super::split_lit(rest, " for ")?;
+    let (invalid, rest) = match rest.strip_prefix("invalid user ") {
+        Some(r) => (true, r),
+        // Solaris writes a placeholder for an unknown account.
+        None => match rest.strip_prefix("<invalid username>") {
+            Some(r) => (true, r),
+            None => (false, rest),
+        },
+    };
+    // A user that exists has no spaces in its name, so for it only the first ` from ` can be
+    // the real one; for an invalid user the address is the one whose tail fits.
+    let pick = peer::pick(rest, " from ", |user, tail| {
+        (invalid || super::name(user).is_some()) && auth_tail_fits(tail)
+    });
+    // A tail sshd might write that this grammar does not know: blame nobody, keep them all.
+    let pick = match pick {
+        Pick::None => {
+            Pick::from_readings(peer::readings(rest, " from "), |(_, p): &(&str, Peer)| p.ip)
+        }
+        p => p,
+    };
+    let line = if outcome == Outcome::Failure && method == "publickey" && !invalid {
+        // An existing user's client offering its keys one by one fails on each key it does
+        // not have authorized: normal, not a guess (fail2ban ignores these too). It still
+        // counts when the connection ends in too many failures.
+        SshLine::new("ssh_publickey_rejected", outcome, AUTH, EventType::INFO)
+    } else {
+        SshLine::new("ssh_login", outcome, AUTH, EventType::START)
+    };
+    let mut line = line.reason(method).picked(pick)?;
+    if line.user == Some("") || (invalid && rest.starts_with(" from ") && line.user.is_none()) {
+        line.user = None;
+    }
+    Some(line)
+}
+
+/// ` sshN` after the peer, if present: the text after it.
+fn proto(tail: &str) -> Option<&str> {
+    match tail.strip_prefix(" ssh") {
+        Some(r) => Some(r.trim_start_matches(|c: char| c.is_ascii_digit())),
+        None => Some(tail),
+    }
+}
+
+/// What may follow the peer of a `Failed`/`Accepted` line: nothing, or `: ` and an info part
+/// sshd writes (a key, a certificate, a host-based key with its client user and host, or the
+/// old `ruser` of rhosts authentication).
+fn auth_tail_fits(tail: &str) -> bool {
+    let Some(t) = proto(tail) else { return false };
+    t.is_empty() || t.strip_prefix(": ").is_some_and(info_fits)
+}
+
+fn info_fits(info: &str) -> bool {
+    if info.starts_with("ruser ") {
+        return true;
+    }
+    let key_type = |t: &str| {
+        !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_@.".contains(&b))
+    };
+    let token = |t: &str| !t.is_empty() && !t.bytes().any(|b| b.is_ascii_whitespace());
+    let Some((kind, rest)) = info.split_once(' ') else { return false };
+    if !key_type(kind) {
+        return false;
+    }
+    if let Some(cert) = rest.strip_prefix("ID ") {
+        // `ID KEYID (serial N) CA TYPE FP`: KEYID is anything; the end is fixed.
+        let Some((head, ca)) = super::rsplit_lit(cert, ") CA ") else { return false };
+        let Some((ca_type, fp)) = ca.split_once(' ') else { return false };
+        let serial = super::rsplit_lit(head, " (serial ")
+            .or_else(|| head.strip_prefix("(serial ").map(|s| ("", s)))
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        return serial && key_type(ca_type) && token(fp);
+    }
+    match rest.split_once(", client user \"") {
+        None => token(rest),
+        Some((fp, more)) => token(fp) && more.contains("\", client host \"") && more.ends_with('"'),
+    }
+}
+
+/// Whether `why` reads as the reason sshd gives when it disconnects `user`: `strict`, one of
+/// the reasons sshd is known to write; else any.
+fn disconnect_reason_fits(user: &str, why: &str, strict: bool) -> bool {
+    match why.strip_prefix("Change of username or service not allowed: (") {
+        // sshd names the user it had first: that is the user of this reading.
+        Some(rest) => rest.strip_prefix(user).is_some_and(|r| r.starts_with(',')),
+        None if strict => why == "Too many authentication failures",
+        None => !why.is_empty(),
     }
 }
 
@@ -428,11 +510,12 @@ fn closed(rest: &str, preauth: bool) -> Option<SshLine<'_>> {
         [("authenticating user ", true), ("invalid user ", true), ("user ", false)]
     {
         if let Some(r) = rest.strip_prefix(prefix) {
-            let (user, p) = user_then_peer(r)?;
             // A client that gave up mid-authentication is a failed attempt (fail2ban's
             // aggressive mode counts it); a plain close by a logged-in user is not.
             let outcome = if failed && preauth { Outcome::Failure } else { Outcome::Unknown };
-            let mut line = disconnect(preauth, outcome).peer(p).user(user);
+            // The user is the client's and may hold addresses; the peer ends the line.
+            let mut line = disconnect(preauth, outcome)
+                .picked(peer::pick(r, " ", |_, tail| tail.is_empty()))?;
             if outcome == Outcome::Failure {
                 line.category = AUTH | NET;
             }
@@ -458,43 +541,90 @@ impl Sshd {
         let Some(line) = parse_line(msg) else {
             return false;
         };
+        let (mut action, mut outcome, mut category, mut kind) =
+            (line.action, line.outcome, line.category, line.kind);
         let mut ip = line.ip;
         let mut port = line.port;
         let mut user = line.user;
         let key = e.host_name.clone().unwrap_or(DATASET);
         let mut session_user = None;
+        let counted = outcome == Some(Outcome::Failure)
+            && kind.contains(EventType::START)
+            && category.contains(AUTH);
         if let Some(pid) = e.process_pid {
-            if line.needs_session
-                && let Some(s) = self.sessions.get(&key, pid)
-            {
-                if ip.is_none() {
-                    ip = s.ip;
-                    port = s.port;
+            let mut pending = None;
+            if let Some(s) = self.sessions.get(&key, pid) {
+                if line.needs_session {
+                    if ip.is_none() {
+                        ip = s.ip;
+                        port = s.port;
+                    }
+                    if user.is_none() {
+                        session_user = s.user.clone();
+                    }
                 }
-                if user.is_none() {
-                    session_user = s.user.clone();
-                }
+                pending = s.pending;
             }
-            if line.ends_session {
+            let mut wait = None;
+            if counted && ip.is_none() && line.candidates.is_none() {
+                // A failure without a peer yet: the first later line that names one carries
+                // it (fail2ban's multi-line attribution), so it is counted once it is known.
+                wait = Some(action);
+            } else if let Some(failed) = pending
+                && line.ip.is_some()
+                && !counted
+            {
+                (action, outcome, category, kind) =
+                    (failed, Some(Outcome::Failure), AUTH, EventType::START);
+                if user.is_none() {
+                    session_user = self.sessions.get(&key, pid).and_then(|s| s.user.clone());
+                }
+                self.sessions.entry(&key, pid).pending = None;
+            }
+            if let Some(failed) = wait {
+                self.sessions.update(&key, pid, None, None, user);
+                self.sessions.entry(&key, pid).pending = Some(failed);
+            } else if line.ends_session {
                 self.sessions.end(&key, pid);
             } else if ip.is_some() || user.is_some() {
                 self.sessions.update(&key, pid, ip, port, user);
             }
         }
         e.dataset = Some(DATASET);
-        e.action = Some(Sym::from_static(line.action));
-        e.outcome = line.outcome;
-        e.category = line.category;
-        e.kind = line.kind;
+        e.action = Some(Sym::from_static(action));
+        e.outcome = outcome;
+        e.category = category;
+        e.kind = kind;
         e.source_ip = ip;
         e.source_port = port;
         e.source_domain = line.domain.map(Into::into);
         e.reason = line.reason.map(Into::into);
+        e.related_ip = line.candidates.map(|c| c.into_vec().into_boxed_slice());
         e.user_name = match session_user {
             Some(u) => Some(u),
             None => user.take().map(Into::into),
         };
         true
+    }
+}
+
+impl Sshd {
+    /// Notes a PAM authentication failure that sshd's PAM stack logged for connection `pid`;
+    /// true when an earlier one on the same connection was for another user. sshd refuses a
+    /// change of user within a connection, so PAM failing for two users on one connection is
+    /// a client cycling through accounts (fail2ban's multi-user case, gh-2070), and counts
+    /// even though sshd's own lines would not show it.
+    pub fn pam_failure(&mut self, host: Option<&Sym>, pid: u32, user: Option<&str>) -> bool {
+        let key = host.cloned().unwrap_or(DATASET);
+        let s = self.sessions.entry(&key, pid);
+        let switched = match (&s.pam_user, user) {
+            (Some(before), Some(now)) => before.as_str() != now,
+            _ => false,
+        };
+        if let Some(u) = user {
+            s.pam_user = Some(u.into());
+        }
+        switched
     }
 }
 
@@ -548,6 +678,173 @@ mod tests {
     }
 
     #[test]
+    fn client_text_after_the_address_cannot_move_it() {
+        // A certificate's key ID is the client's text, after `ssh2: `.
+        let l = p(
+            "Failed publickey for invalid user z from 198.51.100.53 port 5000 ssh2: RSA-CERT ID from 10.66.66.69 port 1 ssh2 (serial 1) CA RSA SHA256:abcdef",
+        );
+        assert_eq!(
+            (l.ip, l.port, l.user, l.action),
+            (ip("198.51.100.53"), Some(5000), Some("z"), "ssh_login")
+        );
+        // fail2ban's injection lines (filter.d test log `sshd`).
+        for (msg, want) in [
+            (
+                "Failed password for invalid user from 10.10.1.1 from 127.0.0.1 port 58946 ssh2",
+                "127.0.0.1",
+            ),
+            (
+                "Failed password for invalid user test from 10.10.1.2 port 55555 ssh2 from 127.0.0.1 port 58946 ssh2",
+                "127.0.0.1",
+            ),
+            (
+                "Failed password for user from 127.0.0.1 port 20000 ssh1: ruser from 1.2.3.4",
+                "127.0.0.1",
+            ),
+            (
+                "Connection closed by authenticating user test 127.0.0.1 port 12345 192.0.2.11 port 46039 [preauth]",
+                "192.0.2.11",
+            ),
+            (
+                "Bad protocol version identification 'dummy string' from 192.0.2.1' from 69.61.56.115 port 31778",
+                "69.61.56.115",
+            ),
+        ] {
+            assert_eq!(p(msg).ip, ip(want), "{msg}");
+        }
+        // A new user name quoted in the disconnect reason.
+        let l = p(
+            "Disconnecting invalid user admin 192.0.2.117 port 44004: Change of username or service not allowed: (admin,ssh-connection) -> (x 10.66.66.1 port 1: y,ssh-connection) [preauth]",
+        );
+        assert_eq!((l.ip, l.user), (ip("192.0.2.117"), Some("admin")));
+    }
+
+    #[test]
+    fn two_readings_blame_nobody() {
+        // User and key ID both chosen so that either address reads as sshd's: neither is
+        // believed, both are kept.
+        let l = p(
+            "Failed publickey for invalid user a from 10.66.66.1 port 1 ssh2: RSA-CERT ID b from 198.51.100.9 port 22 ssh2: RSA-CERT ID c (serial 1) CA RSA SHA256:x",
+        );
+        assert_eq!(l.ip, None);
+        assert_eq!(l.user, None);
+        assert_eq!(
+            l.candidates.as_deref(),
+            Some(
+                &[
+                    ip("10.66.66.1").unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                    ip("198.51.100.9").unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                ][..]
+            )
+        );
+        let mut s = Sshd::default();
+        let mut e = Event { process_pid: Some(3), ..Event::default() };
+        assert!(s.extract("Failed publickey for invalid user a from 10.66.66.1 port 1 ssh2: RSA-CERT ID b from 198.51.100.9 port 22 ssh2: RSA-CERT ID c (serial 1) CA RSA SHA256:x", &mut e));
+        assert_eq!(e.source_ip, None);
+        assert_eq!(e.related_ip.as_deref().map(<[IpAddr]>::len), Some(2));
+    }
+
+    #[test]
+    fn a_valid_users_publickey_failures_are_not_guesses() {
+        let l = p("Failed publickey for git from 192.0.2.1 port 57904 ssh2: ECDSA 0e:ff:aa");
+        assert_eq!(
+            (l.action, l.kind, l.ip),
+            ("ssh_publickey_rejected", EventType::INFO, ip("192.0.2.1"))
+        );
+        let l = p(
+            "Failed publickey for invalid user graysky from 127.0.0.1 port 37954 ssh2: RSA SHA256:v3dpapGleDaUKf$4V1vKyR9ZyUgjaJAmoCTcb2PLljI",
+        );
+        assert_eq!((l.action, l.kind), ("ssh_login", EventType::START));
+    }
+
+    #[test]
+    fn a_failure_waits_for_its_address_on_a_later_line() {
+        let mut s = Sshd::default();
+        let at = |pid| Event {
+            host_name: Some(Sym::from("h")),
+            process_pid: Some(pid),
+            ..Event::default()
+        };
+        let mut e = at(8148);
+        assert!(
+            s.extract("Disconnecting: Too many authentication failures for root [preauth]", &mut e)
+        );
+        assert_eq!(e.source_ip, None);
+        // Another connection's close is not it.
+        let mut other = at(7148);
+        assert!(s.extract("Connection closed by 61.0.0.2 [preauth]", &mut other));
+        assert_eq!(other.action.as_deref(), Some("ssh_preauth_disconnect"));
+        let mut e = at(8148);
+        assert!(s.extract("Connection closed by 61.0.0.1 [preauth]", &mut e));
+        assert_eq!(e.action.as_deref(), Some("ssh_too_many_auth_failures"));
+        assert_eq!((e.outcome, e.kind), (Some(Outcome::Failure), EventType::START));
+        assert_eq!((e.source_ip, e.user_name.as_deref()), (ip("61.0.0.1"), Some("root")));
+        // Told once.
+        let mut again = at(8148);
+        assert!(s.extract("Connection closed by 61.0.0.1 [preauth]", &mut again));
+        assert_eq!(again.action.as_deref(), Some("ssh_preauth_disconnect"));
+    }
+
+    /// Fragments an attacker would put in a user name or key ID.
+    fn hostile() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop::collection::vec(
+            prop::sample::select(vec![
+                " from ",
+                " port ",
+                "1",
+                "22",
+                "ssh2",
+                ":",
+                ": ",
+                " ",
+                "10.66.66.66",
+                "::ffff:10.66.66.66",
+                "rhost=",
+                "[",
+                "]",
+                "<",
+                ">",
+                "'",
+                "\"",
+                "x",
+                "é",
+                "RSA ",
+                "SHA256:x",
+                "RSA-CERT ID ",
+                " (serial 1) CA RSA SHA256:y",
+                "invalid user ",
+                "\\",
+                "\t",
+            ]),
+            0..14,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        /// For any user name and key ID, the address is the real one or absent, never the
+        /// decoy the client wrote.
+        #[test]
+        fn no_client_text_blames_the_decoy(user in hostile(), keyid in hostile()) {
+            let real = ip("198.51.100.53");
+            for msg in [
+                format!("Failed password for invalid user {user} from 198.51.100.53 port 5000 ssh2"),
+                format!("Failed publickey for invalid user {user} from 198.51.100.53 port 5000 ssh2: RSA-CERT ID {keyid} (serial 1) CA RSA SHA256:abc"),
+                format!("Failed publickey for root from 198.51.100.53 port 5000 ssh2: RSA-CERT ID {keyid} (serial 1) CA RSA SHA256:abc"),
+                format!("Invalid user {user} from 198.51.100.53 port 5000"),
+                format!("Connection closed by invalid user {user} 198.51.100.53 port 5000 [preauth]"),
+                format!("maximum authentication attempts exceeded for invalid user {user} from 198.51.100.53 port 5000 ssh2 [preauth]"),
+                format!("error: PAM: Authentication failure for illegal user {user} from 198.51.100.53"),
+            ] {
+                if let Some(l) = parse_line(&msg) {
+                    proptest::prop_assert!(l.ip.is_none() || l.ip == real, "{} -> {:?}", msg, l.ip);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn a_user_name_cannot_spoof_the_peer() {
         let l = p(
             "Failed password for invalid user x from 1.2.3.4 port 22 from 5.6.7.8 port 9999 ssh2",
@@ -558,32 +855,6 @@ mod tests {
         );
         let l = p("Invalid user evil from 1.1.1.1 from 9.9.9.9 port 2");
         assert_eq!((l.ip, l.user), (ip("9.9.9.9"), Some("evil from 1.1.1.1")));
-    }
-
-    #[test]
-    fn hand_parsed_ipv4_agrees_with_std() {
-        for tok in [
-            "1.2.3.4",
-            "255.255.255.255",
-            "0.0.0.0",
-            "256.1.1.1",
-            "01.2.3.4",
-            "1.2.3",
-            "1.2.3.4.5",
-            "1..2.3",
-            "1.2.3.4x",
-            "1234.1.1.1",
-            "",
-        ] {
-            assert_eq!(parse_ipv4(tok.as_bytes()), tok.parse().ok(), "{tok}");
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn hand_parsed_ipv4_agrees_with_std_on_anything(tok in "[0-9.]{0,16}") {
-            proptest::prop_assert_eq!(parse_ipv4(tok.as_bytes()), tok.parse().ok());
-        }
     }
 
     #[test]

@@ -21,6 +21,12 @@ pub struct SshSession {
     pub port: Option<u16>,
     /// The user the client tried to log in as.
     pub user: Option<CompactString>,
+    /// A failure logged before any line of the connection named the peer (`Disconnecting:
+    /// Too many authentication failures`, `User root not allowed because account is
+    /// locked`): its action, for the first later line that names the peer to carry.
+    pub pending: Option<&'static str>,
+    /// The user of the last PAM authentication failure on the connection.
+    pub pam_user: Option<CompactString>,
 }
 
 /// Sessions remembered at most: one per concurrent sshd child is plenty; under a flood the
@@ -59,21 +65,7 @@ impl SessionTable {
         port: Option<u16>,
         user: Option<&str>,
     ) {
-        let key = self.key(host, pid);
-        if self.current.len() >= SESSION_CAP / 2 && !self.current.contains_key(&key) {
-            // Swap and clear rather than replace: both maps keep their capacity, so a busy
-            // host does not pay for regrowing and rehashing every generation.
-            std::mem::swap(&mut self.current, &mut self.previous);
-            self.current.clear();
-        }
-        let s = match self.current.entry(key) {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let old =
-                    if self.previous.is_empty() { None } else { self.previous.remove(v.key()) };
-                v.insert(old.unwrap_or_default())
-            }
-        };
+        let s = self.entry(host, pid);
         if ip.is_some() {
             s.ip = ip;
         }
@@ -84,6 +76,25 @@ impl SessionTable {
             && s.user.as_deref() != Some(u)
         {
             s.user = Some(u.into());
+        }
+    }
+
+    /// The session of `pid` on `host`, made empty if none was seen.
+    pub fn entry(&mut self, host: &Sym, pid: u32) -> &mut SshSession {
+        let key = self.key(host, pid);
+        if self.current.len() >= SESSION_CAP / 2 && !self.current.contains_key(&key) {
+            // Swap and clear rather than replace: both maps keep their capacity, so a busy
+            // host does not pay for regrowing and rehashing every generation.
+            std::mem::swap(&mut self.current, &mut self.previous);
+            self.current.clear();
+        }
+        match self.current.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let old =
+                    if self.previous.is_empty() { None } else { self.previous.remove(v.key()) };
+                v.insert(old.unwrap_or_default())
+            }
         }
     }
 
