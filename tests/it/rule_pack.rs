@@ -161,3 +161,59 @@ fn the_index_finds_exactly_what_trying_every_rule_finds() {
     // Not vacuous: the corpora set off thousands of rule matches.
     assert!(total > 10_000, "{total} matches");
 }
+
+/// loghub's Linux_2k.log holds sshd brute forces logged only through PAM (`sshd(pam_unix)`):
+/// every remote host with 5 failures within 10 minutes alerts, and no other, checked against
+/// a count made here from the raw lines.
+#[test]
+fn linux_2k_pam_brute_forces_alert_for_every_host_over_the_threshold() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let path = crate::corpus::path("loghub/Linux/Linux_2k.log");
+    let text = crate::corpus::read("loghub/Linux/Linux_2k.log");
+    let month = |m: &str| {
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            .iter()
+            .position(|x| *x == m)
+    };
+    let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut failures = 0;
+    for line in text.lines() {
+        if !line.contains("sshd(pam_unix)") || !line.contains("authentication failure;") {
+            continue;
+        }
+        failures += 1;
+        let Some(host) = line.split("rhost=").nth(1).and_then(|r| r.split_whitespace().next())
+        else {
+            continue;
+        };
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (mo, day) = (month(f[0]).unwrap_or(0) as i64, f[1].parse::<i64>().unwrap_or(0));
+        let hms: Vec<i64> = f[2].split(':').filter_map(|x| x.parse().ok()).collect();
+        let t = ((mo * 31 + day) * 24 + hms[0]) * 3600 + hms[1] * 60 + hms[2];
+        times.entry(host.to_owned()).or_default().push(t);
+    }
+    assert_eq!(failures, 489, "the corpus file changed");
+    let expected: BTreeSet<String> = times
+        .iter()
+        .filter(|(_, ts)| ts.windows(5).any(|w| w[4] - w[0] <= 600))
+        .map(|(h, _)| h.clone())
+        .collect();
+    assert_eq!(times.len(), 47, "remote hosts in the corpus");
+    assert_eq!(expected.len(), 39, "hosts at 5 or more in 10 minutes");
+
+    let run = crate::cli::logwarden([
+        "replay",
+        "--rules",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        path.to_str().unwrap_or_default(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let alerted: BTreeSet<String> = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|a| a["rule"]["id"] == "pam-bruteforce")
+        .filter_map(|a| a["group"]["source.address"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(alerted, expected);
+}
