@@ -160,6 +160,21 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
             )
         }
         b'R' => {
+            if let Some(rest) = body.strip_prefix("Read from socket failed: ") {
+                // `fatal: Read from socket failed: Connection reset by peer [preauth]`: the
+                // client dropped the connection mid-handshake (fail2ban's ddos mode).
+                return Some(SshLine {
+                    needs_session: true,
+                    ends_session: true,
+                    ..SshLine::new(
+                        "ssh_connection_reset",
+                        Outcome::Failure,
+                        NET,
+                        EventType::CONNECTION | EventType::END,
+                    )
+                    .reason(rest)
+                });
+            }
             if let Some(rest) = body.strip_prefix("ROOT LOGIN REFUSED FROM ") {
                 let p = peer_at(rest)?;
                 return Some(SshLine::auth_failure("ssh_root_login_refused").peer(p).user("root"));
@@ -286,6 +301,21 @@ pub fn parse_line(msg: &str) -> Option<SshLine<'_>> {
                 },
             ))?;
             Some(SshLine { ends_session: true, ..line })
+        }
+        b'S' => {
+            // Some vendor sshds log each protocol stage as `SSH: Server;Ltype: Version;Remote:
+            // IP-PORT;...`: the stage and the peer, for the lines after it.
+            let rest = body.strip_prefix("SSH: Server;Ltype: ")?;
+            let (stage, rest) = rest.split_once(';')?;
+            let remote = rest.strip_prefix("Remote: ")?;
+            let remote = remote.split_once(';').map_or(remote, |(r, _)| r);
+            let (addr, port) = remote.rsplit_once('-')?;
+            Some(SshLine {
+                ip: Some(parse_ip(addr)?),
+                port: port.parse().ok(),
+                ..SshLine::new("ssh_protocol_stage", Outcome::Unknown, NET, EventType::INFO)
+                    .reason(stage)
+            })
         }
         b'B' | b'b' => {
             if let Some(rest) = body.strip_prefix("Bad protocol version identification") {
