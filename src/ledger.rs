@@ -35,6 +35,9 @@ pub struct Ledger {
     pub events: u64,
     /// Records set aside.
     pub quarantined: u64,
+    /// Events whose line names its peer in two ways the grammar cannot tell apart (client
+    /// text holding an address): emitted without `source.ip`, the candidates in `related.ip`.
+    pub ambiguous: u64,
     /// Quarantined records by reason.
     pub reasons: BTreeMap<&'static str, u64>,
     /// The first few quarantined records.
@@ -64,6 +67,9 @@ impl fmt::Display for Ledger {
             "{} [{}]: {} records read, {} events emitted, {} quarantined",
             self.source, self.format, self.records, self.events, self.quarantined
         )?;
+        if self.ambiguous > 0 {
+            write!(f, ", {} with an ambiguous peer (source.ip left out)", self.ambiguous)?;
+        }
         if !self.reasons.is_empty() {
             let reasons: Vec<String> =
                 self.reasons.iter().map(|(k, n)| format!("{k}={n}")).collect();

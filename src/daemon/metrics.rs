@@ -28,6 +28,9 @@ pub struct SourceMetrics {
     pub events_out: AtomicU64,
     /// Records the parser set aside.
     pub quarantined: AtomicU64,
+    /// Events whose peer the line names ambiguously (client text holding an address), made
+    /// without `source.ip`.
+    pub ambiguous: AtomicU64,
     /// Records handed to the parser.
     pub parsed: AtomicU64,
     /// When the source last delivered a record (ns since the epoch).
@@ -144,13 +147,18 @@ impl Metrics {
                 s.counters.records_in.load(Ordering::Relaxed),
             );
         }
-        let per_source: [Series<SourceMetrics>; 9] = [
+        let per_source: [Series<SourceMetrics>; 10] = [
             ("logwarden_source_bytes_in_total", "Bytes read per source.", |s| {
                 s.counters.bytes_in.load(Ordering::Relaxed)
             }),
             ("logwarden_source_events_out_total", "Events made from a source's records.", |s| {
                 s.events_out.load(Ordering::Relaxed)
             }),
+            (
+                "logwarden_source_ambiguous_peer_total",
+                "Events whose line could name two peers (client text holding an address): source.ip left out, candidates in related.ip.",
+                |s| s.ambiguous.load(Ordering::Relaxed),
+            ),
             (
                 "logwarden_source_quarantined_total",
                 "Records set aside: unparsable, too long or malformed.",

@@ -77,6 +77,10 @@ impl ParseStage {
         }
         m.quarantined.fetch_add(quarantined, Ordering::Relaxed);
         m.events_out.fetch_add(events.len() as u64, Ordering::Relaxed);
+        let ambiguous = events.iter().filter(|e| e.related_ip.is_some()).count();
+        if ambiguous > 0 {
+            m.ambiguous.fetch_add(ambiguous as u64, Ordering::Relaxed);
+        }
         let set = self.rules.borrow().clone();
         let mut hits = Vec::new();
         let mut ends = Vec::new();

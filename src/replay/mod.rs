@@ -404,6 +404,7 @@ impl Producer {
         };
         let batch = std::mem::replace(&mut self.batch, next);
         self.ledger.events += batch.len() as u64;
+        self.ledger.ambiguous += batch.iter().filter(|e| e.related_ip.is_some()).count() as u64;
         let dead_letters = std::mem::take(&mut self.dead_letters);
         match self.tx.send(Batch { events: batch, dead_letters }) {
             Ok(()) => ControlFlow::Continue(()),

@@ -61,7 +61,7 @@ enum Route {
 enum Outcome {
     /// Parsed: how many events, how many bytes of JSON they wrote, and how many of them
     /// matched a rule (those are in [`Results::matched`]).
-    Parsed { events: u32, json: u32, matched: u32 },
+    Parsed { events: u32, json: u32, matched: u32, ambiguous: u32 },
     /// Quarantined by the parser.
     Failed(Quarantined, Bytes),
 }
@@ -287,6 +287,7 @@ fn work(
                     }
                     let json = u32::try_from(results.json.len() - before).unwrap_or(u32::MAX);
                     let n = u32::try_from(events.len()).unwrap_or(u32::MAX);
+                    let ambiguous = events.iter().filter(|e| e.related_ip.is_some()).count() as u32;
                     let mut matched = 0;
                     if let Some(rules) = &rules {
                         for e in events.drain(..) {
@@ -299,7 +300,7 @@ fn work(
                             }
                         }
                     }
-                    results.outcomes.push(Outcome::Parsed { events: n, json, matched });
+                    results.outcomes.push(Outcome::Parsed { events: n, json, matched, ambiguous });
                 }
                 Err(err) => {
                     let q = Quarantined {
@@ -457,8 +458,9 @@ fn merge(
             let Some(w) = w else { continue };
             let share = &mut shares[w];
             match share.outcomes.next() {
-                Some(Outcome::Parsed { events, json: len, matched }) => {
+                Some(Outcome::Parsed { events, json: len, matched, ambiguous }) => {
                     ledger.events += u64::from(events);
+                    ledger.ambiguous += u64::from(ambiguous);
                     let end = share.at + len as usize;
                     buf.extend_from_slice(&share.json[share.at..end]);
                     share.at = end;

@@ -382,3 +382,31 @@ fn a_bad_rule_directory_stops_replay_with_its_errors() {
     );
     assert!(r.stdout.is_empty());
 }
+
+/// A line whose client text makes two readings of its peer fit: no `source.ip`, both
+/// candidates in `related.ip`, and the ledger says so.
+#[test]
+fn an_ambiguous_peer_is_left_out_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(
+        &log,
+        "Mar  4 10:00:00 web1 sshd[4000]: Failed publickey for invalid user a from 10.66.66.1 port 1 ssh2: RSA-CERT ID b from 198.51.100.9 port 22 ssh2: RSA-CERT ID c (serial 1) CA RSA SHA256:x\n\
+         Mar  4 10:00:01 web1 sshd[4001]: Failed password for root from 198.51.100.9 port 22 ssh2\n",
+    )
+    .unwrap();
+    let r = replay(&["--events", "--year", "2025", s(&log)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let events: Vec<serde_json::Value> =
+        r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events[0]["source"], serde_json::Value::Null);
+    assert_eq!(events[0]["related"]["ip"], serde_json::json!(["10.66.66.1", "198.51.100.9"]));
+    assert_eq!(events[1]["source"]["ip"], "198.51.100.9");
+    assert!(
+        r.stderr.contains(
+            "2 records read, 2 events emitted, 0 quarantined, 1 with an ambiguous peer (source.ip left out)"
+        ),
+        "{}",
+        r.stderr
+    );
+}
