@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::alert::JsonLines;
 use crate::parse::Format;
 use crate::parse::syslog::SyslogOptions;
 use crate::replay::{Outputs, ReplayError, ReplayOptions, replay};
@@ -15,6 +14,7 @@ use crate::rule::set::RuleSet;
 
 pub mod deliver;
 pub mod outbox;
+pub mod repeats;
 pub mod scan;
 
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
@@ -473,7 +473,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
-    let mut alert_out = JsonLines(std::io::stdout());
+    let mut alert_out = repeats::RepeatMarker::new(
+        opts.rules.as_ref().map_or(&[][..], |r| r.rules()),
+        std::io::stdout(),
+    );
     let mut routed = match (&config, &opts.rules) {
         (Some(config), Some(rules)) => {
             let tee: Box<dyn Write + Send> = Box::new(std::io::stdout());
@@ -500,6 +503,18 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
             if !report.rules.is_empty() {
                 let _ = writeln!(err, "{}", rules_summary(&report.rules));
+            }
+            let repeats: u64 = alert_out.repeats.values().sum();
+            if routed.is_none() && repeats > 0 {
+                let per_rule: Vec<String> =
+                    alert_out.repeats.iter().map(|(id, n)| format!("{id} {n}")).collect();
+                let _ = writeln!(
+                    err,
+                    "repeats: {repeats} alert{} repeat an earlier one of the same rule and group within its \
+                     alert.dedup window (marked \"repeat\":true; a router sends them at most as updates): {}",
+                    plural(repeats as usize),
+                    per_rule.join(", ")
+                );
             }
             if let Some((dispatcher, delivery)) = routed {
                 // The sink tasks log to stderr (a dead letter, a failed write) while `finish`

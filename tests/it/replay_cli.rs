@@ -304,8 +304,41 @@ Feb 12 14:10:23 web1 sshd[100]: Failed password for root from 198.51.100.7 port 
 Feb 12 14:10:24 web1 sshd[101]: Failed password for root from 198.51.100.7 port 2 ssh2
 Feb 12 14:10:25 web1 sshd[101]: Failed password for root from 198.51.100.7 port 2 ssh2
 Feb 12 14:10:26 web1 sshd[101]: Failed password for root from 198.51.100.7 port 2 ssh2
-Feb 12 14:10:30 web1 sshd[102]: Accepted password for root from 198.51.100.7 port 3 ssh2
+Feb 12 14:10:30 web1 sshd[102]: Accepted password for admin from 198.51.100.7 port 3 ssh2
 ";
+
+/// The same attack read twice: the second firing of each rule is marked as the repeat a
+/// router would fold, and standard error counts them.
+#[test]
+fn repeats_within_the_dedup_window_are_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    std::fs::write(&log, BRUTE).unwrap();
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+    let r = replay(&["--year", "2025", "--rules", rules, s(&log), s(&log)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let marks: Vec<(String, bool)> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|a| (a["rule"]["id"].as_str().unwrap_or("").to_owned(), a["repeat"] == true))
+        .collect();
+    let want: Vec<(String, bool)> = [
+        ("ssh-bruteforce", false),
+        ("ssh-bruteforce-success", false),
+        ("ssh-bruteforce", true),
+        ("ssh-bruteforce-success", true),
+    ]
+    .iter()
+    .map(|(id, m)| ((*id).to_owned(), *m))
+    .collect();
+    assert_eq!(marks, want);
+    assert!(
+        r.stderr.contains("repeats: 2 alerts repeat an earlier one of the same rule and group within its alert.dedup window"),
+        "{}",
+        r.stderr
+    );
+}
 
 #[test]
 fn rules_print_alerts_with_explain_and_a_summary() {
