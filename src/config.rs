@@ -297,16 +297,11 @@ pub fn state_path(path: &Path) -> Result<PathBuf, ConfigError> {
         state: Option<Spanned<PathBuf>>,
     }
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let raw = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Io { file: file.clone(), source })?;
-    let missing = std::cell::RefCell::new(Vec::new());
-    let lenient = |name: &str| {
-        std::env::var(name).ok().or_else(|| {
-            missing.borrow_mut().push(name.to_owned());
-            Some(String::new())
-        })
-    };
-    let text = expand_env(&text, &file, &lenient)?;
+    // An unset variable reads as empty here: the sinks' secrets are not ours to demand.
+    let lenient = |name: &str| Some(std::env::var(name).unwrap_or_default());
+    let text = expand_env(&raw, &file, &lenient)?;
     let spec: StateOnly = serde_saphyr::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = crate::rule::load::strip_location(&e.without_snippet().to_string());
@@ -316,16 +311,15 @@ pub fn state_path(path: &Path) -> Result<PathBuf, ConfigError> {
     match spec.state {
         None => Ok(dir.join("logwarden-state.redb")),
         Some(s) => {
-            // A variable missing from `state:` itself is an error; elsewhere it is not ours.
-            let raw = std::fs::read_to_string(path).unwrap_or_default();
-            let line = raw.lines().nth(line_of(&s).saturating_sub(1) as usize).unwrap_or("");
-            if let Some(name) = missing.borrow().iter().find(|n| line.contains(n.as_str())) {
-                return Err(ConfigError::Env {
-                    file,
-                    line: line_of(&s),
-                    detail: format!("environment variable `{name}` is not set"),
-                });
-            }
+            // The `state:` line itself is expanded again as `load` expands it (expansion is
+            // line by line, so this is the same result): a variable it needs and lacks is an
+            // error, while `${LOGWARDEN_STATE:-default}` takes its default.
+            let line = line_of(&s);
+            let own = raw.lines().nth(line.saturating_sub(1) as usize).unwrap_or("");
+            expand_env(own, &file, &|name| std::env::var(name).ok()).map_err(|e| match e {
+                ConfigError::Env { file, detail, .. } => ConfigError::Env { file, line, detail },
+                other => other,
+            })?;
             Ok(dir.join(s.value))
         }
     }
@@ -1037,6 +1031,13 @@ routes:
         std::fs::write(&cfg, "\nstate: ${LW_TEST_UNSET_STATE}/x.redb\n").expect("write");
         let e = state_path(&cfg).expect_err("its own variable is needed").to_string();
         assert!(e.ends_with(":2: environment variable `LW_TEST_UNSET_STATE` is not set"), "{e}");
+        // A default stands in for the unset variable, as `load` has it.
+        std::fs::write(&cfg, "state: ${LW_TEST_UNSET_STATE:-db/d.redb}\n").expect("write");
+        assert_eq!(state_path(&cfg).expect("state"), dir.path().join("db/d.redb"));
+        std::fs::write(&cfg, "\n\nstate: ${LW_TEST_UNSET_STATE:-${LW_TEST_UNSET_DIR}}/x\n")
+            .expect("write");
+        let e = state_path(&cfg).expect_err("the default's variable is needed").to_string();
+        assert!(e.ends_with(":3: environment variable `LW_TEST_UNSET_DIR` is not set"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //!   first notification: a repeat of the same alert is recorded, not sent; one whose details
 //!   changed (severity raised, the summed count crossing the next power of ten, a new member
 //!   of a distinct set) is sent again as an update. After the window the next one is new.
+//!   The window is measured on the alerts' own event times, not on the router's clock: a
+//!   replay (or a reader that restarted behind) moves the clock past a burst and then shows
+//!   the same burst again, which must stay one notification (issue 14).
 //! - **Silences** (matchers + start + end): a silenced alert is recorded with the silence's id.
 //! - **Routes**, in order; the first that matches takes the alert unless it says `continue`.
 //! - **Grouping**: a route's alerts with the same `group_by` values wait `group_wait` and go
@@ -155,6 +158,10 @@ pub struct RouterStats {
 /// The field order is the router snapshot format: changing it needs a new snapshot version.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct DedupState {
+    /// The window's end in event time: the rule's `dedup` after the last event of the alert
+    /// that opened it (so the window's start is `until` less one window). Snapshots written
+    /// before issue 14 hold the router's clock here, which live is the same time give or take
+    /// the pipeline's delay.
     until: Timestamp,
     severity: Severity,
     count: u64,
@@ -163,6 +170,10 @@ struct DedupState {
     /// The last alert taken (first seen, last seen, count): the very same alert delivered
     /// again (a replayed file, a restarted reader) adds nothing to the count.
     last: (Timestamp, Timestamp, u64),
+    /// When to forget the window, on the router's clock: its entry in `Router::dedup_ends`.
+    /// Not in the snapshot (a restore derives it from `until`), so the format is unchanged.
+    #[serde(skip)]
+    forget_at: Timestamp,
 }
 
 /// A group: its route's index and a hash of its `group_by` values (the values themselves
@@ -227,8 +238,14 @@ pub struct Router {
     /// Silences added at run time (API), beside the configured ones.
     extra_silences: Vec<Silence>,
     dedup: HashMap<u64, DedupState, foldhash::fast::FixedState>,
-    /// Dedup windows by end time, so expiry costs per expired window, not per window.
+    /// Dedup windows by the router-clock time they are forgotten, so expiry costs per
+    /// expired window, not per window.
     dedup_ends: BTreeSet<(Timestamp, u64)>,
+    /// How long a window is kept on the router's clock past both its end and its opening: the
+    /// longest `dedup` window of the config. The window itself is judged on event times; this
+    /// only bounds memory, and lets an alert whose events lag the clock by up to that much
+    /// (a replayed file read again, a backlog) still find the window it belongs to.
+    dedup_grace: Span,
     groups: BTreeMap<GroupKey, Group>,
     /// Groups by the time they next need attention: `tick` reads only what is due.
     schedule: BTreeSet<(Timestamp, GroupKey)>,
@@ -295,6 +312,7 @@ impl Router {
         let clock = InjectedClock::default();
         let limiters = limiters(&config, &clock);
         Router {
+            dedup_grace: dedup_grace(&config),
             config,
             extra_silences: Vec::new(),
             dedup: HashMap::with_hasher(foldhash::fast::FixedState::default()),
@@ -324,6 +342,7 @@ impl Router {
         self.groups.clear();
         self.schedule.clear();
         self.limiters = limiters(&config, &self.clock);
+        self.dedup_grace = dedup_grace(&config);
         self.config = config;
         self.restore_limiters();
     }
@@ -385,6 +404,11 @@ fn admit(
 /// Nanoseconds between two notifications at a limit's steady rate.
 fn interval_nanos(limit: &RateLimit) -> u64 {
     ((limit.per.nanos().max(1) as u64) / u64::from(limit.count.max(1))).max(1)
+}
+
+/// The longest dedup window of `config` (see `Router::dedup_grace`).
+fn dedup_grace(config: &RouterConfig) -> Span {
+    config.dedup.values().copied().chain([DEFAULT_DEDUP]).max().unwrap_or(DEFAULT_DEDUP)
 }
 
 /// One governor limiter per rate-limited sink, on the router's clock.
@@ -534,11 +558,16 @@ impl Router {
         decision
     }
 
-    /// New, update, or (`None`) a duplicate within the dedup window.
+    /// New, update, or (`None`) a duplicate within the dedup window, judged on event times:
+    /// an alert belongs to a window when its first event is before the window's end and its
+    /// last event is less than one window before the window's start (an older burst read
+    /// late is news of its own, not a repeat of a later one).
     fn classify(&mut self, a: &Alert, now: Timestamp) -> Option<Kind> {
         let window = self.config.dedup.get(&a.rule_id).copied().unwrap_or(DEFAULT_DEDUP);
+        let until = window.after(a.last_seen);
         let fresh = || DedupState {
-            until: window.after(now),
+            until,
+            forget_at: self.dedup_grace.after(until.max(now)),
             severity: a.severity,
             count: a.count,
             next_step: next_power_of_ten_above(a.count),
@@ -546,7 +575,10 @@ impl Router {
             last: (a.first_seen, a.last_seen, a.count),
         };
         match self.dedup.get_mut(&a.fingerprint) {
-            Some(s) if now < s.until => {
+            // `last + 2 windows > until` is `last + window > start`, without a subtraction.
+            Some(s)
+                if a.first_seen < s.until && window.after(window.after(a.last_seen)) > s.until =>
+            {
                 let mut changed = false;
                 if a.severity > s.severity {
                     s.severity = a.severity;
@@ -573,7 +605,7 @@ impl Router {
             }
             _ => {
                 let state = fresh();
-                self.dedup_ends.insert((state.until, a.fingerprint));
+                self.dedup_ends.insert((state.forget_at, a.fingerprint));
                 self.dedup.insert(a.fingerprint, state);
                 Some(Kind::New)
             }
@@ -585,13 +617,13 @@ impl Router {
     /// daemon: every second; replay: at the end).
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Notification>) {
         self.set_clock(now);
-        while let Some(&(until, fp)) = self.dedup_ends.first() {
-            if until > now {
+        while let Some(&(forget_at, fp)) = self.dedup_ends.first() {
+            if forget_at > now {
                 break;
             }
             self.dedup_ends.pop_first();
-            // A window renewed since has a later end of its own in the set.
-            if self.dedup.get(&fp).is_some_and(|s| s.until == until) {
+            // A window renewed since has an entry of its own in the set.
+            if self.dedup.get(&fp).is_some_and(|s| s.forget_at == forget_at) {
                 self.dedup.remove(&fp);
             }
         }

@@ -136,10 +136,11 @@ impl EmailSink {
 
     /// The message for `n`.
     pub fn message(&self, n: &Notification) -> Result<Message, SinkError> {
+        let title = header_text(&n.title);
         let subject = if self.subject_prefix.is_empty() {
-            n.title.clone()
+            title
         } else {
-            format!("{} {}", self.subject_prefix, n.title)
+            format!("{} {title}", header_text(&self.subject_prefix))
         };
         let mut b = Message::builder()
             .from(self.from.clone())
@@ -214,6 +215,14 @@ fn classify(e: &lettre::transport::smtp::Error) -> SinkError {
     } else {
         SinkError::Retriable(msg)
     }
+}
+
+/// Text for a header from log data, on one line: every control character (CR and LF above
+/// all, but also tab, NUL, DEL and the C1 set) becomes a space. lettre would RFC 2047-encode a
+/// line break rather than let it start a header, but the decoded subject would still break
+/// lines in a mail client's list; non-ASCII is left for lettre to encode.
+pub fn header_text(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// `<{id}@logwarden>`, with any character a msg-id cannot hold replaced, so the same
@@ -481,6 +490,69 @@ mod tests {
         c.tls = TlsMode::Starttls;
         c.ca_file = Some(path);
         assert!(EmailSink::new("mail", &c).is_ok());
+    }
+
+    /// The header section of a rendered message: (name, unfolded value) in order.
+    fn headers(m: &Message) -> Vec<(String, String)> {
+        let bytes = m.formatted();
+        let text = String::from_utf8(bytes).expect("a message is ASCII");
+        let (head, _) = text.split_once("\r\n\r\n").expect("a blank line ends the headers");
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in head.split("\r\n") {
+            assert!(!line.contains(['\r', '\n']), "a bare CR or LF in {line:?}");
+            match (line.starts_with([' ', '\t']), out.last_mut()) {
+                (true, Some(last)) => last.1.push_str(line),
+                _ => {
+                    let (k, v) = line.split_once(':').expect("name: value");
+                    out.push((k.to_owned(), v.trim_start().to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    const HEADERS: [&str; 7] =
+        ["From", "Subject", "Message-ID", "Date", "To", "MIME-Version", "Content-Type"];
+
+    #[test]
+    fn issue_14_a_title_cannot_add_a_header() {
+        let sink = EmailSink::new("mail", &cfg(25)).expect("config");
+        let mut n = notification();
+        n.title = "x\r\nBcc: victim@example.net\r\n\r\n<b>body</b>\nX-Evil: 1\u{7f}\té".into();
+        let m = sink.message(&n).expect("message");
+        let h = headers(&m);
+        let names: Vec<&str> = h.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, HEADERS);
+        // The subject is one line; the non-ASCII tail is RFC 2047-encoded.
+        let subject = &h[1].1;
+        assert!(
+            subject.starts_with("[logwarden] x  Bcc: victim@example.net    <b>body</b> "),
+            "{subject}"
+        );
+        assert!(subject.contains("=?utf-8?"), "{subject}");
+        assert_eq!(header_text("a\r\nb\u{0}\u{85}c"), "a  b  c",);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_alert_text_reaches_the_header_section(
+            title in "(\\PC|[\r\n\t\u{0}\u{7f}\u{85}:]|Bcc: x@evil|\r\n\r\n){0,40}",
+            rule_title in "(\\PC|[\r\n:])*",
+            user in "(\\PC|[\r\n:])*",
+        ) {
+            let sink = EmailSink::new("mail", &cfg(25)).expect("config");
+            let mut n = notification();
+            n.title = title;
+            n.alerts = vec![json!({
+                "title": n.title,
+                "rule": { "id": "r", "title": rule_title },
+                "group": { "user.name": user },
+            })];
+            let m = sink.message(&n).expect("message");
+            let h = headers(&m);
+            let names: Vec<&str> = h.iter().map(|(k, _)| k.as_str()).collect();
+            proptest::prop_assert_eq!(names, HEADERS);
+        }
     }
 
     #[test]

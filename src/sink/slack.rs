@@ -109,8 +109,10 @@ pub fn payload(n: &Notification, link: Option<&str>) -> Value {
     {
         blocks.push(json!({ "type": "context", "elements": notes }));
     }
+    // Slack reads the top-level `text` as mrkdwn too: a title made of log data could
+    // otherwise ping `<!channel>` or show a disguised `<url|label>` link.
     json!({
-        "text": truncate(&fallback(&n.title), TEXT_MAX),
+        "text": truncate_escaped(&escape(&fallback(&n.title)), TEXT_MAX),
         "attachments": attachments,
     })
 }
@@ -169,10 +171,16 @@ fn attachment(n: &Notification, a: &Value, link: Option<&str>) -> Value {
     json!({ "color": color(severity), "blocks": blocks })
 }
 
+/// A header block. Slack does not parse plain_text for mentions or links, but it does decode
+/// the three entities in it, so escaping shows the title as written and keeps a raw `<!here>`
+/// out of every text object, whatever Slack does with it tomorrow.
 fn header(title: &str) -> Value {
     json!({
         "type": "header",
-        "text": { "type": "plain_text", "text": truncate(&fallback(title), HEADER_MAX) },
+        "text": {
+            "type": "plain_text",
+            "text": truncate_escaped(&escape(&fallback(title)), HEADER_MAX),
+        },
     })
 }
 
@@ -202,7 +210,8 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
-/// [`truncate`] for escaped text: never leaves half an `&amp;` at the cut.
+/// [`truncate`] for escaped text: never leaves half an `&amp;` at the cut (every `&` in
+/// escaped text starts an entity, so a `&` with no `;` after it was cut).
 fn truncate_escaped(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
@@ -237,6 +246,8 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
 
     use super::*;
     use crate::route::notification::Kind;
@@ -313,6 +324,136 @@ mod tests {
         let blocks = &p["attachments"][0]["blocks"];
         assert_eq!(blocks[1]["fields"][2]["text"], "*Group*\nuser.name=&lt;!channel&gt; &amp; co");
         assert_eq!(blocks[2]["elements"][0]["url"], "https://x/r/a%20b%2Fc/00ff00ff00ff00ff");
+    }
+
+    #[test]
+    fn issue_14_titles_and_headers_are_escaped_too() {
+        let evil = "<!channel>&<https://evil.example|reset>";
+        let mut a = alert("high", evil);
+        a["group"] = json!({ "user.name": evil });
+        let mut n = notification(vec![a], 0);
+        n.title = evil.into();
+        let p = payload(&n, None);
+        let inert = "&lt;!channel&gt;&amp;&lt;https://evil.example|reset&gt;";
+        assert_eq!(p["text"], inert);
+        assert_eq!(p["attachments"][0]["blocks"][0]["text"]["text"], inert);
+        assert_eq!(
+            p["attachments"][0]["blocks"][1]["fields"][2]["text"],
+            format!("*Group*\nuser.name={inert}")
+        );
+        // The alert-less summary's header as well.
+        let mut n = notification(vec![], 3);
+        n.title = "<!here> & <@U123>".into();
+        let p = payload(&n, None);
+        assert_eq!(
+            p["attachments"][0]["blocks"][0]["text"]["text"],
+            "&lt;!here&gt; &amp; &lt;@U123&gt;"
+        );
+        // An entity at the header's cut is dropped whole, not halved.
+        let title = format!("{}&", "a".repeat(HEADER_MAX - 3));
+        let h = header(&title);
+        assert_eq!(h["text"]["text"], format!("{}…", "a".repeat(HEADER_MAX - 3)));
+    }
+
+    /// Pieces of hostile log data: Slack's mention and link syntax, entities, line breaks and
+    /// control characters, and multi-byte text for the truncation.
+    fn hostile() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            prop::sample::select(vec![
+                "<!channel>",
+                "<!here>",
+                "<!everyone>",
+                "<@U123>",
+                "<!subteam^S1|ops>",
+                "<https://evil.example|reset>",
+                "<#C123>",
+                "&",
+                "&amp;",
+                "&lt;",
+                "&gt",
+                ";",
+                "<",
+                ">",
+                "|",
+                "\r\n",
+                "\n",
+                "*",
+                "`",
+                "é",
+                "…",
+                "\u{0}",
+                "\u{7f}",
+            ])
+            .prop_map(str::to_owned),
+            any::<char>().prop_map(String::from),
+            "[a-z ]{1,8}",
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    /// Every string under a `text` key, anywhere in `v`.
+    fn texts<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match x {
+                        Value::String(t) if k == "text" => out.push(t),
+                        _ => texts(x, out),
+                    }
+                }
+            }
+            Value::Array(xs) => xs.iter().for_each(|x| texts(x, out)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn no_text_object_carries_slack_syntax_from_the_data(
+            title in hostile(), rule_title in hostile(), user in hostile(), value in hostile(),
+            rule_id in hostile(), fp in hostile(), alerts in 0usize..3,
+        ) {
+            let mut a = alert("critical", &title);
+            a["rule"] = json!({ "id": rule_id, "title": rule_title });
+            a["group"] = json!({ "user.name": user, &value: value });
+            a["fingerprint"] = json!(fp);
+            let mut n = notification(vec![a; alerts], 2);
+            n.title = title;
+            let p = payload(&n, Some("https://siem.example/a/{fingerprint}?r={rule.id}"));
+            let mut all = Vec::new();
+            texts(&p, &mut all);
+            prop_assert!(all.len() >= 3);
+            for t in all {
+                prop_assert!(!t.contains('<') && !t.contains('>'), "{t:?}");
+                for (i, _) in t.match_indices('&') {
+                    let rest = &t[i..];
+                    prop_assert!(
+                        ["&amp;", "&lt;", "&gt;"].iter().any(|e| rest.starts_with(e)),
+                        "{t:?}"
+                    );
+                }
+                prop_assert!(t.chars().count() <= TEXT_MAX);
+            }
+            let text = p["text"].as_str().unwrap_or_default();
+            prop_assert!(text.chars().count() <= TEXT_MAX);
+            for att in p["attachments"].as_array().into_iter().flatten() {
+                let blocks = att["blocks"].as_array().cloned().unwrap_or_default();
+                let head = blocks[0]["text"]["text"].as_str().unwrap_or_default();
+                prop_assert!(head.chars().count() <= HEADER_MAX);
+                // The button's URL is the template with only unreserved characters and
+                // %XX escapes put in: nothing from the data can end or extend it.
+                for b in blocks.iter().filter(|b| b["type"] == "actions") {
+                    let url = b["elements"][0]["url"].as_str().unwrap_or_default();
+                    let rest = url.strip_prefix("https://siem.example/a/").unwrap_or("!");
+                    prop_assert!(
+                        rest.bytes().all(|c| c.is_ascii_alphanumeric()
+                            || b"-_.~%?=r".contains(&c)),
+                        "{url}"
+                    );
+                    prop_assert_eq!(rest.matches("?r=").count(), 1, "{}", url);
+                }
+            }
+        }
     }
 
     #[test]

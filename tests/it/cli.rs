@@ -92,3 +92,36 @@ where
     };
     Run { code: status.code().unwrap_or(-1), stdout, stderr }
 }
+
+/// Issue 14: `state: ${LOGWARDEN_STATE:-default}` in the shipped configs takes its default
+/// when the variable is unset, for the commands that read only the state path as for `run`.
+/// Each config is copied beside nothing else, so the database lands in a temporary directory.
+#[test]
+fn issue_14_state_default_applies_to_outbox_and_scan_commands() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let shipped = [
+        ("logwarden.yml", "logwarden-state.redb"),
+        ("scan.yml", "scan-state.redb"),
+        ("daemon.yml", "logwarden-daemon.redb"),
+        ("forwarder.yml", "logwarden-forwarder.redb"),
+    ];
+    for (name, db) in shipped {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join(name);
+        std::fs::copy(examples.join(name), &config).unwrap();
+        let c = config.to_str().unwrap();
+        let run = logwarden_env(["outbox", "list", "-c", c], &[]);
+        let db = dir.path().join(db);
+        let said = format!("{}: 0 pending, 0 dead\n", db.display());
+        assert_eq!((run.code, run.stderr.as_str()), (0, said.as_str()), "outbox list -c {name}");
+        assert_eq!(run.stdout, "");
+        assert!(db.exists(), "{name}: the default names {}", db.display());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scan.yml");
+    std::fs::copy(examples.join("scan.yml"), &config).unwrap();
+    let run = logwarden_env(["scan", "findings", "-c", config.to_str().unwrap()], &[]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "scan findings -c scan.yml");
+    assert_eq!(run.stdout, "APP\tSTAGE\tSEVERITY\tCVSS\tID\tCOMPONENT\tFIXED\tSCANNERS\n");
+    assert!(dir.path().join("scan-state.redb").exists());
+}

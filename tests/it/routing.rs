@@ -227,6 +227,50 @@ async fn a_count_crossing_ten_is_one_update_and_no_more() {
     assert!(ns.iter().all(|n| n.alerts.len() == 1 && n.alerts[0]["count"] == 5));
 }
 
+/// Issue 14: the same file replayed twice in one run. The first pass's later lines move the
+/// router's clock hours past the brute force's dedup window (1h); the second pass shows the
+/// brute force again with the same event times, which is the same burst: deduplicated, not a
+/// second `new` under a second idempotency key.
+#[tokio::test]
+async fn issue_14_a_burst_replayed_after_the_clock_moved_on_is_not_new_again() {
+    let (rx, addr) = receiver(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), "logwarden.yml", &hook_config(addr, "", ""));
+    let mut log: String = (0..5)
+        .map(|i| {
+            format!(
+                "Nov 22 09:00:{:02} web1 sshd[200]: Failed password for root from \
+                 198.51.100.7 port 4000 ssh2\n",
+                i * 10
+            )
+        })
+        .collect();
+    log += &sudo_refused("11:30:06", "bob");
+    let log = write(dir.path(), "auth.log", &log);
+    let r = replay(&pack(), &config, &[&log, &log]).await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let decisions: Vec<(String, String)> = alerts(&r.stdout)
+        .iter()
+        .map(|a| {
+            let id = a["rule"]["id"].as_str().unwrap().to_owned();
+            (id, a["routing"]["decision"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    let want = [
+        ("ssh-bruteforce", "new"),
+        ("sudo-not-in-sudoers", "new"),
+        ("ssh-bruteforce", "deduplicated"),
+        ("sudo-not-in-sudoers", "deduplicated"),
+    ]
+    .map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(decisions, want, "{}", r.stdout);
+    let reqs = rx.requests();
+    let ns: Vec<Notification> = reqs.iter().map(notification).collect();
+    let got: Vec<(Kind, &str)> =
+        ns.iter().map(|n| (n.kind, n.alerts[0]["rule"]["id"].as_str().unwrap())).collect();
+    assert_eq!(got, [(Kind::New, "ssh-bruteforce"), (Kind::New, "sudo-not-in-sudoers")]);
+}
+
 #[tokio::test]
 async fn a_receiver_down_three_times_gets_one_delivery_under_one_key() {
     let down = [Reply::Status(500), Reply::Status(500), Reply::Status(500)];

@@ -215,8 +215,10 @@ impl Router {
 
         let mut dedup = HashMap::with_capacity_and_hasher(body.dedup.len(), Default::default());
         let mut dedup_ends = BTreeSet::new();
-        for (fp, state) in body.dedup {
-            dedup_ends.insert((state.until, fp));
+        for (fp, mut state) in body.dedup {
+            // The clock the window was opened at is not kept: its end stands in for it.
+            state.forget_at = self.dedup_grace.after(state.until);
+            dedup_ends.insert((state.forget_at, fp));
             if dedup.insert(fp, state).is_some() {
                 return Err(SnapshotError::invalid(what, format!("dedup window {fp:016x} twice")));
             }

@@ -2,7 +2,12 @@
 
 use super::*;
 use crate::route::matcher::SeverityBound;
-use crate::route::matcher::tests::alert;
+
+/// The matcher tests' alert, its events at [`at`]`(0)`: the dedup window runs on event times,
+/// and an alert from 1970 would be forgotten at the first tick of a clock in 2023.
+fn alert(rule: &str, severity: Severity, ip: &str, count: u64) -> Alert {
+    seen(crate::route::matcher::tests::alert(rule, severity, ip, count), 0, 0)
+}
 
 const SEC: i64 = 1_000_000_000;
 
@@ -128,19 +133,67 @@ fn a_new_member_of_a_distinct_set_is_an_update() {
     );
 }
 
+/// An alert whose events span `first..=last` (seconds after [`at`]'s origin).
+fn seen(mut a: Alert, first: i64, last: i64) -> Alert {
+    a.first_seen = at(first);
+    a.last_seen = at(last);
+    a
+}
+
 #[test]
 fn after_the_dedup_window_the_alert_is_new_again() {
+    // The window runs on the alerts' event times (issue 14): a burst starting 60 s after the
+    // first one's last event is past a 60 s window, whatever the router's clock says.
     let mut cfg = RouterConfig { routes: vec![route("all", &["s"])], ..Default::default() };
     cfg.dedup.insert("r".into(), Span::from_secs(60));
     let mut r = Router::new(cfg);
     let a = alert("r", Severity::High, "192.0.2.7", 5);
     let mut out = Vec::new();
     r.ingest(&a, at(0), &mut out);
-    assert_eq!(r.ingest(&a, at(59), &mut out), Decision::Deduplicated);
+    let later = alert("r", Severity::High, "192.0.2.7", 1);
+    assert_eq!(r.ingest(&seen(later, 50, 59), at(59), &mut out), Decision::Deduplicated);
     assert_eq!(
-        r.ingest(&a, at(60), &mut out),
+        r.ingest(&seen(a, 60, 60), at(60), &mut out),
         Decision::Routed { routes: vec!["all".into()], kind: Kind::New }
     );
+}
+
+#[test]
+fn issue_14_the_same_burst_seen_again_after_the_clock_moved_on_is_not_new() {
+    // A replay of the same file twice: the clock has moved far past the first burst's window
+    // (later lines of the first pass) when the burst comes round again.
+    let mut cfg = RouterConfig { routes: vec![route("all", &["s"])], ..Default::default() };
+    cfg.dedup.insert("r".into(), Span::from_secs(600));
+    let mut r = Router::new(cfg);
+    let mut out = Vec::new();
+    let burst =
+        |first, last, count| seen(alert("r", Severity::High, "192.0.2.7", count), first, last);
+    let new = Decision::Routed { routes: vec!["all".into()], kind: Kind::New };
+    assert_eq!(r.ingest(&burst(0, 10, 5), at(10), &mut out), new);
+    assert_eq!(
+        r.ingest(&burst(20, 25, 5), at(25), &mut out),
+        Decision::Routed { routes: vec!["all".into()], kind: Kind::Update }
+    );
+    // The rest of the first pass: the clock goes 15 minutes past the window's end.
+    r.tick(at(1500), &mut out);
+    // The second pass: the same two firings, the same times, on the later clock.
+    assert_eq!(r.ingest(&burst(0, 10, 5), at(1500), &mut out), Decision::Deduplicated);
+    assert_eq!(r.ingest(&burst(20, 25, 5), at(1500), &mut out), Decision::Deduplicated);
+    r.flush_pending(at(1500), &mut out);
+    let kinds: Vec<Kind> = out.iter().map(|n| n.kind).collect();
+    assert_eq!(kinds, [Kind::New, Kind::Update]);
+    // A burst of its own an hour of event time later is new, and so is one an hour earlier.
+    assert_eq!(r.ingest(&burst(3600, 3610, 5), at(3610), &mut out), new);
+    assert_eq!(r.ingest(&burst(-3600, -3590, 5), at(3610), &mut out), new);
+    // The window is forgotten once the clock is one longest window (the default hour) past
+    // its end, not before.
+    let mut r =
+        Router::new(RouterConfig { routes: vec![route("all", &["s"])], ..Default::default() });
+    r.ingest(&burst(0, 10, 5), at(10), &mut out);
+    r.tick(at(10 + 2 * 3600 - 1), &mut out);
+    assert_eq!(r.ingest(&burst(0, 10, 5), at(2 * 3600), &mut out), Decision::Deduplicated);
+    r.tick(at(10 + 2 * 3600), &mut out);
+    assert_eq!(r.ingest(&burst(0, 10, 5), at(2 * 3600 + 10), &mut out), new);
 }
 
 #[test]
