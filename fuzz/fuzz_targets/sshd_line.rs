@@ -9,8 +9,10 @@ use logwarden_fuzz::assert_round_trip;
 
 /// Program names that reach each extractor, the PAM paths (`sshd(pam_unix)`), and one no
 /// extractor claims.
-const PROGRAMS: [&str; 10] = [
+const PROGRAMS: [&str; 12] = [
     "sshd",
+    "dropbear",
+    "vsftpd",
     "sshd-session",
     "sshd(pam_unix)",
     "sudo",

@@ -630,6 +630,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn related_ips_and_the_service_round_trip() {
+        let e = Event {
+            related_ip: Some(
+                ["10.66.66.1", "2001:db8::9"].iter().filter_map(|s| s.parse().ok()).collect(),
+            ),
+            service_name: Some(Sym::from("vsftpd")),
+            ..Event::default()
+        };
+        let mut out = Vec::new();
+        write_json(&e, &mut out);
+        let text = String::from_utf8(out).unwrap_or_default();
+        assert!(
+            text.contains(
+                r#""related":{"ip":["10.66.66.1","2001:db8::9"]},"service":{"name":"vsftpd"}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(from_json(&text).ok(), Some(e));
+        let bad = r#"{"@timestamp":"2024-01-01T00:00:00Z","related":{"ip":["nope"]}}"#;
+        assert!(matches!(from_json(bad), Err(EcsError::Field { field: "related.ip", .. })));
+    }
+
+    #[test]
     fn rejects_what_is_not_an_event() {
         assert!(matches!(from_json("[1]"), Err(EcsError::NotAnObject)));
         assert!(matches!(from_json("{\"@timestamp\":"), Err(EcsError::Json { .. })));
