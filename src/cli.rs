@@ -64,7 +64,8 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write synthetic auth-log traffic (sshd-heavy RFC 3164) for load tests and demos.
     Generate(GenerateArgs),
-    /// Validate rule files: every YAML, field, modifier, regex and condition error with its
+    /// Validate rule files (the rule directory and its subdirectories, hidden ones skipped):
+    /// every YAML, field, modifier, regex and condition error with its
     /// file:line:column, duplicate ids, and lint findings (unused selections, conditions that
     /// are always or never true). Exit status 1 when anything is found.
     Check(CheckArgs),
@@ -305,7 +306,9 @@ fn run_check(args: &CheckArgs) -> ExitCode {
         .or_else(|| config.as_ref().and_then(|c| c.spec.rules.clone()))
         .unwrap_or_else(|| PathBuf::from("rules"));
     let shown = dir.display();
-    match crate::rule::load::load_dir(&dir) {
+    let loaded = crate::rule::load::rule_files(&dir)
+        .and_then(|files| crate::rule::load::load_files(&files).map(|rules| (files.len(), rules)));
+    match loaded {
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
@@ -313,7 +316,7 @@ fn run_check(args: &CheckArgs) -> ExitCode {
             eprintln!("{}: {} error{}", shown, errors.len(), plural(errors.len()));
             failed = true;
         }
-        Ok(rules) => {
+        Ok((files, rules)) => {
             let mut findings = 0;
             for rule in &rules {
                 for finding in crate::rule::load::lint(rule) {
@@ -330,7 +333,8 @@ fn run_check(args: &CheckArgs) -> ExitCode {
                 }
             }
             println!(
-                "{shown}: {} rule{} loaded, {findings} lint finding{}",
+                "{shown}: {files} rule file{}, {} rule{} loaded, {findings} lint finding{}",
+                plural(files),
                 rules.len(),
                 plural(rules.len()),
                 plural(findings)

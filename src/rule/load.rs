@@ -8,8 +8,8 @@
 //! key. That is exact for ordinary rules and can point at an earlier line when the same key
 //! text appears twice in one selection; the key itself is always named in the message.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -126,6 +126,12 @@ pub enum RuleError {
         #[source]
         source: ConditionError,
     },
+    /// A rule directory (searched at every depth) holds no `*.yml` or `*.yaml` file.
+    #[error("{dir}: no rule files (*.yml, *.yaml) in it or its subdirectories")]
+    NoRuleFiles {
+        /// The directory as given.
+        dir: String,
+    },
     /// Two rules share an id.
     #[error("{file}:{line}: duplicate rule id `{id}`, first defined at {first}")]
     DuplicateId {
@@ -152,6 +158,7 @@ impl RuleError {
             RuleError::Match { source, .. } => source.kind(),
             RuleError::Condition { .. } => "condition",
             RuleError::DuplicateId { .. } => "duplicate_id",
+            RuleError::NoRuleFiles { .. } => "no_rule_files",
         }
     }
 }
@@ -160,20 +167,18 @@ fn rule_label(id: Option<&str>) -> String {
     id.map(|id| format!("rule `{id}`: ")).unwrap_or_default()
 }
 
-/// Loads every `*.yml` and `*.yaml` file directly in `dir`, in name order. Rule ids must be
-/// unique across all files. Returns all rules, or every error from every file.
+/// Loads every rule file under `dir` (see [`rule_files`]), in path order. Rule ids must be
+/// unique across all files. Returns all rules, or every error from every file; a directory
+/// holding no rule file at all is an error too, since loading it would run no rules while
+/// looking like success.
 pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
-    let io = |source| vec![RuleError::Io { file: dir.display().to_string(), source }];
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|x| x == "yml" || x == "yaml") && path.is_file() {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    load_files(&rule_files(dir)?)
+}
+
+/// Loads the given rule files, in the order given, with ids unique across them.
+pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Rule>, Vec<RuleError>> {
     let mut loader = Loader::default();
-    for path in &paths {
+    for path in paths {
         let file = path.display().to_string();
         match std::fs::read_to_string(path) {
             Ok(text) => loader.load_file(&text, &file),
@@ -181,6 +186,70 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
         }
     }
     loader.finish()
+}
+
+/// Every `*.yml` and `*.yaml` file under `dir` at any depth, sorted by path. Entries whose name
+/// starts with `.` (`.git`, `.github`, editor files) are skipped. Symbolic links are followed,
+/// but a directory already walked (by its canonical path) is not entered again, so a link
+/// loop ends instead of recursing. Unreadable directories are reported together; no rule file
+/// at all is [`RuleError::NoRuleFiles`].
+pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, Vec<RuleError>> {
+    let io = |path: &Path, source| RuleError::Io { file: path.display().to_string(), source };
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut walked = HashSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        match std::fs::canonicalize(&current) {
+            Ok(real) => {
+                if !walked.insert(real) {
+                    continue;
+                }
+            }
+            Err(e) => {
+                errors.push(io(&current, e));
+                continue;
+            }
+        }
+        let entries = match std::fs::read_dir(&current) {
+            Ok(entries) => entries,
+            Err(e) => {
+                errors.push(io(&current, e));
+                continue;
+            }
+        };
+        for entry in entries {
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(e) => {
+                    errors.push(io(&current, e));
+                    continue;
+                }
+            };
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            // `metadata` follows links: a link to a directory is walked, a dangling one is
+            // skipped like any other non-file.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => pending.push(path),
+                Ok(m) if m.is_file() && is_rule_file(&path) => files.push(path),
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if files.is_empty() {
+        return Err(vec![RuleError::NoRuleFiles { dir: dir.display().to_string() }]);
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn is_rule_file(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "yml" || x == "yaml")
 }
 
 /// Loads the rule documents in `text` (separated by lines that are exactly `---`), naming
