@@ -311,8 +311,7 @@ impl Loader {
     /// every position serde-saphyr reports, and every line found by search, is a file line.
     fn load_document(&mut self, doc: &str, file: &str) {
         // First pass into a plain tree: skip empty documents, learn the id for error
-        // messages, and spot behaviour keys before `deny_unknown_fields` would call them
-        // unknown.
+        // messages, and see the top-level keys serde will ignore.
         let tree: Value = match serde_saphyr::from_str(doc) {
             Ok(v) => v,
             Err(e) => {
@@ -324,6 +323,23 @@ impl Loader {
             return;
         }
         let id = tree.get("id").and_then(Value::as_str).map(str::to_owned);
+        // serde ignores unknown top-level keys (Sigma's custom attributes); a misspelt rule
+        // key is refused here, with its place.
+        for key in tree.as_object().map(|m| m.keys()).into_iter().flatten() {
+            if let Some(known) = crate::rule::spec::near_miss(key) {
+                let line = find_top_key(doc, key).unwrap_or(1);
+                self.errors.push(RuleError::Yaml {
+                    file: file.to_owned(),
+                    line,
+                    column: 1,
+                    rule_id: id.clone(),
+                    message: format!(
+                        "unknown field `{key}`: did you mean `{known}`? (other unknown keys are \
+                         taken as Sigma custom attributes and ignored)"
+                    ),
+                });
+            }
+        }
         let spec: RuleSpec = match serde_saphyr::from_str(doc) {
             Ok(s) => s,
             Err(e) => {
@@ -570,6 +586,11 @@ impl Ctx<'_> {
     ) -> Option<Selection> {
         let at = self.find(name, line);
         match value {
+            // Sigma writes a keyword list whose keywords must all occur as a map from the
+            // modifier alone: `keywords: {'|all': [a, b]}`.
+            Value::Object(map) if map.keys().any(|k| k.starts_with('|')) => {
+                self.keyword_all(name, map, line, errors)
+            }
             Value::Object(map) => self.fields(name, map, line, errors).map(Selection::Fields),
             Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
                 let mut maps = Vec::new();
@@ -600,6 +621,42 @@ impl Ctx<'_> {
         }
     }
 
+    /// Compiles a keyword selection written as `{'|all': [keywords]}`: every keyword must
+    /// occur. `all` is the only modifier a keyword list takes, and the key must be alone.
+    fn keyword_all(
+        &self,
+        name: &str,
+        map: &serde_json::Map<String, Value>,
+        line: u64,
+        errors: &mut Vec<RuleError>,
+    ) -> Option<Selection> {
+        let mut keys = map.iter();
+        let (Some((key, value)), None) = (keys.next(), keys.next()) else {
+            let detail = "a keyword list (`'|all': [...]`) must be the only key of its selection";
+            errors.push(self.detection_error(self.find(name, line), name, detail));
+            return None;
+        };
+        let at = self.find(key, line);
+        if key != "|all" {
+            let modifier = key.trim_start_matches('|').to_owned();
+            let source = MatchError::UnknownModifier { key: key.clone(), modifier };
+            errors.push(self.match_error(at, source));
+            return None;
+        }
+        let Some(values) = scalars(value) else {
+            let detail = "value must be a scalar or a list of scalars";
+            errors.push(self.detection_error(at, key, detail));
+            return None;
+        };
+        match KeywordMatcher::compile_all(&values) {
+            Ok(k) => Some(Selection::Keywords(k)),
+            Err(source) => {
+                errors.push(self.match_error(at, source));
+                None
+            }
+        }
+    }
+
     /// Compiles a `field|modifiers: values` map (all keys must hold).
     fn fields(
         &self,
@@ -616,6 +673,13 @@ impl Ctx<'_> {
         let mut ok = true;
         for (key, value) in map {
             let at = self.find(key, line);
+            if key.starts_with('|') {
+                // Only reached inside a list of maps: a keyword list stands alone.
+                let detail = "a keyword list (`'|all': [...]`) must be a selection of its own";
+                errors.push(self.detection_error(at, key, detail));
+                ok = false;
+                continue;
+            }
             let Some(values) = scalars(value) else {
                 let detail = "value must be a scalar or a list of scalars";
                 errors.push(self.detection_error(at, key, detail));
@@ -832,14 +896,61 @@ detection:
 
     #[test]
     fn documents_keep_their_file_line_numbers() {
-        let text = format!("{GOOD}---\nid: second\ntitle: t\nlevel: low\ncolour: red\n");
+        let second =
+            "id: second\ntitle: t\nlevel: low\nthresold: red\ndetection: {s: [x], condition: s}\n";
+        let text = format!("{GOOD}---\n{second}");
         let e = one_error(&text);
         assert_eq!(e.kind(), "yaml");
         let RuleError::Yaml { line, column, rule_id, message, .. } = &e else { panic!("{e}") };
         assert_eq!((*line, *column), (12, 1));
         assert_eq!(rule_id.as_deref(), Some("second"));
-        assert!(message.contains("`colour`"), "{message}");
-        assert!(e.to_string().starts_with("r.yml:12:1: rule `second`: unknown field `colour`"));
+        assert!(message.contains("`thresold`"), "{message}");
+        assert!(
+            e.to_string().starts_with(
+                "r.yml:12:1: rule `second`: unknown field `thresold`: did you mean `threshold`?"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sigma_custom_attributes_load_and_are_ignored() {
+        let text =
+            GOOD.replace("severity: low\n", "severity: low\ncolour: red\nowner: {team: x}\n");
+        let rules = load_str(&text, "r.yml").unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].id, "good");
+    }
+
+    #[test]
+    fn keyword_all_needs_every_keyword() {
+        let text = GOOD.replace(
+            "sel:\n    event.dataset: sshd",
+            "sel:\n    '|all':\n      - pkexec\n      - 'XAUTHORITY contains'",
+        );
+        let rule = &load_str(&text, "r.yml").unwrap()[0];
+        let e = |m: &str| crate::event::Event { message: Some(m.into()), ..Default::default() };
+        assert!(rule.matches(&e("pkexec: The value for XAUTHORITY contains odd text")));
+        assert!(!rule.matches(&e("pkexec: ran /bin/true")));
+        assert!(!rule.matches(&e("XAUTHORITY contains odd text")));
+        assert!(rule.reads_keywords());
+    }
+
+    #[test]
+    fn keyword_lists_take_no_other_modifier_and_stand_alone() {
+        let other = GOOD.replace("sel:\n    event.dataset: sshd", "sel:\n    '|re': 'a.b'");
+        let e = one_error(&other);
+        assert_eq!(e.kind(), "unknown_modifier");
+        assert!(
+            e.to_string().starts_with("r.yml:6:5: rule `good`: `|re`: unknown modifier `re`"),
+            "{e}"
+        );
+        let mixed = GOOD.replace("event.dataset: sshd", "event.dataset: sshd\n    '|all': [a, b]");
+        let e = one_error(&mixed);
+        assert_eq!(e.kind(), "detection");
+        assert!(e.to_string().contains("must be the only key of its selection"), "{e}");
+        let in_list = GOOD.replace("sel:\n    event.dataset: sshd", "sel:\n    - '|all': [a, b]");
+        assert!(one_error(&in_list).to_string().contains("must be a selection of its own"));
     }
 
     #[test]

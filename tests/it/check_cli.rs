@@ -94,13 +94,16 @@ detection:
 
 #[test]
 fn unknown_keys_and_duplicate_ids_fail() {
-    let unknown =
-        "id: u1\ntitle: t\nlevel: low\nbogus: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n";
+    let unknown = "id: u1\ntitle: t\nlevel: low\nsequnce: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n";
     let dup = GOOD.to_owned();
     let dir = dir_with(&[("a.yml", GOOD), ("b.yml", &dup), ("c.yml", unknown)]);
     let r = check(dir.path());
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("c.yml:4:1") && r.stderr.contains("`bogus`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("c.yml:4:1") && r.stderr.contains("`sequnce`: did you mean `sequence`?"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("duplicate rule id `ct-stop-logging`"), "{}", r.stderr);
 }
 
