@@ -20,7 +20,7 @@ use crate::rule::condition::{Condition, ConditionError};
 use crate::rule::group::GroupBy;
 use crate::rule::matcher::{FieldMatcher, KeywordMatcher, MatchError, RuleValue};
 use crate::rule::spec::RuleSpec;
-use crate::rule::{Rule, RuleKind, Selection, Severity, duration, logsource_datasets};
+use crate::rule::{Rule, RuleKind, Selection, Severity, duration};
 
 /// Why a rule file or document could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -480,7 +480,7 @@ impl Ctx<'_> {
             names,
             selections,
             condition: condition?,
-            datasets: logsource_datasets(spec.logsource.as_ref()),
+            source: crate::rule::logsource::LogSource::compile(spec.logsource.as_ref()),
             digest: 0,
         })
     }
@@ -951,6 +951,38 @@ detection:
         assert!(e.to_string().contains("must be the only key of its selection"), "{e}");
         let in_list = GOOD.replace("sel:\n    event.dataset: sshd", "sel:\n    - '|all': [a, b]");
         assert!(one_error(&in_list).to_string().contains("must be a selection of its own"));
+    }
+
+    #[test]
+    fn reach_names_fields_the_logsource_never_carries() {
+        let rule = |logsource: &str, detection: &str| {
+            let text = format!(
+                "id: r\ntitle: t\nlevel: low\nlogsource: {logsource}\ndetection:\n{detection}"
+            );
+            load_str(&text, "r.yml").unwrap().remove(0).reach()
+        };
+        let sudo = "{product: linux, service: sudo}";
+        let user = "  sel:\n    USER: '#-1'\n  condition: sel\n";
+        assert_eq!(
+            rule(sudo, user),
+            crate::rule::Reach { missing: vec!["USER".into()], can_fire: false }
+        );
+        // Absent is what `null` asks for; a negated impossible selection always holds.
+        let null = "  sel:\n    USER: null\n  condition: sel\n";
+        assert!(rule(sudo, null).can_fire);
+        let negated = "  sel:\n    USER: x\n  condition: not sel\n";
+        assert!(rule(sudo, negated).can_fire);
+        // Another way through the condition.
+        let either = "  a:\n    Image|endswith: /sshd\n  b: [liblzma]\n  condition: a or b\n";
+        let r = rule("{product: linux, service: sshd}", either);
+        assert_eq!((r.missing.as_slice(), r.can_fire), (&["Image".to_owned()][..], true));
+        let both = either.replace("a or b", "a and b");
+        assert!(!rule("{product: linux, service: sshd}", &both).can_fire);
+        // CloudTrail records carry any key of their own; unknown sources carry anything.
+        let ct = "  sel:\n    requestParameters.x: y\n  condition: sel\n";
+        assert!(rule("{product: aws, service: cloudtrail}", ct).missing.is_empty());
+        assert!(rule("{product: windows, category: process_creation}", user).can_fire);
+        assert!(!rule("{product: linux, category: process_creation}", user).can_fire);
     }
 
     #[test]

@@ -49,7 +49,10 @@ fn good_rules_pass() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stdout,
-        format!("{}: 1 rule file, 1 rule loaded, 0 lint findings\n", dir.path().display())
+        format!(
+            "{}: 1 rule file, 1 rule loaded, 0 cannot fire, 0 lint findings\n",
+            dir.path().display()
+        )
     );
     assert_eq!(r.stderr, "");
 }
@@ -125,7 +128,11 @@ detection:
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("selection `spare` is not used"), "{}", r.stderr);
     assert!(r.stderr.contains("never true"), "{}", r.stderr);
-    assert!(r.stdout.contains("1 rule file, 1 rule loaded, 2 lint findings"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 rule file, 1 rule loaded, 0 cannot fire, 2 lint findings"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -166,7 +173,10 @@ fn subdirectories_are_read_and_hidden_ones_skipped() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.stdout,
-        format!("{}: 3 rule files, 3 rules loaded, 0 lint findings\n", dir.path().display())
+        format!(
+            "{}: 3 rule files, 3 rules loaded, 0 cannot fire, 0 lint findings\n",
+            dir.path().display()
+        )
     );
 }
 
