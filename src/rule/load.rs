@@ -934,6 +934,10 @@ detection:
         assert!(!rule.matches(&e("pkexec: ran /bin/true")));
         assert!(!rule.matches(&e("XAUTHORITY contains odd text")));
         assert!(rule.reads_keywords());
+        // The program is part of the line a keyword searches.
+        let mut pkexec = e("alice: XAUTHORITY contains odd text");
+        pkexec.process_name = Some(crate::event::Sym::from("pkexec"));
+        assert!(rule.matches(&pkexec));
     }
 
     #[test]

@@ -35,8 +35,9 @@ pub const SYSLOG_DATASETS: &[&str] = &[
 
 /// OpenSSH's programs: 9.8 moved per-connection logging to `sshd-session`, 10.0 to `sshd-auth`.
 const SSHD: &[&str] = &["sshd", "sshd-session", "sshd-auth"];
-/// Debian's `CRON`, Red Hat's `crond` (compared without case).
-const CRON: &[&str] = &["cron", "crond"];
+/// The cron daemons (Debian's `CRON`, Red Hat's `crond`; compared without case) and the
+/// programs that log to Red Hat's /var/log/cron beside them (`crontab` edits: `REPLACE`).
+const CRON: &[&str] = &["cron", "crond", "crontab", "anacron"];
 const SUDO: &[&str] = &["sudo"];
 /// Programs that log to the auth facilities (Debian's /var/log/auth.log, Red Hat's
 /// /var/log/secure) whatever the line says.
@@ -133,8 +134,9 @@ enum Test {
     /// Every event of the datasets.
     Any,
     /// Events whose program (`process.name` without a `(module)` suffix, any case) is one of
-    /// these.
-    Programs(&'static [&'static str]),
+    /// these, or of the program's own dataset (an extractor's event that lost its program, as
+    /// an ECS JSON event may).
+    Programs(&'static [&'static str], Option<&'static str>),
     /// The auth log: a program of [`AUTH`], an auth facility, or a line an extractor recognized
     /// (every extractor reads an authentication or account program, PAM included).
     Auth,
@@ -194,9 +196,9 @@ impl LogSource {
                 label,
             },
             (Some("linux") | None, Some(service), None) => match service {
-                "sshd" => syslog(Test::Programs(SSHD)),
-                "sudo" => syslog(Test::Programs(SUDO)),
-                "cron" => syslog(Test::Programs(CRON)),
+                "sshd" => syslog(Test::Programs(SSHD, Some("sshd"))),
+                "sudo" => syslog(Test::Programs(SUDO, Some("sudo"))),
+                "cron" => syslog(Test::Programs(CRON, None)),
                 "auth" => syslog(Test::Auth),
                 "syslog" => syslog(Test::Any),
                 _ if product.is_some() => {
@@ -226,7 +228,9 @@ impl LogSource {
         }
         match self.test {
             Test::Any => true,
-            Test::Programs(names) => program_in(e, names),
+            Test::Programs(names, dataset) => {
+                program_in(e, names) || dataset.is_some_and(|d| e.dataset.as_deref() == Some(d))
+            }
             Test::Auth => {
                 e.dataset.as_deref().is_some_and(|d| d != "syslog")
                     || program_in(e, AUTH)
@@ -334,7 +338,8 @@ mod tests {
             &["cron", "auth", "syslog"],
         ),
         ("Dec 10 06:55:48 h CRON[1]: (root) CMD (run-parts /etc/cron.hourly)", &["cron", "syslog"]),
-        ("Dec 10 06:55:48 h crond[1]: (root) REPLACE (root)", &["cron", "syslog"]),
+        ("Dec 10 06:55:48 h crond[1]: (root) RELOAD (/var/spool/cron/root)", &["cron", "syslog"]),
+        ("Dec 10 06:55:48 h crontab[1]: (root) REPLACE (root)", &["cron", "syslog"]),
         ("<86>Dec 10 06:55:48 h anyprog[1]: something on the auth facility", &["auth", "syslog"]),
         (
             "Dec 10 06:55:48 h named[1]: client 192.0.2.1#53: denied AXFR from 192.0.2.1",

@@ -1,4 +1,4 @@
-//! Sigma keyword lists: a full-text search of the message (or the original record).
+//! Sigma keyword lists: a full-text search of the message and program (or the original record).
 
 use super::text::Text;
 use super::{MatchError, RuleValue};
@@ -42,17 +42,17 @@ impl KeywordMatcher {
     }
 
     /// Whether any keyword (every keyword, for `'|all':`) occurs, case-insensitively, in
-    /// `message` (or, for events without one, in the original record's text).
+    /// `message` or `process.name` (or, for events without a message, in the original record's
+    /// text). Sigma searches the whole log line, and a syslog line's program is part of it:
+    /// SigmaHQ's PwnKit rule wants `pkexec` (the program) and a message text together.
     pub fn matches(&self, e: &Event) -> bool {
         let hay = match (&e.message, &e.original) {
             (Some(m), _) => &**m,
             (None, Some(o)) => o.raw(),
             (None, None) => return false,
         };
-        if self.all {
-            self.words.iter().all(|w| w.matches(hay))
-        } else {
-            self.words.iter().any(|w| w.matches(hay))
-        }
+        let program = e.process_name.as_deref();
+        let found = |w: &Text| w.matches(hay) || program.is_some_and(|p| w.matches(p));
+        if self.all { self.words.iter().all(found) } else { self.words.iter().any(found) }
     }
 }
