@@ -64,9 +64,12 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Write synthetic auth-log traffic (sshd-heavy RFC 3164) for load tests and demos.
     Generate(GenerateArgs),
-    /// Validate rule files: every YAML, field, modifier, regex and condition error with its
-    /// file:line:column, duplicate ids, and lint findings (unused selections, conditions that
-    /// are always or never true). Exit status 1 when anything is found.
+    /// Validate rule files (the rule directory and its subdirectories, hidden ones skipped):
+    /// every YAML, field, modifier, regex and condition error with its file:line:column,
+    /// duplicate ids, and lint findings (unused selections, conditions that are always or never
+    /// true). Exit status 1 when any is found, or when the directory holds no rule file. Rules
+    /// that name fields no event of their logsource carries are warned about as unable to
+    /// fire, without failing the check.
     Check(CheckArgs),
     /// Run every rule's own test cases and print pass or fail per case, with what differed.
     /// Exit status 1 when a case fails or a rule does not load.
@@ -305,7 +308,9 @@ fn run_check(args: &CheckArgs) -> ExitCode {
         .or_else(|| config.as_ref().and_then(|c| c.spec.rules.clone()))
         .unwrap_or_else(|| PathBuf::from("rules"));
     let shown = dir.display();
-    match crate::rule::load::load_dir(&dir) {
+    let loaded = crate::rule::load::rule_files(&dir)
+        .and_then(|files| crate::rule::load::load_files(&files).map(|rules| (files.len(), rules)));
+    match loaded {
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
@@ -313,8 +318,26 @@ fn run_check(args: &CheckArgs) -> ExitCode {
             eprintln!("{}: {} error{}", shown, errors.len(), plural(errors.len()));
             failed = true;
         }
-        Ok(rules) => {
+        Ok((files, rules)) => {
             let mut findings = 0;
+            // Warnings, not errors: SigmaHQ packs hold many rules for logs logwarden does not
+            // read, and loading them is harmless.
+            let mut dead = 0;
+            for rule in &rules {
+                let reach = rule.reach();
+                if !reach.can_fire {
+                    dead += 1;
+                    let fields = reach.missing.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>();
+                    eprintln!(
+                        "{}: warning: rule `{}` cannot fire: no event of its logsource ({}) \
+                         carries {}",
+                        rule.origin,
+                        rule.id,
+                        rule.logsource().label(),
+                        fields.join(", ")
+                    );
+                }
+            }
             for rule in &rules {
                 for finding in crate::rule::load::lint(rule) {
                     eprintln!("{}: {finding}", rule.origin);
@@ -330,7 +353,9 @@ fn run_check(args: &CheckArgs) -> ExitCode {
                 }
             }
             println!(
-                "{shown}: {} rule{} loaded, {findings} lint finding{}",
+                "{shown}: {files} rule file{}, {} rule{} loaded, {dead} cannot fire, {findings} \
+                 lint finding{}",
+                plural(files),
                 rules.len(),
                 plural(rules.len()),
                 plural(findings)

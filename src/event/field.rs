@@ -125,6 +125,46 @@ impl Field {
             other => Field::Original(other.to_owned()),
         }
     }
+
+    /// The dotted path, as [`Field::parse`] reads it.
+    pub fn name(&self) -> &str {
+        match self {
+            Field::Timestamp => "@timestamp",
+            Field::Created => "event.created",
+            Field::Dataset => "event.dataset",
+            Field::Provider => "event.provider",
+            Field::Category => "event.category",
+            Field::Type => "event.type",
+            Field::Action => "event.action",
+            Field::Outcome => "event.outcome",
+            Field::Reason => "event.reason",
+            Field::UserName => "user.name",
+            Field::UserId => "user.id",
+            Field::UserTargetName => "user.target.name",
+            Field::GroupName => "group.name",
+            Field::SourceIp => "source.ip",
+            Field::SourcePort => "source.port",
+            Field::SourceDomain => "source.domain",
+            Field::SourceGeoCountry => "source.geo.country_iso_code",
+            Field::SourceGeoCity => "source.geo.city_name",
+            Field::HostName => "host.name",
+            Field::ProcessName => "process.name",
+            Field::ProcessPid => "process.pid",
+            Field::ProcessCommandLine => "process.command_line",
+            Field::CloudProvider => "cloud.provider",
+            Field::CloudAccountId => "cloud.account.id",
+            Field::CloudRegion => "cloud.region",
+            Field::SyslogFacility => "log.syslog.facility.code",
+            Field::SyslogSeverity => "log.syslog.severity.code",
+            Field::SyslogMsgid => "log.syslog.msgid",
+            Field::LogFilePath => "log.file.path",
+            Field::LogSourceAddress => "log.source.address",
+            Field::LogOffset => "log.offset",
+            Field::Message => "message",
+            Field::OriginalText => "event.original",
+            Field::Original(path) => path,
+        }
+    }
 }
 
 /// A borrowed field value.
@@ -244,5 +284,8 @@ mod tests {
         assert_eq!(e.get("event.type"), None);
         assert_eq!(e.get("user.name"), None);
         assert_eq!(Field::parse("userIdentity.arn"), Field::Original("userIdentity.arn".into()));
+        for name in ["@timestamp", "source.geo.city_name", "event.original", "userIdentity.arn"] {
+            assert_eq!(Field::parse(name).name(), name);
+        }
     }
 }

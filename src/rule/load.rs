@@ -8,8 +8,8 @@
 //! key. That is exact for ordinary rules and can point at an earlier line when the same key
 //! text appears twice in one selection; the key itself is always named in the message.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -20,7 +20,7 @@ use crate::rule::condition::{Condition, ConditionError};
 use crate::rule::group::GroupBy;
 use crate::rule::matcher::{FieldMatcher, KeywordMatcher, MatchError, RuleValue};
 use crate::rule::spec::RuleSpec;
-use crate::rule::{Rule, RuleKind, Selection, Severity, duration, logsource_datasets};
+use crate::rule::{Rule, RuleKind, Selection, Severity, duration};
 
 /// Why a rule file or document could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +126,12 @@ pub enum RuleError {
         #[source]
         source: ConditionError,
     },
+    /// A rule directory (searched at every depth) holds no `*.yml` or `*.yaml` file.
+    #[error("{dir}: no rule files (*.yml, *.yaml) in it or its subdirectories")]
+    NoRuleFiles {
+        /// The directory as given.
+        dir: String,
+    },
     /// Two rules share an id.
     #[error("{file}:{line}: duplicate rule id `{id}`, first defined at {first}")]
     DuplicateId {
@@ -152,6 +158,7 @@ impl RuleError {
             RuleError::Match { source, .. } => source.kind(),
             RuleError::Condition { .. } => "condition",
             RuleError::DuplicateId { .. } => "duplicate_id",
+            RuleError::NoRuleFiles { .. } => "no_rule_files",
         }
     }
 }
@@ -160,20 +167,18 @@ fn rule_label(id: Option<&str>) -> String {
     id.map(|id| format!("rule `{id}`: ")).unwrap_or_default()
 }
 
-/// Loads every `*.yml` and `*.yaml` file directly in `dir`, in name order. Rule ids must be
-/// unique across all files. Returns all rules, or every error from every file.
+/// Loads every rule file under `dir` (see [`rule_files`]), in path order. Rule ids must be
+/// unique across all files. Returns all rules, or every error from every file; a directory
+/// holding no rule file at all is an error too, since loading it would run no rules while
+/// looking like success.
 pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
-    let io = |source| vec![RuleError::Io { file: dir.display().to_string(), source }];
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|x| x == "yml" || x == "yaml") && path.is_file() {
-            paths.push(path);
-        }
-    }
-    paths.sort();
+    load_files(&rule_files(dir)?)
+}
+
+/// Loads the given rule files, in the order given, with ids unique across them.
+pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Rule>, Vec<RuleError>> {
     let mut loader = Loader::default();
-    for path in &paths {
+    for path in paths {
         let file = path.display().to_string();
         match std::fs::read_to_string(path) {
             Ok(text) => loader.load_file(&text, &file),
@@ -181,6 +186,70 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Rule>, Vec<RuleError>> {
         }
     }
     loader.finish()
+}
+
+/// Every `*.yml` and `*.yaml` file under `dir` at any depth, sorted by path. Entries whose name
+/// starts with `.` (`.git`, `.github`, editor files) are skipped. Symbolic links are followed,
+/// but a directory already walked (by its canonical path) is not entered again, so a link
+/// loop ends instead of recursing. Unreadable directories are reported together; no rule file
+/// at all is [`RuleError::NoRuleFiles`].
+pub fn rule_files(dir: &Path) -> Result<Vec<PathBuf>, Vec<RuleError>> {
+    let io = |path: &Path, source| RuleError::Io { file: path.display().to_string(), source };
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    let mut walked = HashSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        match std::fs::canonicalize(&current) {
+            Ok(real) => {
+                if !walked.insert(real) {
+                    continue;
+                }
+            }
+            Err(e) => {
+                errors.push(io(&current, e));
+                continue;
+            }
+        }
+        let entries = match std::fs::read_dir(&current) {
+            Ok(entries) => entries,
+            Err(e) => {
+                errors.push(io(&current, e));
+                continue;
+            }
+        };
+        for entry in entries {
+            let path = match entry {
+                Ok(entry) => entry.path(),
+                Err(e) => {
+                    errors.push(io(&current, e));
+                    continue;
+                }
+            };
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            // `metadata` follows links: a link to a directory is walked, a dangling one is
+            // skipped like any other non-file.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => pending.push(path),
+                Ok(m) if m.is_file() && is_rule_file(&path) => files.push(path),
+                Ok(_) | Err(_) => {}
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if files.is_empty() {
+        return Err(vec![RuleError::NoRuleFiles { dir: dir.display().to_string() }]);
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn is_rule_file(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "yml" || x == "yaml")
 }
 
 /// Loads the rule documents in `text` (separated by lines that are exactly `---`), naming
@@ -242,8 +311,7 @@ impl Loader {
     /// every position serde-saphyr reports, and every line found by search, is a file line.
     fn load_document(&mut self, doc: &str, file: &str) {
         // First pass into a plain tree: skip empty documents, learn the id for error
-        // messages, and spot behaviour keys before `deny_unknown_fields` would call them
-        // unknown.
+        // messages, and see the top-level keys serde will ignore.
         let tree: Value = match serde_saphyr::from_str(doc) {
             Ok(v) => v,
             Err(e) => {
@@ -255,6 +323,23 @@ impl Loader {
             return;
         }
         let id = tree.get("id").and_then(Value::as_str).map(str::to_owned);
+        // serde ignores unknown top-level keys (Sigma's custom attributes); a misspelt rule
+        // key is refused here, with its place.
+        for key in tree.as_object().map(|m| m.keys()).into_iter().flatten() {
+            if let Some(known) = crate::rule::spec::near_miss(key) {
+                let line = find_top_key(doc, key).unwrap_or(1);
+                self.errors.push(RuleError::Yaml {
+                    file: file.to_owned(),
+                    line,
+                    column: 1,
+                    rule_id: id.clone(),
+                    message: format!(
+                        "unknown field `{key}`: did you mean `{known}`? (other unknown keys are \
+                         taken as Sigma custom attributes and ignored)"
+                    ),
+                });
+            }
+        }
         let spec: RuleSpec = match serde_saphyr::from_str(doc) {
             Ok(s) => s,
             Err(e) => {
@@ -395,7 +480,7 @@ impl Ctx<'_> {
             names,
             selections,
             condition: condition?,
-            datasets: logsource_datasets(spec.logsource.as_ref()),
+            source: crate::rule::logsource::LogSource::compile(spec.logsource.as_ref()),
             digest: 0,
         })
     }
@@ -501,6 +586,11 @@ impl Ctx<'_> {
     ) -> Option<Selection> {
         let at = self.find(name, line);
         match value {
+            // Sigma writes a keyword list whose keywords must all occur as a map from the
+            // modifier alone: `keywords: {'|all': [a, b]}`.
+            Value::Object(map) if map.keys().any(|k| k.starts_with('|')) => {
+                self.keyword_all(name, map, line, errors)
+            }
             Value::Object(map) => self.fields(name, map, line, errors).map(Selection::Fields),
             Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
                 let mut maps = Vec::new();
@@ -531,6 +621,42 @@ impl Ctx<'_> {
         }
     }
 
+    /// Compiles a keyword selection written as `{'|all': [keywords]}`: every keyword must
+    /// occur. `all` is the only modifier a keyword list takes, and the key must be alone.
+    fn keyword_all(
+        &self,
+        name: &str,
+        map: &serde_json::Map<String, Value>,
+        line: u64,
+        errors: &mut Vec<RuleError>,
+    ) -> Option<Selection> {
+        let mut keys = map.iter();
+        let (Some((key, value)), None) = (keys.next(), keys.next()) else {
+            let detail = "a keyword list (`'|all': [...]`) must be the only key of its selection";
+            errors.push(self.detection_error(self.find(name, line), name, detail));
+            return None;
+        };
+        let at = self.find(key, line);
+        if key != "|all" {
+            let modifier = key.trim_start_matches('|').to_owned();
+            let source = MatchError::UnknownModifier { key: key.clone(), modifier };
+            errors.push(self.match_error(at, source));
+            return None;
+        }
+        let Some(values) = scalars(value) else {
+            let detail = "value must be a scalar or a list of scalars";
+            errors.push(self.detection_error(at, key, detail));
+            return None;
+        };
+        match KeywordMatcher::compile_all(&values) {
+            Ok(k) => Some(Selection::Keywords(k)),
+            Err(source) => {
+                errors.push(self.match_error(at, source));
+                None
+            }
+        }
+    }
+
     /// Compiles a `field|modifiers: values` map (all keys must hold).
     fn fields(
         &self,
@@ -547,6 +673,13 @@ impl Ctx<'_> {
         let mut ok = true;
         for (key, value) in map {
             let at = self.find(key, line);
+            if key.starts_with('|') {
+                // Only reached inside a list of maps: a keyword list stands alone.
+                let detail = "a keyword list (`'|all': [...]`) must be a selection of its own";
+                errors.push(self.detection_error(at, key, detail));
+                ok = false;
+                continue;
+            }
             let Some(values) = scalars(value) else {
                 let detail = "value must be a scalar or a list of scalars";
                 errors.push(self.detection_error(at, key, detail));
@@ -763,14 +896,97 @@ detection:
 
     #[test]
     fn documents_keep_their_file_line_numbers() {
-        let text = format!("{GOOD}---\nid: second\ntitle: t\nlevel: low\ncolour: red\n");
+        let second =
+            "id: second\ntitle: t\nlevel: low\nthresold: red\ndetection: {s: [x], condition: s}\n";
+        let text = format!("{GOOD}---\n{second}");
         let e = one_error(&text);
         assert_eq!(e.kind(), "yaml");
         let RuleError::Yaml { line, column, rule_id, message, .. } = &e else { panic!("{e}") };
         assert_eq!((*line, *column), (12, 1));
         assert_eq!(rule_id.as_deref(), Some("second"));
-        assert!(message.contains("`colour`"), "{message}");
-        assert!(e.to_string().starts_with("r.yml:12:1: rule `second`: unknown field `colour`"));
+        assert!(message.contains("`thresold`"), "{message}");
+        assert!(
+            e.to_string().starts_with(
+                "r.yml:12:1: rule `second`: unknown field `thresold`: did you mean `threshold`?"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sigma_custom_attributes_load_and_are_ignored() {
+        let text =
+            GOOD.replace("severity: low\n", "severity: low\ncolour: red\nowner: {team: x}\n");
+        let rules = load_str(&text, "r.yml").unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].id, "good");
+    }
+
+    #[test]
+    fn keyword_all_needs_every_keyword() {
+        let text = GOOD.replace(
+            "sel:\n    event.dataset: sshd",
+            "sel:\n    '|all':\n      - pkexec\n      - 'XAUTHORITY contains'",
+        );
+        let rule = &load_str(&text, "r.yml").unwrap()[0];
+        let e = |m: &str| crate::event::Event { message: Some(m.into()), ..Default::default() };
+        assert!(rule.matches(&e("pkexec: The value for XAUTHORITY contains odd text")));
+        assert!(!rule.matches(&e("pkexec: ran /bin/true")));
+        assert!(!rule.matches(&e("XAUTHORITY contains odd text")));
+        assert!(rule.reads_keywords());
+        // The program is part of the line a keyword searches.
+        let mut pkexec = e("alice: XAUTHORITY contains odd text");
+        pkexec.process_name = Some(crate::event::Sym::from("pkexec"));
+        assert!(rule.matches(&pkexec));
+    }
+
+    #[test]
+    fn keyword_lists_take_no_other_modifier_and_stand_alone() {
+        let other = GOOD.replace("sel:\n    event.dataset: sshd", "sel:\n    '|re': 'a.b'");
+        let e = one_error(&other);
+        assert_eq!(e.kind(), "unknown_modifier");
+        assert!(
+            e.to_string().starts_with("r.yml:6:5: rule `good`: `|re`: unknown modifier `re`"),
+            "{e}"
+        );
+        let mixed = GOOD.replace("event.dataset: sshd", "event.dataset: sshd\n    '|all': [a, b]");
+        let e = one_error(&mixed);
+        assert_eq!(e.kind(), "detection");
+        assert!(e.to_string().contains("must be the only key of its selection"), "{e}");
+        let in_list = GOOD.replace("sel:\n    event.dataset: sshd", "sel:\n    - '|all': [a, b]");
+        assert!(one_error(&in_list).to_string().contains("must be a selection of its own"));
+    }
+
+    #[test]
+    fn reach_names_fields_the_logsource_never_carries() {
+        let rule = |logsource: &str, detection: &str| {
+            let text = format!(
+                "id: r\ntitle: t\nlevel: low\nlogsource: {logsource}\ndetection:\n{detection}"
+            );
+            load_str(&text, "r.yml").unwrap().remove(0).reach()
+        };
+        let sudo = "{product: linux, service: sudo}";
+        let user = "  sel:\n    USER: '#-1'\n  condition: sel\n";
+        assert_eq!(
+            rule(sudo, user),
+            crate::rule::Reach { missing: vec!["USER".into()], can_fire: false }
+        );
+        // Absent is what `null` asks for; a negated impossible selection always holds.
+        let null = "  sel:\n    USER: null\n  condition: sel\n";
+        assert!(rule(sudo, null).can_fire);
+        let negated = "  sel:\n    USER: x\n  condition: not sel\n";
+        assert!(rule(sudo, negated).can_fire);
+        // Another way through the condition.
+        let either = "  a:\n    Image|endswith: /sshd\n  b: [liblzma]\n  condition: a or b\n";
+        let r = rule("{product: linux, service: sshd}", either);
+        assert_eq!((r.missing.as_slice(), r.can_fire), (&["Image".to_owned()][..], true));
+        let both = either.replace("a or b", "a and b");
+        assert!(!rule("{product: linux, service: sshd}", &both).can_fire);
+        // CloudTrail records carry any key of their own; unknown sources carry anything.
+        let ct = "  sel:\n    requestParameters.x: y\n  condition: sel\n";
+        assert!(rule("{product: aws, service: cloudtrail}", ct).missing.is_empty());
+        assert!(rule("{product: windows, category: process_creation}", user).can_fire);
+        assert!(!rule("{product: linux, category: process_creation}", user).can_fire);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod engine;
 pub mod group;
 pub mod load;
+pub mod logsource;
 pub mod matcher;
 pub mod set;
 pub mod spec;
@@ -86,6 +87,20 @@ impl Selection {
     }
 }
 
+/// Whether a rule can fire given the fields its logsource's events carry ([`Rule::reach`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    /// Fields the rule names that no event of its logsource carries, in rule order.
+    pub missing: Vec<String>,
+    /// Whether some event of its logsource can still match.
+    pub can_fire: bool,
+}
+
+impl Reach {
+    /// Most undecided selections tried in every combination.
+    pub const MAX_FREE: usize = 12;
+}
+
 /// A compiled detection rule: a condition over named selections, and at most one behaviour.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -120,8 +135,8 @@ pub struct Rule {
     names: Vec<String>,
     selections: Vec<Selection>,
     condition: Condition,
-    /// `event.dataset` values the rule can match; `None` means every event is tried.
-    datasets: Option<Vec<&'static str>>,
+    /// The events the rule's `logsource` names.
+    source: logsource::LogSource,
     /// A hash of the rule's text as written: equal digests mean an unchanged rule.
     pub digest: u64,
 }
@@ -209,6 +224,67 @@ impl Rule {
         out
     }
 
+    /// The fields the rule names that no event of its logsource carries, and whether the
+    /// rule can match at all without them. A predicate on such a field always sees the field
+    /// absent, so it is constant (false, or true for `null` and `exists: false`); the rule can
+    /// fire if some truth of the other selections makes the condition true. With more than
+    /// [`Reach::MAX_FREE`] undecided selections the answer is taken as yes, unproven.
+    pub fn reach(&self) -> Reach {
+        let absent = Event::default();
+        let mut missing: Vec<String> = Vec::new();
+        // Per selection: Some(constant) when its truth no longer depends on the event.
+        let mut constant = |all: &[FieldMatcher]| -> Option<bool> {
+            let mut undecided = false;
+            let mut value = true;
+            for m in all {
+                if self.source.carries(m.field()) {
+                    undecided = true;
+                    continue;
+                }
+                let name = m.field().name().to_owned();
+                if !missing.contains(&name) {
+                    missing.push(name);
+                }
+                value &= m.matches(&absent);
+            }
+            if !value {
+                Some(false)
+            } else if undecided {
+                None
+            } else {
+                Some(true)
+            }
+        };
+        let fixed: Vec<Option<bool>> = self
+            .selections
+            .iter()
+            .map(|sel| match sel {
+                Selection::Fields(all) => constant(all),
+                Selection::AnyOf(maps) => {
+                    let per_map: Vec<Option<bool>> = maps.iter().map(|m| constant(m)).collect();
+                    if per_map.contains(&Some(true)) {
+                        Some(true)
+                    } else if per_map.iter().all(|v| *v == Some(false)) {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                }
+                Selection::Keywords(_) => None,
+            })
+            .collect();
+        let free: Vec<usize> = (0..fixed.len()).filter(|&i| fixed[i].is_none()).collect();
+        let can_fire = missing.is_empty()
+            || free.len() > Reach::MAX_FREE
+            || (0u32..1 << free.len()).any(|bits| {
+                self.condition.eval(&mut |i| match fixed.get(i).copied().flatten() {
+                    Some(v) => v,
+                    None => free.iter().position(|&f| f == i).is_some_and(|k| bits >> k & 1 == 1),
+                })
+            });
+        Reach { missing, can_fire }
+    }
+
     /// Selection names in rule order.
     pub fn selection_names(&self) -> &[String] {
         &self.names
@@ -257,7 +333,12 @@ impl Rule {
 
     /// The dataset prefilter, `None` when the rule reads every dataset.
     pub fn datasets(&self) -> Option<&[&'static str]> {
-        self.datasets.as_deref()
+        self.source.datasets()
+    }
+
+    /// The compiled `logsource`.
+    pub fn logsource(&self) -> &logsource::LogSource {
+        &self.source
     }
 
     /// The compiled condition.
@@ -266,11 +347,7 @@ impl Rule {
     }
 
     fn dataset_allows(&self, e: &Event) -> bool {
-        match (&self.datasets, &e.dataset) {
-            (None, _) => true,
-            (Some(list), Some(d)) => list.iter().any(|x| **x == **d),
-            (Some(_), None) => false,
-        }
+        self.source.allows(e)
     }
 
     fn selection_matches(&self, i: usize, e: &Event) -> bool {
@@ -279,33 +356,9 @@ impl Rule {
     }
 }
 
-/// The `event.dataset` values a Sigma `logsource` covers, or `None` (no prefilter) when the
-/// logsource is absent or names a product/service logwarden has no parser for: an unknown
-/// source must not silently make a rule match nothing, so it falls back to trying every event.
-pub fn logsource_datasets(ls: Option<&spec::LogSourceSpec>) -> Option<Vec<&'static str>> {
-    let ls = ls?;
-    let list: &[&'static str] = match (ls.product.as_deref(), ls.service.as_deref()) {
-        (Some("aws"), Some("cloudtrail")) => &["cloudtrail"],
-        (Some("linux") | None, Some("sshd")) => &["sshd"],
-        (Some("linux"), Some("auth")) => &["sshd", "pam", "sudo", "su"],
-        (Some("linux") | None, Some("sudo")) => &["sudo"],
-        _ => return None,
-    };
-    Some(list.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spec::LogSourceSpec;
-
-    fn ls(product: Option<&str>, service: Option<&str>) -> LogSourceSpec {
-        LogSourceSpec {
-            product: product.map(str::to_owned),
-            service: service.map(str::to_owned),
-            ..LogSourceSpec::default()
-        }
-    }
 
     #[test]
     fn severities_are_ordered() {
@@ -314,22 +367,5 @@ mod tests {
         assert!(Severity::Medium < Severity::High);
         assert!(Severity::High < Severity::Critical);
         assert_eq!(Severity::Critical.as_str(), "critical");
-    }
-
-    #[test]
-    fn logsource_maps_to_datasets() {
-        assert_eq!(logsource_datasets(None), None);
-        assert_eq!(
-            logsource_datasets(Some(&ls(Some("aws"), Some("cloudtrail")))),
-            Some(vec!["cloudtrail"])
-        );
-        assert_eq!(logsource_datasets(Some(&ls(Some("linux"), Some("sshd")))), Some(vec!["sshd"]));
-        assert_eq!(
-            logsource_datasets(Some(&ls(Some("linux"), Some("auth")))),
-            Some(vec!["sshd", "pam", "sudo", "su"])
-        );
-        assert_eq!(logsource_datasets(Some(&ls(None, Some("sudo")))), Some(vec!["sudo"]));
-        assert_eq!(logsource_datasets(Some(&ls(Some("windows"), Some("security")))), None);
-        assert_eq!(logsource_datasets(Some(&ls(Some("aws"), None))), None);
     }
 }

@@ -1,16 +1,22 @@
 //! The serde shape of one rule document, in logwarden form or Sigma form, before compilation.
 //!
-//! Sigma's metadata keys are accepted so that SigmaHQ rules load unchanged; the detection block
-//! is kept as JSON (key order preserved) and compiled by [`crate::rule::load`], which can then
-//! say which selection key is wrong instead of serde's generic "data did not match".
+//! Every top-level key of the Sigma rule specification (2.0.0) is accepted so that SigmaHQ rules
+//! load unchanged; the detection block is kept as JSON (key order preserved) and compiled by
+//! [`crate::rule::load`], which can then say which selection key is wrong instead of serde's
+//! generic "data did not match".
+//!
+//! Other top-level keys are Sigma "arbitrary custom fields", which the specification allows and
+//! which are ignored here, with one exception: a key that looks like a misspelt rule key
+//! ([`near_miss`]) is refused, because taking `thresold:` as a custom field would silently run
+//! the rule without its behaviour.
 
 use serde::Deserialize;
 
 use crate::rule::Severity;
 
-/// One rule document.
+/// One rule document. Unknown keys are ignored by serde; the loader refuses the near misses
+/// (see the module docs).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     /// Stable rule id, unique across all rule files.
     pub id: String,
@@ -64,6 +70,21 @@ pub struct RuleSpec {
     /// Sigma metadata: fields worth showing with a hit.
     #[serde(default)]
     pub fields: Vec<String>,
+    /// Sigma: a unique human-readable name, used by correlation rules in place of the id.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Sigma: the taxonomy the field names follow (`sigma` by default); kept as written.
+    #[serde(default)]
+    pub taxonomy: Option<String>,
+    /// Sigma: the kinds of machines the rule is meant for (`server`).
+    #[serde(default)]
+    pub scope: Vec<String>,
+    /// SigmaHQ: how to simulate the activity (Atomic Red Team tests), kept opaque.
+    #[serde(default)]
+    pub simulation: Option<serde_json::Value>,
+    /// SigmaHQ: where the rule's regression test data lives in the SigmaHQ repository.
+    #[serde(default)]
+    pub regression_tests_path: Option<String>,
     /// Which logs the rule reads; maps to an `event.dataset` prefilter.
     #[serde(default)]
     pub logsource: Option<LogSourceSpec>,
@@ -90,6 +111,98 @@ pub struct RuleSpec {
     /// The rule's own test cases, run by `logwarden test`.
     #[serde(default)]
     pub tests: Vec<crate::rule::test::TestCase>,
+}
+
+impl RuleSpec {
+    /// Every top-level key this struct reads.
+    pub const KEYS: &'static [&'static str] = &[
+        "id",
+        "kind",
+        "monitor",
+        "title",
+        "severity",
+        "level",
+        "description",
+        "tags",
+        "author",
+        "references",
+        "falsepositives",
+        "status",
+        "date",
+        "modified",
+        "license",
+        "related",
+        "fields",
+        "name",
+        "taxonomy",
+        "scope",
+        "simulation",
+        "regression_tests_path",
+        "logsource",
+        "detection",
+        "alert",
+        "threshold",
+        "sequence",
+        "travel",
+        "spike",
+        "new_value",
+        "tests",
+    ];
+
+    /// Keys whose misspelling changes what the rule does (a behaviour, tests, the severity or
+    /// what the rule reads), not just its metadata: a custom key too close to one of these is
+    /// taken for a typo.
+    const GUARDED: &'static [&'static str] = &[
+        "id",
+        "kind",
+        "monitor",
+        "title",
+        "severity",
+        "level",
+        "logsource",
+        "detection",
+        "alert",
+        "threshold",
+        "sequence",
+        "travel",
+        "spike",
+        "new_value",
+        "tests",
+    ];
+}
+
+/// The rule key `key` is probably a misspelling of, if it is not a key itself: equal once
+/// lowercased with `-` read as `_`, or within edit distance 2 (1 for keys of five characters or
+/// fewer, where two edits reach too many ordinary words).
+pub fn near_miss(key: &str) -> Option<&'static str> {
+    if RuleSpec::KEYS.contains(&key) {
+        return None;
+    }
+    let norm = key.to_lowercase().replace('-', "_");
+    RuleSpec::GUARDED.iter().copied().find(|known| {
+        let limit = match known.len() {
+            0..=3 => 0,
+            4..=5 => 1,
+            _ => 2,
+        };
+        norm == *known || edit_distance(&norm, known) <= limit
+    })
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// Keys every behaviour accepts: how long a late event is still taken, and how many groups
@@ -261,9 +374,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-/// Sigma `logsource`.
+/// Sigma `logsource`. The specification allows "an arbitrary number of optional elements"
+/// beside these four; they are ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LogSourceSpec {
     /// `aws`, `linux`, `windows`...
     #[serde(default)]
@@ -318,7 +431,16 @@ related:
   - id: y
     type: derived
 fields: [eventName]
-logsource: {product: aws, service: cloudtrail, category: c, definition: d}
+name: x_rule
+taxonomy: sigma
+scope: [server]
+simulation:
+  - type: atomic-red-team
+    name: n
+    technique: T1059.003
+    atomic_guid: 00000000-0000-4000-8000-000000000000
+regression_tests_path: regression_data/rules/x/info.yml
+logsource: {product: aws, service: cloudtrail, category: c, definition: d, custom: e}
 detection:
   sel: {a: 1}
   condition: sel
@@ -335,7 +457,30 @@ tests: [{name: n, input: [x], expect: []}]
         assert_eq!(spec.modified.as_deref(), Some("2022-10-09"));
         assert_eq!(spec.alert.unwrap().dedup.as_deref(), Some("1h"));
         assert_eq!(spec.tests.len(), 1);
+        assert_eq!(spec.scope, ["server"]);
+        assert_eq!(spec.name.as_deref(), Some("x_rule"));
+        assert_eq!(
+            spec.simulation.as_ref().and_then(|s| s[0]["technique"].as_str()),
+            Some("T1059.003")
+        );
         let keys: Vec<&str> = spec.detection.keys().map(String::as_str).collect();
         assert_eq!(keys, ["sel", "condition"]);
+    }
+
+    #[test]
+    fn near_misses_of_rule_keys_are_caught_and_custom_keys_are_not() {
+        assert_eq!(near_miss("thresold"), Some("threshold"));
+        assert_eq!(near_miss("Threshold"), Some("threshold"));
+        assert_eq!(near_miss("new-value"), Some("new_value"));
+        assert_eq!(near_miss("logsources"), Some("logsource"));
+        assert_eq!(near_miss("test"), Some("tests"));
+        assert_eq!(near_miss("ID"), Some("id"));
+        // Sigma custom attributes, and every key the struct reads.
+        for key in ["colour", "label", "owner", "rule_metadata", "ip", "severity_note"] {
+            assert_eq!(near_miss(key), None, "{key}");
+        }
+        for key in RuleSpec::KEYS {
+            assert_eq!(near_miss(key), None, "{key}");
+        }
     }
 }

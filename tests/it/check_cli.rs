@@ -10,10 +10,15 @@ fn check(dir: &Path) -> Run {
     cli::logwarden([OsStr::new("check"), OsStr::new("--rules"), dir.as_os_str()])
 }
 
+/// A temporary directory holding `files` (paths may name subdirectories).
 fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        std::fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
     }
     dir
 }
@@ -42,7 +47,13 @@ fn good_rules_pass() {
     let dir = dir_with(&[("ct.yml", GOOD)]);
     let r = check(dir.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout, format!("{}: 1 rule loaded, 0 lint findings\n", dir.path().display()));
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{}: 1 rule file, 1 rule loaded, 0 cannot fire, 0 lint findings\n",
+            dir.path().display()
+        )
+    );
     assert_eq!(r.stderr, "");
 }
 
@@ -86,13 +97,16 @@ detection:
 
 #[test]
 fn unknown_keys_and_duplicate_ids_fail() {
-    let unknown =
-        "id: u1\ntitle: t\nlevel: low\nbogus: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n";
+    let unknown = "id: u1\ntitle: t\nlevel: low\nsequnce: 1\ndetection:\n  sel:\n    a: b\n  condition: sel\n";
     let dup = GOOD.to_owned();
     let dir = dir_with(&[("a.yml", GOOD), ("b.yml", &dup), ("c.yml", unknown)]);
     let r = check(dir.path());
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("c.yml:4:1") && r.stderr.contains("`bogus`"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("c.yml:4:1") && r.stderr.contains("`sequnce`: did you mean `sequence`?"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("duplicate rule id `ct-stop-logging`"), "{}", r.stderr);
 }
 
@@ -114,7 +128,11 @@ detection:
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("selection `spare` is not used"), "{}", r.stderr);
     assert!(r.stderr.contains("never true"), "{}", r.stderr);
-    assert!(r.stdout.contains("1 rule loaded, 2 lint findings"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 rule file, 1 rule loaded, 0 cannot fire, 2 lint findings"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -137,4 +155,66 @@ fn a_forwarder_config_is_checked_without_rules_and_says_where_events_go() {
     );
     assert!(!r.stdout.contains("s3cret"), "credentials stay out of the output: {}", r.stdout);
     assert!(!r.stdout.contains("rules loaded"), "{}", r.stdout);
+}
+
+#[test]
+fn subdirectories_are_read_and_hidden_ones_skipped() {
+    let nested = GOOD.replace("id: ct-stop-logging", "id: nested");
+    let deeper = GOOD.replace("id: ct-stop-logging", "id: deeper");
+    let dir = dir_with(&[
+        ("ct.yml", GOOD),
+        ("aws/cloudtrail/nested.yml", &nested),
+        ("aws/deeper.yaml", &deeper),
+        ("aws/notes.txt", "not a rule"),
+        (".git/hooks/bad.yml", "id: [unclosed"),
+        ("aws/.draft.yml", "id: [unclosed"),
+    ]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{}: 3 rule files, 3 rules loaded, 0 cannot fire, 0 lint findings\n",
+            dir.path().display()
+        )
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_loop_is_walked_once() {
+    let dir = dir_with(&[("sub/ct.yml", GOOD)]);
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("sub/loop"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = check(dir.path());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(": 1 rule file, 1 rule loaded"), "{}", r.stdout);
+}
+
+#[test]
+fn a_directory_without_rule_files_is_an_error() {
+    let dir = dir_with(&[("README.md", "no rules here"), ("sub/notes.txt", "nor here")]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr,
+        format!(
+            "{0}: no rule files (*.yml, *.yaml) in it or its subdirectories\n{0}: 1 error\n",
+            dir.path().display()
+        )
+    );
+    assert_eq!(r.stdout, "");
+}
+
+#[test]
+fn errors_in_nested_files_are_all_reported_with_their_place() {
+    let bad = "id: b\ntitle: t\nlevel: low\ndetection:\n  sel:\n    a|nope: 1\n  condition: sel\n";
+    let dir = dir_with(&[("a/one.yml", bad), ("b/c/two.yml", &bad.replace("id: b", "id: c"))]);
+    let r = check(dir.path());
+    assert_eq!(r.code, 1);
+    for file in ["a/one.yml", "b/c/two.yml"] {
+        let at = format!("{}:6:5:", dir.path().join(file).display());
+        assert!(r.stderr.contains(&at), "{at} missing in {}", r.stderr);
+    }
+    assert!(r.stderr.ends_with(": 2 errors\n"), "{}", r.stderr);
 }

@@ -22,5 +22,6 @@ mod rules;
 mod scan_cli;
 mod scan_monitor;
 mod sigma_cloudtrail;
+mod sigma_linux;
 mod sinks;
 mod travel;

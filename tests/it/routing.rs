@@ -684,7 +684,7 @@ fn check_passes_the_example_config_with_its_variables_and_names_a_missing_one() 
     assert_eq!(
         r.stdout,
         format!(
-            "{c}: 3 sinks, 3 routes, 1 silence\n{}: 32 rules loaded, 0 lint findings\n",
+            "{c}: 3 sinks, 3 routes, 1 silence\n{}: 32 rule files, 32 rules loaded, 0 cannot fire, 0 lint findings\n",
             rules.display()
         )
     );

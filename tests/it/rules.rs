@@ -209,13 +209,13 @@ fn duplicate_ids_across_files_name_both_places() {
 }
 
 #[test]
-fn unknown_top_level_key_names_file_line_column_and_key() {
-    let text = SSH_FAILURE.replace("tags:", "labels: [x]\ntags:");
+fn misspelt_top_level_key_names_file_line_column_and_key() {
+    let text = SSH_FAILURE.replace("tags:", "severty: [x]\ntags:");
     let errors = load_str(&text, "rules/ssh.yml").unwrap_err();
     assert_eq!(errors.len(), 1);
     let msg = errors[0].to_string();
     assert!(
-        msg.starts_with("rules/ssh.yml:4:1: rule `ssh-failure`: unknown field `labels`"),
+        msg.starts_with("rules/ssh.yml:4:1: rule `ssh-failure`: unknown field `severty`: did you mean `severity`?"),
         "{msg}"
     );
 }
