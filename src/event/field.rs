@@ -145,6 +145,8 @@ impl Field {
             Field::SourceIp => "source.ip",
             Field::SourcePort => "source.port",
             Field::SourceDomain => "source.domain",
+            Field::SourceAddress => "source.address",
+            Field::ServiceName => "service.name",
             Field::SourceGeoCountry => "source.geo.country_iso_code",
             Field::SourceGeoCity => "source.geo.city_name",
             Field::HostName => "host.name",

@@ -17,6 +17,7 @@ use crate::rule::spec::LogSourceSpec;
 pub const SYSLOG_DATASETS: &[&str] = &[
     "syslog",
     "sshd",
+    "dropbear",
     "pam",
     "sudo",
     "su",
@@ -45,6 +46,7 @@ const AUTH: &[&str] = &[
     "sshd",
     "sshd-session",
     "sshd-auth",
+    "dropbear",
     "sudo",
     "su",
     "login",
@@ -86,6 +88,8 @@ const SYSLOG_FIELDS: &[Field] = &[
     Field::SourceIp,
     Field::SourcePort,
     Field::SourceDomain,
+    Field::SourceAddress,
+    Field::ServiceName,
     Field::SourceGeoCountry,
     Field::SourceGeoCity,
     Field::HostName,
@@ -117,6 +121,7 @@ const CLOUDTRAIL_FIELDS: &[Field] = &[
     Field::UserId,
     Field::SourceIp,
     Field::SourceDomain,
+    Field::SourceAddress,
     Field::SourceGeoCountry,
     Field::SourceGeoCity,
     Field::CloudProvider,
@@ -326,6 +331,10 @@ mod tests {
         ("Dec 10 06:55:48 h su[1]: FAILED SU (to root) alice on pts/0", &["auth", "syslog"]),
         ("Dec 10 06:55:48 h systemd-logind[1]: New session 12 of user alice.", &["auth", "syslog"]),
         (
+            "Dec 10 06:55:48 h dropbear[1]: Bad password attempt for 'root' from 192.0.2.1:5543",
+            &["auth", "syslog"],
+        ),
+        (
             "Dec 10 06:55:48 h useradd[1]: new user: name=bob, UID=0, GID=0, home=/root, shell=/bin/bash",
             &["auth", "syslog"],
         ),
@@ -373,7 +382,10 @@ mod tests {
             assert!(SYSLOG_DATASETS.contains(&d), "{d}");
         }
         for prog in SYSLOG_DATASETS.iter().filter(|d| {
-            !matches!(**d, "syslog" | "pam" | "sshd" | "sudo" | "su" | "systemd-logind")
+            !matches!(
+                **d,
+                "syslog" | "pam" | "sshd" | "dropbear" | "sudo" | "su" | "systemd-logind"
+            )
         }) {
             assert!(crate::parse::extract::account::is_account_program(prog), "{prog}");
         }
