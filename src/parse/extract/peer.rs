@@ -29,8 +29,9 @@ pub struct Peer<'a> {
 pub enum Pick<T> {
     /// Exactly one reading fits the grammar.
     One(T),
-    /// Several readings fit: these are the addresses they would blame.
-    Ambiguous(SmallVec<[IpAddr; 2]>),
+    /// Several readings fit: these are the addresses they would blame. Boxed: rare, and it
+    /// keeps the common `One` small as it is moved through the extractors.
+    Ambiguous(Box<[IpAddr]>),
     /// None fits.
     None,
 }
@@ -52,7 +53,7 @@ impl<T> Pick<T> {
                 if ips.len() == 1 {
                     readings.pop().map_or(Pick::None, Pick::One)
                 } else {
-                    Pick::Ambiguous(ips)
+                    Pick::Ambiguous(ips.into_vec().into_boxed_slice())
                 }
             }
         }
@@ -137,14 +138,43 @@ pub fn readings<'a>(s: &'a str, sep: &str) -> SmallVec<[(&'a str, Peer<'a>); 2]>
 }
 
 /// The one reading of `s` as `TEXT<sep>IP[ port N]REST` whose `REST` satisfies `tail_ok`.
+///
+/// Streams the candidates rather than collecting them: nearly every line has one, and this
+/// runs on every sshd line.
 pub fn pick<'a>(
     s: &'a str,
     sep: &str,
     ok: impl Fn(&'a str, &'a str) -> bool,
 ) -> Pick<(&'a str, Peer<'a>)> {
-    let mut all = readings(s, sep);
-    all.retain(|(text, p)| ok(text, p.rest));
-    Pick::from_readings(all, |(_, p)| p.ip)
+    let mut first: Option<(&'a str, Peer<'a>)> = None;
+    let mut others: SmallVec<[IpAddr; 2]> = SmallVec::new();
+    let mut from = 0;
+    while let Some((before, _)) = super::split_lit(&s[from..], sep) {
+        let at = from + before.len();
+        if let Some(p) = peer_at(&s[at + sep.len()..])
+            && ok(&s[..at], p.rest)
+        {
+            match &first {
+                None => first = Some((&s[..at], p)),
+                Some((_, f)) => {
+                    if f.ip != p.ip && !others.contains(&p.ip) {
+                        others.push(p.ip);
+                    }
+                }
+            }
+        }
+        from = at + 1;
+    }
+    match first {
+        None => Pick::None,
+        Some(f) if others.is_empty() => Pick::One(f),
+        Some((_, f)) => {
+            let mut ips = Vec::with_capacity(others.len() + 1);
+            ips.push(f.ip);
+            ips.extend(others);
+            Pick::Ambiguous(ips.into_boxed_slice())
+        }
+    }
 }
 
 /// `user@host` or a host: a host name as a token (no spaces, not empty).
@@ -210,7 +240,7 @@ mod tests {
         let any = |_: &str, _: &str| true;
         assert_eq!(
             pick("x from 1.1.1.1 from 2.2.2.2", " from ", any),
-            Pick::Ambiguous(SmallVec::from_vec(vec![ip("1.1.1.1"), ip("2.2.2.2")]))
+            Pick::Ambiguous(vec![ip("1.1.1.1"), ip("2.2.2.2")].into_boxed_slice())
         );
         assert_eq!(pick("x from nowhere", " from ", any), Pick::None);
         // The same address twice is no doubt about the address.

@@ -7,8 +7,6 @@
 
 use std::net::IpAddr;
 
-use smallvec::SmallVec;
-
 use super::peer::{self, Peer, Pick, parse_ip, peer_at};
 use super::sshd_session::SessionTable;
 use crate::event::{Category, Event, EventType, Outcome, Sym};
@@ -40,7 +38,7 @@ pub struct SshLine<'a> {
     pub needs_session: bool,
     /// The addresses the line could name when its grammar cannot tell which is the peer
     /// (then `ip` is None).
-    pub candidates: Option<SmallVec<[IpAddr; 2]>>,
+    pub candidates: Option<Box<[IpAddr]>>,
 }
 
 const AUTH: Category = Category::AUTHENTICATION;
@@ -629,7 +627,7 @@ impl Sshd {
         e.source_port = port;
         e.source_domain = line.domain.map(Into::into);
         e.reason = line.reason.map(Into::into);
-        e.related_ip = line.candidates.map(|c| c.into_vec().into_boxed_slice());
+        e.related_ip = line.candidates;
         e.user_name = match session_user {
             Some(u) => Some(u),
             None => user.take().map(Into::into),
