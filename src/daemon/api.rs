@@ -210,19 +210,13 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-/// Rejects a request without `Authorization: Bearer TOKEN` (compared in constant time).
+/// Rejects a request without `Authorization: Bearer TOKEN` (scheme in any case, token
+/// compared in constant time).
 async fn bearer(State(api): State<Api>, req: Request, next: Next) -> Response {
     let Some(token) = &api.token else { return next.run(req).await };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(g) if crate::source::intake::constant_time_eq(g.as_bytes(), token.as_bytes()) => {
-            next.run(req).await
-        }
-        _ => (
+    match crate::source::intake::bearer_matches(req.headers(), token) {
+        true => next.run(req).await,
+        false => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             "a bearer token is required\n",

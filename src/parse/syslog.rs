@@ -340,6 +340,12 @@ fn repeated(msg: &str) -> Option<(usize, &str)> {
     let rest = msg.strip_prefix("message repeated ")?;
     let (n, rest) = rest.split_once(" times: [")?;
     let n: usize = n.parse().ok()?;
+    // rsyslog never writes 0 (it folds at least two): such a line is forged or broken, and
+    // expanding it to nothing would make a record vanish from the ledger. It stays one event,
+    // as written.
+    if n == 0 {
+        return None;
+    }
     let inner = rest.trim_end().strip_suffix(']')?;
     Some((n, inner.trim_start()))
 }
@@ -476,6 +482,9 @@ mod tests {
         );
         let forged = parse("Dec 10 07:13:56 h sshd[1]: message repeated 999999999 times: [ x]");
         assert_eq!(forged.len(), MAX_REPEAT);
+        let zero = parse("Dec 10 07:13:56 h sshd[1]: message repeated 0 times: [ x]");
+        assert_eq!(zero.len(), 1);
+        assert_eq!(zero[0].message.as_deref(), Some("message repeated 0 times: [ x]"));
     }
 
     #[test]

@@ -110,12 +110,7 @@ pub async fn run(
 async fn ingest(State(s): State<Intake>, req: Request) -> Response {
     // The token is checked before the body is read: a stranger gets no 16 MiB read for free.
     if let Some(token) = &s.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+        if !bearer_matches(req.headers(), token) {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -256,6 +251,23 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 /// Equality whose time does not depend on where the inputs first differ (the length of the
 /// token is not a secret worth hiding).
+/// Whether `headers` carry `Authorization: Bearer <token>`. The scheme is case-insensitive
+/// (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme) and may be followed by more than
+/// one space; the token is compared in constant time.
+pub(crate) fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_credentials)
+        .is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes()))
+}
+
+/// The credentials of a `Bearer` authorization value, whatever the scheme's case.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim_start_matches(' '))
+}
+
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -376,7 +388,13 @@ mod tests {
     async fn a_token_is_required_when_set() {
         let (url, mut rx, _c, _server) =
             serve_committing(Some("s3cret"), 4, DEFAULT_MAX_BODY_BYTES).await;
-        for auth in [None, Some("Bearer wrong!"), Some("Bearer s3cre"), Some("s3cret")] {
+        for auth in [
+            None,
+            Some("Bearer wrong!"),
+            Some("Bearer s3cre"),
+            Some("s3cret"),
+            Some("Basic s3cret"),
+        ] {
             let h: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
             let (status, _) = post(&url, b"x\n".to_vec(), &h).await;
             assert_eq!(status, 401, "{auth:?}");
@@ -385,6 +403,11 @@ mod tests {
         let (status, answer) =
             post(&url, b"x\n".to_vec(), &[("authorization", "Bearer s3cret")]).await;
         assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)));
+        // The scheme is case-insensitive (RFC 9110 11.1), as curl and some clients send it.
+        for auth in ["bearer s3cret", "BEARER  s3cret"] {
+            let (status, _) = post(&url, b"x\n".to_vec(), &[("authorization", auth)]).await;
+            assert_eq!(status, 200, "{auth}");
+        }
     }
 
     #[tokio::test]
