@@ -51,6 +51,9 @@ impl Parser for CloudTrailParser {
         let event = self.map(&rec, record)?;
         // serde_json just parsed the whole text (trailing bytes included), so it is JSON; this
         // is the one copy of the record.
+        // Kept without the JSON whitespace around it, as the document's own text: read back
+        // from ECS JSON (`event.original`) it is the same document (found by fuzzing).
+        let text = text.trim_matches([' ', '\t', '\n', '\r']);
         out.push(Event { original: Some(Original::from_parsed_text(text.into())), ..event });
         Ok(())
     }
@@ -524,6 +527,24 @@ mod tests {
         CloudTrailParser::default().parse(&raw(text), &mut out)?;
         assert_eq!(out.len(), 1);
         Ok(out.remove(0))
+    }
+
+    /// Found by the `cloudtrail_record` fuzz target: whitespace around the record made the
+    /// original text differ from what ECS JSON reads back.
+    #[test]
+    fn whitespace_around_a_record_is_not_part_of_the_original() {
+        let e =
+            parse(" \t\n{\"eventName\":\"GetUser\",\"eventTime\":\"2024-01-01T00:00:00Z\"}\r\n")
+                .unwrap_or_else(|err| panic!("{err}"));
+        let original = e.original.as_ref().map(|o| o.raw().to_owned());
+        assert_eq!(
+            original.as_deref(),
+            Some("{\"eventName\":\"GetUser\",\"eventTime\":\"2024-01-01T00:00:00Z\"}")
+        );
+        let mut json = Vec::new();
+        crate::event::write_json(&e, &mut json);
+        let back = Event::from_json(std::str::from_utf8(&json).unwrap_or_default());
+        assert_eq!(back.ok(), Some(e));
     }
 
     #[test]
