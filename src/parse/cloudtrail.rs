@@ -54,8 +54,29 @@ impl Parser for CloudTrailParser {
         // Kept without the JSON whitespace around it, as the document's own text: read back
         // from ECS JSON (`event.original`) it is the same document (found by fuzzing).
         let text = text.trim_matches([' ', '\t', '\n', '\r']);
-        out.push(Event { original: Some(Original::from_parsed_text(text.into())), ..event });
+        out.push(Event { original: Some(original(text)?), ..event });
         Ok(())
+    }
+}
+
+/// serde_json's nesting limit when it builds a document's tree (what rules reading the
+/// record's own fields use). The typed parse above skips what it does not map without that
+/// limit, so a deeper record would parse and then answer every lookup with nothing.
+const JSON_DEPTH_LIMIT: usize = 128;
+
+/// The record's original, or [`ParseError::TooDeep`] when its tree cannot be built. Counting
+/// `{` and `[` bytes (strings included) bounds the depth from above, so the common record costs
+/// one SIMD count; only one with that many brackets is parsed into its tree here, which is
+/// then kept for the rules rather than parsed again.
+fn original(text: &str) -> Result<Original, ParseError> {
+    let brackets = memchr::memchr2_iter(b'{', b'[', text.as_bytes()).count();
+    if brackets < JSON_DEPTH_LIMIT {
+        return Ok(Original::from_parsed_text(text.into()));
+    }
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(v) => Ok(Original::with_value(text.into(), v)),
+        // The typed parse just read this text as JSON: the only way left to fail is depth.
+        Err(_) => Err(ParseError::TooDeep { format: "CloudTrail", limit: JSON_DEPTH_LIMIT }),
     }
 }
 
@@ -527,6 +548,24 @@ mod tests {
         CloudTrailParser::default().parse(&raw(text), &mut out)?;
         assert_eq!(out.len(), 1);
         Ok(out.remove(0))
+    }
+
+    /// A rule reading the record's own fields must not be evaded by nesting: a record its
+    /// tree cannot hold is set aside, one that fits is read whole.
+    #[test]
+    fn records_nested_too_deep_are_set_aside_not_emitted_blind() {
+        let nested = |levels: usize| {
+            format!(
+                "{{\"eventName\":\"ConsoleLogin\",\"eventTime\":\"2024-01-01T00:00:00Z\",\"userIdentity\":{{\"type\":\"Root\"}},\"x\":{}{}}}",
+                "[".repeat(levels),
+                "]".repeat(levels)
+            )
+        };
+        let e = parse(&nested(120)).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(e.get("userIdentity.type"), Some(crate::event::FieldValue::Str("Root")));
+        let e = parse(&nested(200));
+        assert!(matches!(e, Err(ParseError::TooDeep { limit: 128, .. })), "{e:?}");
+        assert_eq!(e.err().map(|x| x.kind()), Some("too_deep"));
     }
 
     /// Found by the `cloudtrail_record` fuzz target: whitespace around the record made the

@@ -77,6 +77,15 @@ pub enum ParseError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// Valid JSON nested deeper than a rule could read: its fields would be silently absent,
+    /// so the record is set aside instead (no evasion by nesting).
+    #[error("{format} record nested deeper than {limit} levels: its fields could not be read")]
+    TooDeep {
+        /// The format of the record.
+        format: &'static str,
+        /// The nesting limit of the JSON reader.
+        limit: usize,
+    },
     /// Valid JSON that is not a usable ECS event.
     #[error("ECS event: {0}")]
     Ecs(#[from] EcsError),
@@ -92,6 +101,7 @@ impl ParseError {
             ParseError::Json { .. } => "invalid_json",
             ParseError::NotAnObject { .. } => "not_an_object",
             ParseError::CloudTrail { .. } => "bad_cloudtrail_record",
+            ParseError::TooDeep { .. } => "too_deep",
             ParseError::Ecs(e) => e.kind(),
         }
     }
