@@ -109,15 +109,15 @@ pub async fn run(
 
 async fn ingest(State(s): State<Intake>, req: Request) -> Response {
     // The token is checked before the body is read: a stranger gets no 16 MiB read for free.
-    if let Some(token) = &s.token {
-        if !bearer_matches(req.headers(), token) {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                axum::Json(json!({"error": "a bearer token is required"})),
-            )
-                .into_response();
-        }
+    if let Some(token) = &s.token
+        && !bearer_matches(req.headers(), token)
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(json!({"error": "a bearer token is required"})),
+        )
+            .into_response();
     }
     let gzip = match req.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
         None => false,
