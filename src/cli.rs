@@ -535,9 +535,10 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     alert_out.repeats.iter().map(|(id, n)| format!("{id} {n}")).collect();
                 let _ = writeln!(
                     err,
-                    "repeats: {repeats} alert{} repeat an earlier one of the same rule and group within its \
+                    "repeats: {repeats} alert{} {} an earlier one of the same rule and group within its \
                      alert.dedup window (marked \"repeat\":true; a router sends them at most as updates): {}",
                     plural(repeats as usize),
+                    if repeats == 1 { "repeats" } else { "repeat" },
                     per_rule.join(", ")
                 );
             }
