@@ -118,6 +118,9 @@ pub enum DaemonError {
     /// The state database could not be opened or read.
     #[error(transparent)]
     State(#[from] crate::state::StateError),
+    /// The daemon stopped while the state database could not be written.
+    #[error("{0}")]
+    Unsaved(String),
 }
 
 /// Makes glibc's malloc give large blocks back to the system when they are freed. By default
@@ -208,6 +211,7 @@ pub fn run(
         .map(|n| (n.clone(), Arc::new(SourceCounters::default())))
         .collect();
     let metrics = Arc::new(Metrics::new(counters.clone(), Arc::clone(&outbox)));
+    let pushback = Arc::new(crate::source::pushback::Pushback::default());
     let policies: Vec<Rule> =
         rules.iter().filter(|r| r.kind == crate::rule::RuleKind::Policy).cloned().collect();
     let rules: Vec<Rule> =
@@ -477,6 +481,9 @@ pub fn run(
         outputs,
         state_log: detect::StateLog::default(),
         waiting: Vec::new(),
+        state: Arc::clone(&db),
+        pushback: Arc::clone(&pushback),
+        stopping: sources_stopped.clone(),
     };
     let (stop_forward, forward_stopped) = watch::channel(false);
     let mut forward_task = None;
@@ -603,9 +610,14 @@ pub fn run(
     eprintln!("logwarden: stopping: draining sources");
     stop_sources.send_replace(true);
     runtime.block_on(async { while source_tasks.join_next().await.is_some() {} });
-    if detection.join().is_err() {
-        eprintln!("logwarden: the detection thread panicked");
-    }
+    let unsaved = match detection.join() {
+        Ok(Ok(())) => None,
+        Ok(Err(why)) => Some(why),
+        Err(_) => {
+            eprintln!("logwarden: the detection thread panicked");
+            None
+        }
+    };
     if let Some((stop, thread, stopping)) = scan {
         // An evaluation in progress finishes and commits first; one queued behind it (the
         // channel full, so Stop cannot join it) sees the flag and returns.
@@ -628,7 +640,10 @@ pub fn run(
         let _ = runtime.block_on(api);
     }
     eprintln!("logwarden: stopped; {left} notifications left in the outbox for the next start");
-    Ok(())
+    match unsaved {
+        Some(why) => Err(DaemonError::Unsaved(why)),
+        None => Ok(()),
+    }
 }
 
 fn bind_error(name: &str, addr: &str, source: std::io::Error) -> DaemonError {

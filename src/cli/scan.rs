@@ -156,7 +156,7 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 /// Everything a judging command opened.
 struct Judge {
     config: Option<Config>,
-    db: Arc<redb::Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
     store: ScanStore,
     notified: Notified,

@@ -58,7 +58,20 @@ pub fn router(
         .route("/api/reload", post(reload))
         .route("/api/scan/evaluate", post(scan_evaluate))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), bearer));
-    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(guarded).with_state(api)
+    Router::new().route("/healthz", get(healthz)).merge(guarded).with_state(api)
+}
+
+/// `GET /healthz`: 200 `ok`, or 503 with the reason (the state database cannot be written).
+async fn healthz(State(api): State<Api>) -> Response {
+    match api.metrics.unhealthy() {
+        None => "ok\n".into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            format!("unhealthy: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics_text(State(api): State<Api>) -> Response {

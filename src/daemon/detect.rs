@@ -21,11 +21,24 @@ use crate::rule::duration::Span;
 use crate::rule::engine::Engine;
 use crate::rule::set::{Hit, RuleSet};
 use crate::source::Checkpoint;
+use crate::source::pushback::Pushback;
+use crate::state::StateDb;
 use crate::state::checkpoint::Checkpoints;
+use crate::state::db::Fault;
 use std::collections::HashMap;
 
 /// Longest an acknowledging source waits for a commit while events keep coming.
 const WAITING_COMMIT: Duration = Duration::from_millis(100);
+/// First and longest pause between two attempts to commit while the state database cannot be
+/// written (a full disk): the thread waits, holding what it has, and the bounded queue in front
+/// of it holds the sources back.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// How long a stopping daemon goes on trying to save what it holds.
+const RETRY_AT_STOP: Duration = Duration::from_secs(30);
+/// The exit status when the state database is found damaged while running (sysexits'
+/// EX_DATAERR): a service manager restarts the daemon, whose start then says what to do.
+pub const EXIT_STATE_DAMAGED: i32 = 65;
 /// Detector state written in one commit past which the freed heap is returned to the system
 /// (a few ms each time; a commit of this size comes at most every second or so).
 const GIVE_BACK_AFTER: usize = 1 << 20;
@@ -113,6 +126,14 @@ pub struct Detect {
     pub state_log: StateLog,
     /// Sources waiting for the next commit (see [`crate::source::Batch::done`]).
     pub waiting: Vec<oneshot::Sender<()>>,
+    /// The state database (its faults decide between waiting and stopping).
+    pub state: Arc<StateDb>,
+    /// Set while the state database cannot be written, for the sources that can tell their
+    /// clients (the HTTP intake answers 503).
+    pub pushback: Arc<Pushback>,
+    /// Becomes true when the daemon is stopping: a commit that keeps failing is then given up
+    /// after [`RETRY_AT_STOP`] instead of waited for.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// How the detector state is stored: a full base, then a change set per commit (only the
@@ -133,8 +154,9 @@ pub struct StateLog {
 
 impl Detect {
     /// Runs until every sender of `rx` is gone, then sends the router's pending groups (so a
-    /// shutdown loses no alert held for grouping) and returns.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    /// shutdown loses no alert held for grouping) and returns; an error when what it held could
+    /// not be saved before it stopped.
+    pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<(), String> {
         let mut alerts = Vec::new();
         let mut committed = Instant::now();
         while let Some(msg) = rx.blocking_recv() {
@@ -168,6 +190,54 @@ impl Detect {
         }
         self.commit();
         self.publish();
+        if self.dispatcher.has_uncommitted() || !self.positions.is_empty() {
+            return Err(format!(
+                "stopped with {} notifications and {} file positions not saved: the state \
+                 database {} could not be written; the lines after the last saved positions are \
+                 read again on the next start",
+                self.dispatcher.uncommitted(),
+                self.positions.len(),
+                self.state.path().display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Commits (see [`Detect::try_commit`]); while the state database cannot be written, waits
+    /// and tries again, holding everything, so that no alert of the outage is lost and the
+    /// queue in front of this thread holds the sources back. A damaged database cannot come
+    /// back: the daemon stops with [`EXIT_STATE_DAMAGED`].
+    fn commit(&mut self) {
+        let mut pause = RETRY_FIRST;
+        let mut give_up = None;
+        loop {
+            let Err(e) = self.try_commit() else {
+                if self.pushback.reason().is_some() {
+                    self.pushback.set(None);
+                }
+                return;
+            };
+            let fault = self.state.fault();
+            if let Some(Fault::Corrupt { reason }) = &fault {
+                eprintln!(
+                    "logwarden: stopping: the state database {} is damaged ({reason}); run \
+                     `logwarden state check`, then `logwarden state reset` if it cannot be used",
+                    self.state.path().display()
+                );
+                std::process::exit(EXIT_STATE_DAMAGED);
+            }
+            let reason = fault.map_or_else(|| e.to_string(), |f| f.describe());
+            self.pushback.set(Some(&reason));
+            self.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+            if *self.stopping.borrow() {
+                let at = *give_up.get_or_insert_with(|| Instant::now() + RETRY_AT_STOP);
+                if Instant::now() >= at {
+                    return;
+                }
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(RETRY_MAX);
+        }
     }
 
     /// One transaction for everything the processed lines led to: the notifications the
@@ -175,7 +245,7 @@ impl Detect {
     /// the detector and router state (DESIGN §6). After a crash the daemon restarts from
     /// exactly that point: the lines after it are read again, from the same state, so no
     /// alert is missed and none is queued twice.
-    fn commit(&mut self) {
+    fn try_commit(&mut self) -> Result<(), crate::sink::outbox::OutboxError> {
         // Outputs first: a position is committed only once the events before it are written.
         let mut written = true;
         for out in &mut self.outputs {
@@ -185,15 +255,11 @@ impl Detect {
             }
         }
         if self.checkpoints.is_none() {
-            match self.dispatcher.commit_with(|_| Ok(())) {
-                Ok(()) => {
-                    for done in self.waiting.drain(..) {
-                        let _ = done.send(());
-                    }
-                }
-                Err(e) => eprintln!("logwarden: outbox: {e}"),
+            self.dispatcher.commit_with(|_| Ok(()))?;
+            for done in self.waiting.drain(..) {
+                let _ = done.send(());
             }
-            return;
+            return Ok(());
         }
         // An output that could not be written holds the positions back (its events will be
         // read and written again), never the notifications.
@@ -253,8 +319,9 @@ impl Detect {
             }
             // Kept for the next try: a later commit supersedes it, and an unmarked change set
             // is covered by the next one.
-            Err(e) => eprintln!("logwarden: commit: {e}"),
+            Err(e) => return Err(e),
         }
+        Ok(())
     }
 
     /// The state to commit with the positions, by name: the rules' behaviour state and the

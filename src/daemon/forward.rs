@@ -26,16 +26,23 @@ pub struct ForwardLoop {
 }
 
 impl ForwardLoop {
-    /// Runs until every sender of `rx` is gone.
-    pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    /// Runs until every sender of `rx` is gone. (Never an error: a buffer that cannot be
+    /// written holds the sources back until it can.)
+    pub fn run(mut self, mut rx: mpsc::Receiver<Msg>) -> Result<(), String> {
         let mut positions: HashMap<String, Checkpoint> = HashMap::new();
         while let Some(msg) = rx.blocking_recv() {
             match msg {
                 Msg::Parsed(_, mut parsed) => {
                     // Never dropped: a buffer that cannot be written (a full disk) is retried
                     // until it can, which holds the sources back.
+                    // The state database says when writes fail and when they work again; the
+                    // first error of an outage is said here too, the rest counted there.
+                    let mut said = false;
                     while let Err(e) = self.forwarder.enqueue(&parsed.events) {
-                        eprintln!("logwarden: forward: cannot buffer events, retrying: {e}");
+                        if !said {
+                            eprintln!("logwarden: forward: cannot buffer events, retrying: {e}");
+                            said = true;
+                        }
                         std::thread::sleep(Duration::from_secs(1));
                     }
                     for out in &mut self.outputs {
@@ -72,6 +79,7 @@ impl ForwardLoop {
             }
         }
         self.commit(&mut positions);
+        Ok(())
     }
 
     fn commit(&self, positions: &mut HashMap<String, Checkpoint>) {

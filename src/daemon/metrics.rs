@@ -56,6 +56,9 @@ pub struct Metrics {
     pub queued: AtomicU64,
     /// Sources that went silent past their `max_silence` (each time).
     pub silent_alerts: AtomicU64,
+    /// Commits of the detection thread that failed and were retried (the state database could
+    /// not be written).
+    pub commit_failures: AtomicU64,
     /// The outbox, read at scrape time for its depth and dead letters.
     pub outbox: Arc<Outbox>,
     /// The latest alerts with what the router did, newest last, for `/api/alerts`.
@@ -106,11 +109,17 @@ impl Metrics {
             detection_latency_us: Mutex::new(new_histogram()),
             queued: AtomicU64::new(0),
             silent_alerts: AtomicU64::new(0),
+            commit_failures: AtomicU64::new(0),
             outbox,
             recent: Mutex::default(),
             forwarder: std::sync::OnceLock::new(),
             scan: ScanMetrics::default(),
         }
+    }
+
+    /// Why the daemon is not healthy, if it is not: for `/healthz`.
+    pub fn unhealthy(&self) -> Option<String> {
+        self.outbox.state().fault().map(|f| f.describe())
     }
 
     /// Keeps an alert and its routing for `/api/alerts`, forgetting the oldest past
@@ -340,6 +349,40 @@ impl Metrics {
             "logwarden_outbox_dead_letters",
             &[],
             self.outbox.dead_list().map_or(0, |d| d.len() as u64),
+        );
+        let state = self.outbox.state();
+        family(
+            &mut o,
+            "logwarden_state_healthy",
+            "gauge",
+            "1 while the state database takes writes; 0 while they fail (a full disk) and the daemon holds what it has and retries.",
+        );
+        sample(&mut o, "logwarden_state_healthy", &[], u64::from(state.fault().is_none()));
+        family(
+            &mut o,
+            "logwarden_state_write_errors_total",
+            "counter",
+            "Write transactions of the state database that failed.",
+        );
+        sample(&mut o, "logwarden_state_write_errors_total", &[], state.write_errors());
+        family(
+            &mut o,
+            "logwarden_state_reopens_total",
+            "counter",
+            "Times the state database was closed and opened again after a failed write.",
+        );
+        sample(&mut o, "logwarden_state_reopens_total", &[], state.reopens());
+        family(
+            &mut o,
+            "logwarden_commit_retries_total",
+            "counter",
+            "Commits of the detection thread that failed and were tried again.",
+        );
+        sample(
+            &mut o,
+            "logwarden_commit_retries_total",
+            &[],
+            self.commit_failures.load(Ordering::Relaxed),
         );
         if let Some(f) = self.forwarder.get() {
             let s = f.stats();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 use super::ForwardError;
 
@@ -94,7 +94,7 @@ impl Pending {
 /// at open, then updated by every append and removal).
 #[derive(Debug)]
 pub struct Buffer {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
     /// Next sequence number; only taken inside a write transaction, and redb runs one at a
     /// time, so keys are handed out in commit order.
@@ -107,7 +107,7 @@ pub struct Buffer {
 impl Buffer {
     /// Opens the buffer in `db` (creating its tables), recovering the next sequence number and
     /// what is buffered. `path` names the file in errors.
-    pub fn open(db: Arc<Database>, path: PathBuf) -> Result<Buffer, ForwardError> {
+    pub fn open(db: Arc<crate::state::StateDb>, path: PathBuf) -> Result<Buffer, ForwardError> {
         let err = db_error(&path);
         let txn = db.begin_write().map_err(|e| err(e.into()))?;
         let (next, events, bytes, instance) = {

@@ -508,7 +508,7 @@ impl Forwarder {
     /// `db_path`); what a previous run left in the buffer is sent first.
     pub fn new(
         cfg: &ForwardConfig,
-        db: Arc<redb::Database>,
+        db: Arc<crate::state::StateDb>,
         db_path: PathBuf,
     ) -> Result<Forwarder, ForwardError> {
         cfg.validate()?;

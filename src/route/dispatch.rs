@@ -70,6 +70,11 @@ impl Dispatcher {
         !self.out.is_empty()
     }
 
+    /// How many notifications are held for the next commit.
+    pub fn uncommitted(&self) -> usize {
+        self.out.len()
+    }
+
     /// Writes the held notifications and whatever `also` writes in one transaction (also
     /// when there are no notifications).
     pub fn commit_with(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use super::store::StoreError;
@@ -159,13 +159,13 @@ pub struct Plan {
 /// The `scan_notified` table.
 #[derive(Clone, Debug)]
 pub struct Notified {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
 }
 
 impl Notified {
     /// The table in `db` (created if missing); `path` names the file in errors.
-    pub fn new(db: Arc<Database>, path: PathBuf) -> Result<Notified, StoreError> {
+    pub fn new(db: Arc<crate::state::StateDb>, path: PathBuf) -> Result<Notified, StoreError> {
         {
             let err = db_error(&path);
             let txn = db.begin_write().map_err(|e| err(e.into()))?;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::parse::scan::{Report, ScanError, ScanFormat};
@@ -73,13 +73,13 @@ pub struct Scan {
 /// The `scans` table.
 #[derive(Clone, Debug)]
 pub struct ScanStore {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
 }
 
 impl ScanStore {
     /// The store in `db` (creating its table); `path` names the file in errors.
-    pub fn new(db: Arc<Database>, path: PathBuf) -> Result<ScanStore, StoreError> {
+    pub fn new(db: Arc<crate::state::StateDb>, path: PathBuf) -> Result<ScanStore, StoreError> {
         {
             let err = db_error(&path);
             let txn = db.begin_write().map_err(|e| err(e.into()))?;
@@ -163,7 +163,7 @@ pub(super) type JsonTable = TableDefinition<'static, (&'static str, &'static str
 
 /// Writes `value` as JSON under `key` of `table`, in a transaction of its own.
 pub(super) fn put_json<T: Serialize>(
-    db: &Database,
+    db: &crate::state::StateDb,
     path: &Path,
     table: JsonTable,
     key: (&str, &str),
@@ -187,7 +187,7 @@ pub(super) fn put_json<T: Serialize>(
 /// Every row of `table` (of application `app` only, when given), decoded, in key order;
 /// `what` prefixes the second key part in errors (`waiver CVE-...`).
 pub(super) fn rows_json<T: serde::de::DeserializeOwned>(
-    db: &Database,
+    db: &crate::state::StateDb,
     path: &Path,
     table: JsonTable,
     app: Option<&str>,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use redb::{Database, TableDefinition};
+use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 use super::store::{JsonTable, StoreError, check_name, put_json, rows_json};
@@ -60,13 +60,13 @@ pub fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
 /// The `scan_waivers` table.
 #[derive(Clone, Debug)]
 pub struct WaiverStore {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
 }
 
 impl WaiverStore {
     /// The table in `db` (created if missing); `path` names the file in errors.
-    pub fn new(db: Arc<Database>, path: PathBuf) -> Result<WaiverStore, StoreError> {
+    pub fn new(db: Arc<crate::state::StateDb>, path: PathBuf) -> Result<WaiverStore, StoreError> {
         {
             let err = db_error(&path);
             let txn = db.begin_write().map_err(|e| err(e.into()))?;

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::route::notification::Notification;
@@ -46,6 +46,9 @@ pub enum OutboxError {
         /// What redb said.
         source: redb::Error,
     },
+    /// The file could not be opened (damaged, empty, in use).
+    #[error(transparent)]
+    Open(crate::state::StateError),
     /// A stored record does not decode (written by a newer version, or damaged).
     #[error("{}: outbox record {id}: {source}", path.display())]
     Record {
@@ -71,6 +74,7 @@ impl OutboxError {
     pub fn kind(&self) -> &'static str {
         match self {
             OutboxError::Db { .. } => "db",
+            OutboxError::Open(_) => "open",
             OutboxError::Record { .. } => "record",
             OutboxError::NotPending { .. } => "not_pending",
         }
@@ -275,7 +279,7 @@ pub struct Queued {
 
 /// Notifications not yet accepted by their sink, in a redb database file.
 pub struct Outbox {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
     /// Bumped by every `put` and `retry_dead`, so idle delivery tasks wake at once instead of
     /// at their next poll.
@@ -295,15 +299,16 @@ impl Outbox {
     /// open: redb locks the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Outbox, OutboxError> {
         let path = path.as_ref().to_path_buf();
-        match Database::create(&path) {
-            Ok(db) => Outbox::with_database(Arc::new(db), path),
-            Err(e) => Err(OutboxError::Db { path, source: e.into() }),
-        }
+        let db = crate::state::StateDb::open(&path).map_err(OutboxError::Open)?;
+        Outbox::with_database(db, path)
     }
 
     /// Uses an already open database (the daemon's one state file); `path` is only for
     /// messages. Creates the outbox tables if they are missing.
-    pub fn with_database(db: Arc<Database>, path: PathBuf) -> Result<Outbox, OutboxError> {
+    pub fn with_database(
+        db: Arc<crate::state::StateDb>,
+        path: PathBuf,
+    ) -> Result<Outbox, OutboxError> {
         let outbox = Outbox {
             db,
             path,
@@ -344,6 +349,11 @@ impl Outbox {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The state database the outbox lives in (its health, for `/healthz` and the metrics).
+    pub fn state(&self) -> &Arc<crate::state::StateDb> {
+        &self.db
     }
 
     fn error(&self, f: Fail) -> OutboxError {

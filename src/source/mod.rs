@@ -6,6 +6,7 @@ pub mod cloudtrail_dir;
 pub mod detect;
 pub mod file;
 pub mod intake;
+pub mod pushback;
 pub mod stdin;
 pub mod syslog;
 pub mod tail;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 use super::{StateError, db_error};
 use crate::snapshot::Spill;
@@ -28,13 +28,13 @@ const SNAPSHOTS: TableDefinition<&str, &[u8]> = TableDefinition::new("snapshots"
 /// The `checkpoints` table.
 #[derive(Clone, Debug)]
 pub struct Checkpoints {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
 }
 
 impl Checkpoints {
     /// The store in `db` (creating its table).
-    pub fn new(db: Arc<Database>, path: PathBuf) -> Result<Checkpoints, StateError> {
+    pub fn new(db: Arc<crate::state::StateDb>, path: PathBuf) -> Result<Checkpoints, StateError> {
         let s = Checkpoints { db, path };
         {
             let err = db_error(&s.path);

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::{StateError, db_error};
@@ -55,13 +55,13 @@ pub struct MatchRecord {
 /// The `silences` table.
 #[derive(Clone, Debug)]
 pub struct SilenceStore {
-    db: Arc<Database>,
+    db: Arc<crate::state::StateDb>,
     path: PathBuf,
 }
 
 impl SilenceStore {
     /// The store in `db` (creating its table).
-    pub fn new(db: Arc<Database>, path: PathBuf) -> Result<SilenceStore, StateError> {
+    pub fn new(db: Arc<crate::state::StateDb>, path: PathBuf) -> Result<SilenceStore, StateError> {
         let s = SilenceStore { db, path };
         {
             let err = db_error(&s.path);
