@@ -16,6 +16,7 @@ pub mod deliver;
 pub mod outbox;
 pub mod repeats;
 pub mod scan;
+pub mod state;
 
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
 /// or set events aside.
@@ -76,6 +77,9 @@ pub enum Command {
     Test(TestArgs),
     /// Show the notifications waiting for delivery and re-queue dead letters.
     Outbox(outbox::OutboxArgs),
+    /// Check the state database, move a damaged one aside and start anew (tailed files placed
+    /// at their end), or back it up.
+    State(state::StateArgs),
     /// Store vulnerability-scan reports (Trivy, Grype, OSV-Scanner, SARIF, CycloneDX) per
     /// application and stage, and list their findings.
     Scan(scan::ScanArgs),
@@ -230,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(run_check(&args)),
         Command::Test(args) => run_test(&args),
         Command::Outbox(args) => outbox::run(&args),
+        Command::State(args) => state::run(&args),
         Command::Scan(args) => scan::run(&args),
         Command::Run(args) => run_daemon(&args),
         Command::Forward(args) => {

@@ -175,7 +175,20 @@ pub fn run(
             router_config.dedup.insert(r.id.clone(), d);
         }
     }
-    let db = crate::state::open(&config.state)?;
+    let (db, opened) = crate::state::StateDb::open_checked(&config.state)?;
+    match opened {
+        crate::state::db::Opened::Created => eprintln!(
+            "logwarden: state database {} did not exist: created it; file sources start as \
+             their `read_from` says",
+            config.state.display()
+        ),
+        crate::state::db::Opened::Repaired => eprintln!(
+            "logwarden: state database {} failed its integrity check and was repaired to its \
+             last consistent commit; what came after it is read and routed again",
+            config.state.display()
+        ),
+        crate::state::db::Opened::Existing => {}
+    }
     let outbox = Arc::new(Outbox::with_database(Arc::clone(&db), config.state.clone())?);
     let silences = SilenceStore::new(Arc::clone(&db), config.state.clone())?;
     let checkpoints = Checkpoints::new(Arc::clone(&db), config.state.clone())?;

@@ -161,6 +161,15 @@ async fn read_file(
     }
 }
 
+/// Every file under the source's directory now, marked read to its end: what `logwarden state
+/// reset` writes so that a new state database does not read them (and alert on them) again.
+pub fn positions_at_end(cfg: &CloudTrailDirConfig) -> Vec<Checkpoint> {
+    let mut files = Vec::new();
+    walk(&cfg.path, &mut files);
+    files.sort();
+    files.into_iter().map(|f| Checkpoint { key: key(&f), path: f, offset: DONE }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

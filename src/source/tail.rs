@@ -849,6 +849,24 @@ impl Core {
     }
 }
 
+/// A checkpoint at the end of every file `cfg` matches now, as `logwarden state reset` writes
+/// them so that a new state database does not read the files' history again (and alert on
+/// it). Keys are the ones [`Tail`] looks its files up by.
+pub fn positions_at_end(name: &str, cfg: &TailConfig) -> Result<Vec<Checkpoint>, TailError> {
+    let mut core = Tail::new(name, cfg, HashMap::new())?.core;
+    let mut out = Vec::new();
+    for (_, paths) in core.discover().files {
+        let Some(path) = paths.into_iter().next() else { continue };
+        // A file that went away or cannot be read now is left to the tail, which says so.
+        let Ok(file) = File::open(&path) else { continue };
+        let Ok(meta) = file.metadata() else { continue };
+        let len = meta.len();
+        let Ok(fingerprint) = Fingerprint::read(&file, len) else { continue };
+        out.push(Checkpoint { key: key(FileId::of(&meta), &fingerprint), path, offset: len });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;

@@ -265,6 +265,31 @@ impl StateDb {
         }
     }
 
+    /// Writes a consistent copy of the file to `dest` while the database stays in use: a write
+    /// transaction is held (so no commit moves the file) while the bytes are copied, then the
+    /// copy is opened and checked. Returns the copy's size.
+    pub fn backup_to(&self, dest: &Path) -> Result<u64, StateError> {
+        let fail = |detail: String| StateError::Db { path: dest.to_path_buf(), detail };
+        let part = dest.with_extension("partial");
+        let copied = {
+            let _hold = self.begin_write().map_err(|e| fail(format!("cannot hold writes: {e}")))?;
+            copy_synced(&self.path, &part).map_err(|e| fail(format!("copying: {e}")))?
+        };
+        match StateDb::open_checked(&part) {
+            Ok((_, Opened::Existing)) => {}
+            Ok((_, how)) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(fail(format!("the copy did not check out ({how:?})")));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(fail(format!("the copy did not check out: {e}")));
+            }
+        }
+        std::fs::rename(&part, dest).map_err(|e| fail(format!("renaming the copy: {e}")))?;
+        Ok(copied)
+    }
+
     fn generation(&self) -> u64 {
         self.reopen.lock().map(|r| r.generation).unwrap_or(0)
     }
@@ -401,6 +426,13 @@ impl DerefMut for StateTxn<'_> {
     fn deref_mut(&mut self) -> &mut WriteTransaction {
         &mut self.txn
     }
+}
+
+/// Copies `from` to `to` and syncs the copy to disk.
+fn copy_synced(from: &Path, to: &Path) -> std::io::Result<u64> {
+    let n = std::fs::copy(from, to)?;
+    std::fs::File::open(to)?.sync_all()?;
+    Ok(n)
 }
 
 fn open_database(path: &Path) -> Result<Database, redb::DatabaseError> {

@@ -24,4 +24,5 @@ mod scan_monitor;
 mod sigma_cloudtrail;
 mod sigma_linux;
 mod sinks;
+mod state_faults;
 mod travel;
