@@ -619,7 +619,19 @@ pub fn run(
         config.state.display()
     );
 
-    runtime.block_on(wait_for_signal());
+    let damaged = runtime.block_on(async {
+        tokio::select! {
+            () = wait_for_signal() => None,
+            why = damage_found(&db) => Some(why),
+        }
+    });
+    if let Some(why) = &damaged {
+        eprintln!(
+            "logwarden: stopping: the state database {} is damaged ({why}); run `logwarden \
+             state check`, then `logwarden state reset` if it cannot be used",
+            config.state.display()
+        );
+    }
     eprintln!("logwarden: stopping: draining sources");
     stop_sources.send_replace(true);
     runtime.block_on(async { while source_tasks.join_next().await.is_some() {} });
@@ -653,6 +665,9 @@ pub fn run(
         let _ = runtime.block_on(api);
     }
     eprintln!("logwarden: stopped; {left} notifications left in the outbox for the next start");
+    if damaged.is_some() {
+        std::process::exit(detect::EXIT_STATE_DAMAGED);
+    }
     match unsaved {
         Some(why) => Err(DaemonError::Unsaved(why)),
         None => Ok(()),
@@ -661,6 +676,18 @@ pub fn run(
 
 fn bind_error(name: &str, addr: &str, source: std::io::Error) -> DaemonError {
     DaemonError::Bind { source_name: name.to_owned(), addr: addr.to_owned(), source }
+}
+
+/// Resolves when a thread found the state database damaged while running (a store met a
+/// corrupt page or record): retrying cannot help, and a daemon that goes on would fail every
+/// commit in a loop.
+async fn damage_found(db: &crate::state::StateDb) -> String {
+    loop {
+        if let Some(crate::state::db::Fault::Corrupt { reason }) = db.fault() {
+            return reason;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Resolves at the first SIGTERM or SIGINT.
