@@ -678,8 +678,9 @@ pub fn load_str(
                 at,
                 format!(
                     "`{}` is not a loopback address, so the API needs `api.token` (from \
-                     ${{ENV}} or ${{file:...}}): without one, anyone who reaches the port \
-                     could read the alerts",
+                     ${{ENV}} or ${{file:...}}): the daemon's own token, used when none is \
+                     set, is for clients on this host, and /metrics would be open to the \
+                     network",
                     api.listen.value
                 ),
             ),

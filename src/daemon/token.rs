@@ -111,7 +111,12 @@ pub fn load_or_create(state: &Path) -> Result<StateToken, TokenError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(create(e));
     }
-    let linked = std::fs::hard_link(&tmp, &path);
+    let linked = match std::fs::hard_link(&tmp, &path) {
+        // A file system without hard links: a rename, atomic too, though a start racing
+        // this one could then replace the token the other just handed out.
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::rename(&tmp, &path),
+        other => other,
+    };
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
