@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::receivers::receiver;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -20,18 +20,18 @@ fn free_udp_port() -> u16 {
 }
 
 /// The daemon, killed on drop if a test fails before stopping it.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     stderr: PathBuf,
 }
 
 impl Daemon {
-    fn start(config: &Path, dir: &Path) -> Daemon {
+    pub(crate) fn start(config: &Path, dir: &Path) -> Daemon {
         Daemon::start_with(config, dir, &[])
     }
 
     /// With environment variables; standard output goes to `dir/daemon.stdout`.
-    fn start_with(config: &Path, dir: &Path, vars: &[(&str, String)]) -> Daemon {
+    pub(crate) fn start_with(config: &Path, dir: &Path, vars: &[(&str, String)]) -> Daemon {
         let stderr = dir.join("daemon.stderr");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden"));
         for (name, _) in std::env::vars_os() {
@@ -51,12 +51,12 @@ impl Daemon {
         Daemon { child: Some(child), stderr }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit status within `within`.
-    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let pid = child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -83,7 +83,7 @@ impl Drop for Daemon {
     }
 }
 
-async fn get(url: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn get(url: &str, token: Option<&str>) -> (u16, String) {
     let client = reqwest::Client::new();
     let mut req = client.get(url).timeout(Duration::from_secs(5));
     if let Some(t) = token {
@@ -96,7 +96,7 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// Polls until `f` holds, or fails the test with `what` after 20 s.
-async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f: F) {
+pub(crate) async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f: F) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f().await {
         assert!(Instant::now() < deadline, "{what}: timed out\n{}", daemon.stderr());
@@ -322,10 +322,11 @@ routes:
     eventually("healthz", &daemon, async || get(&format!("{base}/healthz"), None).await.0 == 200)
         .await;
 
-    // Silence mallory's alerts; bob's still go out.
+    // Silence mallory's alerts; bob's still go out. (Past a year from now needs `force`.)
     let silence = serde_json::json!({
         "id": "mute-mallory", "match": {"labels": {"user.name": "mallory"}},
-        "ends": "2099-01-01T00:00:00Z", "created_by": "test", "comment": "pentest"
+        "ends": "2099-01-01T00:00:00Z", "created_by": "test", "comment": "pentest",
+        "force": true
     });
     let (code, body) = post(&format!("{base}/api/silences"), "t0k", Some(silence)).await;
     assert_eq!(code, 201, "{body}");
@@ -648,6 +649,7 @@ async fn the_shipped_daemon_example_runs_and_alerts_on_stdout() {
         ("LOGWARDEN_HTTP_ADDR", format!("127.0.0.1:{api}")),
         ("LOGWARDEN_STATE", state.display().to_string()),
         ("LOGWARDEN_API_TOKEN", "example-token".to_owned()),
+        ("LOGWARDEN_INTAKE_TOKEN", "example-intake-token".to_owned()),
     ];
     let mut daemon = Daemon::start_with(&config, dir.path(), &vars);
     let base = format!("http://127.0.0.1:{api}");
