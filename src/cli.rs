@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod repeats;
 pub mod scan;
 pub mod state;
+pub mod silence;
 
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
 /// or set events aside.
@@ -83,6 +84,9 @@ pub enum Command {
     /// Store vulnerability-scan reports (Trivy, Grype, OSV-Scanner, SARIF, CycloneDX) per
     /// application and stage, and list their findings.
     Scan(scan::ScanArgs),
+    /// List, set and end silences on the running daemon, through its API (`api.listen`),
+    /// with `api.token` or the token the daemon keeps beside its state database.
+    Silence(silence::SilenceArgs),
     /// Run the daemon: live sources, rules, routing and delivery, the HTTP API; stops
     /// cleanly on SIGTERM or SIGINT.
     Run(RunArgs),
@@ -236,6 +240,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outbox(args) => outbox::run(&args),
         Command::State(args) => state::run(&args),
         Command::Scan(args) => scan::run(&args),
+        Command::Silence(args) => silence::run(&args),
         Command::Run(args) => run_daemon(&args),
         Command::Forward(args) => {
             let mut config = load_config(&args.config)?;

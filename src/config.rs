@@ -159,9 +159,11 @@ pub enum Mode {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSpec {
-    /// Address to bind (`127.0.0.1:9600`).
-    pub listen: String,
+    /// Address to bind (`127.0.0.1:9600`); any other than loopback needs `token`.
+    pub listen: Spanned<String>,
     /// Bearer token required by everything but `/healthz` (from `${ENV}` or `${file:...}`).
+    /// Empty or absent: the daemon makes its own in the state directory (`api.token`, mode
+    /// 0600), required by everything but `/healthz` and `/metrics`.
     #[serde(default)]
     pub token: Option<String>,
 }
@@ -297,16 +299,7 @@ pub fn state_path(path: &Path) -> Result<PathBuf, ConfigError> {
         state: Option<Spanned<PathBuf>>,
     }
     let file = path.display().to_string();
-    let raw = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Io { file: file.clone(), source })?;
-    // An unset variable reads as empty here: the sinks' secrets are not ours to demand.
-    let lenient = |name: &str| Some(std::env::var(name).unwrap_or_default());
-    let text = expand_env(&raw, &file, &lenient)?;
-    let spec: StateOnly = serde_saphyr::from_str(&text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = crate::rule::load::strip_location(&e.without_snippet().to_string());
-        ConfigError::Yaml { file: file.clone(), line, column, message }
-    })?;
+    let (spec, raw): (StateOnly, String) = read_lenient(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     match spec.state {
         None => Ok(dir.join("logwarden-state.redb")),
@@ -323,6 +316,38 @@ pub fn state_path(path: &Path) -> Result<PathBuf, ConfigError> {
             Ok(dir.join(s.value))
         }
     }
+}
+
+/// The keys `T` takes from a config file (others ignored), read with unset variables as
+/// empty: a command that needs only those must work on a host where the sinks' secrets are
+/// not set. Also the file's text as written.
+fn read_lenient<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
+    let file = path.display().to_string();
+    let raw = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+    let lenient = |name: &str| Some(std::env::var(name).unwrap_or_default());
+    let text = expand_env(&raw, &file, &lenient)?;
+    let spec = serde_saphyr::from_str(&text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = crate::rule::load::strip_location(&e.without_snippet().to_string());
+        ConfigError::Yaml { file: file.clone(), line, column, message }
+    })?;
+    Ok((spec, raw))
+}
+
+/// The `api:` section of a config, read without checking the rest (as [`state_path`]
+/// does): how `logwarden silence` reaches the daemon. An empty token is none.
+pub fn api_section(path: &Path) -> Result<Option<ApiSpec>, ConfigError> {
+    #[derive(Deserialize)]
+    struct ApiOnly {
+        #[serde(default)]
+        api: Option<ApiSpec>,
+    }
+    let (spec, _): (ApiOnly, String) = read_lenient(path)?;
+    Ok(spec.api.map(|mut a| {
+        a.token = a.token.filter(|t| !t.is_empty());
+        a
+    }))
 }
 
 /// Checks config text; `path` names it in errors and anchors relative paths.
@@ -354,6 +379,10 @@ pub fn load_str(
         }
     }
     for src in spec.sources.values_mut() {
+        if let crate::source::SourceConfig::Http(h) = &mut src.value {
+            // `token: ${LOGWARDEN_INTAKE_TOKEN:-}` unset reads as empty: no token.
+            h.token = h.token.take().filter(|t| !t.is_empty());
+        }
         if let crate::source::SourceConfig::CloudtrailDir(d) = &mut src.value {
             d.path = dir.join(&d.path);
         }
@@ -588,6 +617,21 @@ pub fn load_str(
                 format!("`{l}` is not an address such as 127.0.0.1:5514 or [::]:514"),
             );
         }
+        if let SourceConfig::Http(h) = &src.value
+            && h.token.is_none()
+            && h.listen.parse::<std::net::SocketAddr>().is_ok_and(|a| !a.ip().is_loopback())
+        {
+            invalid(
+                format!("sources.{name}.listen"),
+                at,
+                format!(
+                    "`{}` is not a loopback address, so the intake needs `token` (the secret \
+                     its forwarders send, from ${{ENV}} or ${{file:...}}): without one, anyone \
+                     who reaches the port could feed it forged events",
+                    h.listen
+                ),
+            );
+        }
         let mut durations = vec![("max_silence", src.value.max_silence())];
         if let SourceConfig::SyslogTcp(c) = &src.value {
             durations.push(("idle_timeout", c.idle_timeout.as_deref()));
@@ -619,14 +663,29 @@ pub fn load_str(
     if spec.mode == Mode::Forward && spec.forward.is_none() {
         invalid("mode".into(), 1, "`mode: forward` needs a `forward:` section".into());
     }
-    if let Some(api) = &spec.api
-        && api.listen.parse::<std::net::SocketAddr>().is_err()
-    {
-        invalid(
-            "api.listen".into(),
-            1,
-            format!("`{}` is not an address such as 127.0.0.1:9600", api.listen),
-        );
+    if let Some(api) = &mut spec.api {
+        // `token: ${LOGWARDEN_API_TOKEN:-}` unset reads as empty: no token.
+        api.token = api.token.take().filter(|t| !t.is_empty());
+        let at = line_of(&api.listen);
+        match api.listen.value.parse::<std::net::SocketAddr>() {
+            Err(_) => invalid(
+                "api.listen".into(),
+                at,
+                format!("`{}` is not an address such as 127.0.0.1:9600", api.listen.value),
+            ),
+            Ok(addr) if !addr.ip().is_loopback() && api.token.is_none() => invalid(
+                "api.listen".into(),
+                at,
+                format!(
+                    "`{}` is not a loopback address, so the API needs `api.token` (from \
+                     ${{ENV}} or ${{file:...}}): the daemon's own token, used when none is \
+                     set, is for clients on this host, and /metrics would be open to the \
+                     network",
+                    api.listen.value
+                ),
+            ),
+            Ok(_) => {}
+        }
     }
     if let Some(tz) = spec.syslog.as_ref().and_then(|s| s.timezone.as_deref())
         && tz.parse::<chrono_tz::Tz>().is_err()
@@ -1045,6 +1104,71 @@ routes:
         let e = errors("sinks:\n  mail:\n    type: webhook\n    url: not a url\n");
         assert_eq!(e.len(), 1);
         assert!(e[0].starts_with("/etc/logwarden/logwarden.yml:3: `sinks.mail`: "), "{}", e[0]);
+    }
+
+    #[test]
+    fn an_api_or_intake_off_loopback_needs_a_token_and_says_where() {
+        let f = "/etc/logwarden/logwarden.yml";
+        let text = "sinks: {}\napi:\n  listen: 0.0.0.0:9600\n  token: \"${UNSET:-}\"\n";
+        let e = errors(text);
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].starts_with(&format!(
+                "{f}:3: `api.listen`: `0.0.0.0:9600` is not a loopback address, so the API \
+                 needs `api.token`"
+            )),
+            "{}",
+            e[0]
+        );
+        let c = load("api: {listen: \"0.0.0.0:9600\", token: s3cret}\n").expect("a token");
+        assert_eq!(c.spec.api.as_ref().and_then(|a| a.token.as_deref()), Some("s3cret"));
+        // On loopback an empty token is none: the daemon makes its own.
+        for listen in ["127.0.0.1:9600", "[::1]:9600"] {
+            let c = load(&format!("api: {{listen: \"{listen}\", token: \"\"}}\n")).expect("local");
+            assert_eq!(c.spec.api.as_ref().map(|a| a.token.is_none()), Some(true));
+        }
+        let e = errors("\napi: {listen: \"localhost:9600\"}\n");
+        assert!(e[0].starts_with(&format!("{f}:2: `api.listen`: `localhost:9600` is not an")));
+
+        let intake = |listen: &str, token: &str| {
+            format!(
+                "sources:\n  local: {{type: stdin}}\n  fwd:\n    type: http\n    listen: \"{listen}\"\n{token}"
+            )
+        };
+        let e = errors(&intake("0.0.0.0:9601", ""));
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert!(
+            e[0].starts_with(&format!(
+                "{f}:4: `sources.fwd.listen`: `0.0.0.0:9601` is not a loopback address, so the \
+                 intake needs `token`"
+            )),
+            "{}",
+            e[0]
+        );
+        assert_eq!(errors(&intake("[::]:9601", "    token: \"\"\n")).len(), 1);
+        load(&intake("0.0.0.0:9601", "    token: fwd-s3cret\n")).expect("a token");
+        let c = load(&intake("127.0.0.1:9601", "    token: \"\"\n")).expect("loopback");
+        let crate::source::SourceConfig::Http(h) = &c.spec.sources["fwd"].value else { panic!() };
+        assert_eq!(h.token, None);
+    }
+
+    #[test]
+    fn the_api_section_is_read_without_the_sinks_secrets() {
+        let dir = tempfile::tempdir().expect("dir");
+        let cfg = dir.path().join("logwarden.yml");
+        std::fs::write(
+            &cfg,
+            "sinks:\n  s: {type: slack, webhook_url: \"${LW_TEST_UNSET_SLACK}\"}\n\
+             api:\n  listen: 127.0.0.1:9600\n  token: ${LW_TEST_UNSET_TOKEN:-}\n",
+        )
+        .expect("write");
+        let api = api_section(&cfg).expect("read").expect("an api");
+        assert_eq!(api.listen.value, "127.0.0.1:9600");
+        assert_eq!(api.token, None);
+        std::fs::write(&cfg, "api: {listen: \"127.0.0.1:1\", token: t0k}\n").expect("write");
+        assert_eq!(api_section(&cfg).expect("read").and_then(|a| a.token).as_deref(), Some("t0k"));
+        std::fs::write(&cfg, "sinks: {}\n").expect("write");
+        assert!(api_section(&cfg).expect("read").is_none());
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod forward;
 pub mod metrics;
 pub mod parse;
 pub mod scan;
+pub mod silence;
+pub mod token;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -121,6 +123,9 @@ pub enum DaemonError {
     /// The daemon stopped while the state database could not be written.
     #[error("{0}")]
     Unsaved(String),
+    /// The API's own token (no `api.token` configured) could not be made or read.
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
 }
 
 /// Makes glibc's malloc give large blocks back to the system when they are freed. By default
@@ -590,18 +595,33 @@ pub fn run(
     let (stop_api, mut api_stopped) = watch::channel(false);
     let api = match &config.spec.api {
         Some(a) => {
+            let listen = &a.listen.value;
             let listener = runtime
-                .block_on(tokio::net::TcpListener::bind(&a.listen))
-                .map_err(|source| DaemonError::Api { addr: a.listen.clone(), source })?;
+                .block_on(tokio::net::TcpListener::bind(listen))
+                .map_err(|source| DaemonError::Api { addr: listen.clone(), source })?;
+            let auth = match &a.token {
+                Some(t) => api::ApiAuth { token: t.clone(), metrics_open: false },
+                None => {
+                    let own = token::load_or_create(&config.state)?;
+                    eprintln!(
+                        "logwarden: api: no `api.token` configured: requests other than \
+                         /healthz and /metrics need the token {} {}",
+                        if own.created { "just written to" } else { "in" },
+                        own.path.display()
+                    );
+                    api::ApiAuth { token: own.token, metrics_open: true }
+                }
+            };
             let app = api::router(
                 Arc::clone(&metrics),
-                a.token.clone(),
+                auth,
                 control,
                 silences.clone(),
                 configured,
                 scan.as_ref().map(|(tx, _, _)| tx.clone()),
             );
             Some(runtime.spawn(async move {
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                     let _ = api_stopped.changed().await;
                 });

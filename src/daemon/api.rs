@@ -1,11 +1,27 @@
 //! The daemon's HTTP side: `/healthz` for probes, `/metrics` for Prometheus, `/api/alerts`
 //! (recent alerts, filterable), `/api/silences` (list, add, remove; kept in the state
-//! database), `/api/reload`; everything but `/healthz` behind a bearer token when one is
-//! configured.
+//! database), `/api/reload`, `/api/scan/evaluate`.
+//!
+//! Who may do what:
+//! - `/healthz` is always open.
+//! - Everything else needs `Authorization: Bearer TOKEN`. The token is `api.token` when the
+//!   config sets one; otherwise the daemon makes its own in the state directory
+//!   ([`super::token`], mode 0600), so mutating the daemon (silences, reloads, evaluations)
+//!   is never open to whoever can reach the port.
+//! - Without a configured token, and so only on loopback (`check` refuses any other address
+//!   without one), `/metrics` alone stays open, for a local Prometheus or a quick `curl`: it
+//!   holds counts, rule ids and source names. `/api/alerts` and `GET /api/silences` do not:
+//!   alerts carry the events that raised them (user names, addresses, sudo command lines)
+//!   that the host's logs show to root only.
+//!
+//! A silence that matches every alert or lasts over a year needs `"force": true`, and every
+//! silence created or ended is recorded by an info alert through the router
+//! ([`super::silence`]), which no silence applies to.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,14 +32,26 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::detect::{Control, Msg};
 use super::metrics::Metrics;
+use super::silence::{Change, audit_alert};
 use crate::event::Timestamp;
 use crate::state::silences::{SilenceRecord, SilenceStore};
+
+/// The API's bearer token and what it guards.
+#[derive(Clone, Debug)]
+pub struct ApiAuth {
+    /// The token every guarded request must carry.
+    pub token: String,
+    /// Whether `/metrics` is served without it (no token configured: the daemon's own token,
+    /// on a loopback address).
+    pub metrics_open: bool,
+}
 
 /// What the handlers share.
 #[derive(Clone)]
 struct Api {
     metrics: Arc<Metrics>,
-    token: Option<Arc<str>>,
+    token: Arc<str>,
+    metrics_open: bool,
     /// Weak, so that the API never keeps the detection thread's queue open at shutdown.
     control: mpsc::WeakSender<Msg>,
     silences: SilenceStore,
@@ -34,9 +62,11 @@ struct Api {
 }
 
 /// The router for `api.listen`.
+/// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: the record of a
+/// silence change names the peer it came from.
 pub fn router(
     metrics: Arc<Metrics>,
-    token: Option<String>,
+    auth: ApiAuth,
     control: mpsc::WeakSender<Msg>,
     silences: SilenceStore,
     configured: Vec<Value>,
@@ -44,21 +74,28 @@ pub fn router(
 ) -> Router {
     let api = Api {
         metrics,
-        token: token.map(Arc::from),
+        token: Arc::from(auth.token),
+        metrics_open: auth.metrics_open,
         control,
         silences,
         configured: Arc::new(configured),
         scan,
     };
-    let guarded = Router::new()
+    let metrics_route = Router::new()
         .route("/metrics", get(metrics_text))
+        .route_layer(axum::middleware::from_fn_with_state(api.clone(), bearer_unless_open));
+    let guarded = Router::new()
         .route("/api/alerts", get(alerts))
         .route("/api/silences", get(list_silences).post(add_silence))
         .route("/api/silences/{id}", delete(remove_silence))
         .route("/api/reload", post(reload))
         .route("/api/scan/evaluate", post(scan_evaluate))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), bearer));
-    Router::new().route("/healthz", get(healthz)).merge(guarded).with_state(api)
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(metrics_route)
+        .merge(guarded)
+        .with_state(api)
 }
 
 /// `GET /healthz`: 200 `ok`, or 503 with the reason (the state database cannot be written).
@@ -114,9 +151,20 @@ async fn list_silences(State(api): State<Api>) -> Response {
     }
 }
 
-/// `POST /api/silences` with a silence as JSON (`id` optional): checked, stored durably,
-/// then in force; answers 201 with the stored silence.
-async fn add_silence(State(api): State<Api>, body: axum::body::Bytes) -> Response {
+/// The peer of the request, when the server records it.
+fn peer(req_ext: &axum::http::Extensions) -> Option<SocketAddr> {
+    req_ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+/// `POST /api/silences` with a silence as JSON (`id` optional; `force: true` to mute every
+/// alert or for longer than a year): checked, stored durably, then in force and recorded
+/// (see [`super::silence`]); answers 201 with the stored silence.
+async fn add_silence(State(api): State<Api>, req: Request) -> Response {
+    let from = peer(req.extensions());
+    let body = match axum::body::to_bytes(req.into_body(), MAX_SILENCE_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::PAYLOAD_TOO_LARGE, &format!("silence: {e}")),
+    };
     let mut r: SilenceRecord = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("silence: {e}")),
@@ -130,7 +178,9 @@ async fn add_silence(State(api): State<Api>, body: axum::body::Bytes) -> Respons
         now.write_rfc3339(&mut b);
         r.starts = Some(String::from_utf8_lossy(&b).into_owned());
     }
-    let silence = match crate::config::silence_from_record(&r, now) {
+    let silence = match crate::config::silence_from_record(&r, now)
+        .and_then(|s| super::silence::check(&s, now, r.force).map(|()| s))
+    {
         Ok(s) => s,
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("silence `{}`: {e}", r.id)),
     };
@@ -141,14 +191,25 @@ async fn add_silence(State(api): State<Api>, body: axum::body::Bytes) -> Respons
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+    let audit = Box::new(audit_alert(Change::Created, &r, &r.created_by, from, now));
     let (done, wait) = oneshot::channel();
-    if !send(&api, Control::AddSilence(silence, done)).await || wait.await.is_err() {
+    if !send(&api, Control::AddSilence(silence, audit, done)).await || wait.await.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
     }
     (StatusCode::CREATED, Json(r)).into_response()
 }
 
-async fn remove_silence(State(api): State<Api>, Path(id): Path<String>) -> Response {
+/// Largest silence a request may send: a silence is a few matchers and a comment.
+const MAX_SILENCE_BYTES: usize = 64 << 10;
+
+/// `DELETE /api/silences/ID?by=NAME`: ends the silence and records who ended it.
+async fn remove_silence(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    let from = peer(req.extensions());
     let store = api.silences.clone();
     let key = id.clone();
     let stored = match tokio::task::spawn_blocking(move || store.remove(&key)).await {
@@ -156,12 +217,24 @@ async fn remove_silence(State(api): State<Api>, Path(id): Path<String>) -> Respo
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
+    let by = q.get("by").map_or("", String::as_str);
+    let record = stored.clone().unwrap_or_else(|| SilenceRecord {
+        id: id.clone(),
+        matcher: Default::default(),
+        starts: None,
+        ends: String::new(),
+        created_by: String::new(),
+        comment: String::new(),
+        force: false,
+    });
+    let audit = Box::new(audit_alert(Change::Ended, &record, by, from, Timestamp::now()));
     let (done, wait) = oneshot::channel();
-    if !send(&api, Control::RemoveSilence(id.clone(), done)).await {
+    let ask = Control::RemoveSilence { id: id.clone(), audit, stored: stored.is_some(), done };
+    if !send(&api, ask).await {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
     }
     let live = wait.await.unwrap_or(false);
-    if stored || live {
+    if stored.is_some() || live {
         StatusCode::NO_CONTENT.into_response()
     } else {
         error(StatusCode::NOT_FOUND, &format!("no silence `{id}` set through the API"))
@@ -226,14 +299,28 @@ fn error(status: StatusCode, message: &str) -> Response {
 /// Rejects a request without `Authorization: Bearer TOKEN` (scheme in any case, token
 /// compared in constant time).
 async fn bearer(State(api): State<Api>, req: Request, next: Next) -> Response {
-    let Some(token) = &api.token else { return next.run(req).await };
-    match crate::source::intake::bearer_matches(req.headers(), token) {
-        true => next.run(req).await,
-        false => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a bearer token is required\n",
-        )
-            .into_response(),
+    if crate::source::intake::bearer_matches(req.headers(), &api.token) {
+        next.run(req).await
+    } else {
+        unauthorized()
     }
+}
+
+/// [`bearer`], except when the daemon serves `/metrics` openly (no token configured).
+async fn bearer_unless_open(State(api): State<Api>, req: Request, next: Next) -> Response {
+    if api.metrics_open || crate::source::intake::bearer_matches(req.headers(), &api.token) {
+        next.run(req).await
+    } else {
+        unauthorized()
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is required (`api.token`, or without one the `api.token` file beside \
+         the state database)\n",
+    )
+        .into_response()
 }

@@ -57,10 +57,21 @@ pub enum Msg {
 /// What the API and SIGHUP ask of the detection thread, each with where to answer.
 #[derive(Debug)]
 pub enum Control {
-    /// Add (or replace) a run-time silence.
-    AddSilence(Silence, oneshot::Sender<()>),
-    /// Remove a run-time silence; answers whether it existed.
-    RemoveSilence(String, oneshot::Sender<bool>),
+    /// Add (or replace) a run-time silence, then route the alert that records it
+    /// ([`super::silence::audit_alert`]); answers once that alert is queued.
+    AddSilence(Silence, Box<Alert>, oneshot::Sender<()>),
+    /// Remove a run-time silence; answers whether it was in force. The alert that records it
+    /// is routed when the silence was in force or `stored` (removed from the state database).
+    RemoveSilence {
+        /// The silence.
+        id: String,
+        /// The record of its end.
+        audit: Box<Alert>,
+        /// Whether the API removed it from the state database.
+        stored: bool,
+        /// Where to answer.
+        done: oneshot::Sender<bool>,
+    },
     /// Reload rules and routes from disk; answers what changed, or why nothing did.
     Reload(oneshot::Sender<Result<String, String>>),
 }
@@ -439,12 +450,17 @@ impl Detect {
 
     fn control(&mut self, c: Control) {
         match c {
-            Control::AddSilence(s, done) => {
+            Control::AddSilence(s, audit, done) => {
                 self.dispatcher.router_mut().add_silence(s);
+                self.audit(*audit);
                 let _ = done.send(());
             }
-            Control::RemoveSilence(id, done) => {
-                let _ = done.send(self.dispatcher.router_mut().remove_silence(&id));
+            Control::RemoveSilence { id, audit, stored, done } => {
+                let live = self.dispatcher.router_mut().remove_silence(&id);
+                if live || stored {
+                    self.audit(*audit);
+                }
+                let _ = done.send(live);
             }
             Control::Reload(done) => {
                 let r = self.reload();
@@ -457,6 +473,27 @@ impl Detect {
                 let _ = done.send(r);
             }
         }
+    }
+
+    /// Records a silence change: its event goes to the outputs and its alert through the
+    /// router (which applies no silence to it), committed before the API answers, so a
+    /// silence is never in force unrecorded.
+    fn audit(&mut self, a: Alert) {
+        for out in &mut self.outputs {
+            for e in &a.sample {
+                if let Err(err) = out.write(e) {
+                    eprintln!("logwarden: {err}");
+                    break;
+                }
+            }
+        }
+        self.metrics.alerts.fetch_add(1, Ordering::Relaxed);
+        let a = Arc::new(a);
+        match self.dispatcher.route(Arc::clone(&a)) {
+            Ok(d) => self.metrics.remember(&a, &decision_json(&d)),
+            Err(e) => eprintln!("logwarden: outbox: cannot queue an alert: {e}"),
+        }
+        self.commit();
     }
 
     /// Loads rules and routes anew; any error leaves the running ones untouched.

@@ -100,6 +100,6 @@ fn refuse(c: Control) {
             let _ = done.send(Err("forward mode: no rules or routes to reload".into()));
         }
         // Dropping the answer makes the API say it cannot serve the request.
-        Control::AddSilence(..) | Control::RemoveSilence(..) => {}
+        Control::AddSilence(..) | Control::RemoveSilence { .. } => {}
     }
 }

@@ -12,6 +12,7 @@
 //!   replay (or a reader that restarted behind) moves the clock past a burst and then shows
 //!   the same burst again, which must stay one notification (issue 14).
 //! - **Silences** (matchers + start + end): a silenced alert is recorded with the silence's id.
+//!   The daemon's record of a silence set or ended ([`SILENCE_AUDIT_RULE`]) is never silenced.
 //! - **Routes**, in order; the first that matches takes the alert unless it says `continue`.
 //! - **Grouping**: a route's alerts with the same `group_by` values wait `group_wait` and go
 //!   as one notification; later ones wait until `group_interval` after the last; alerts still
@@ -89,10 +90,18 @@ pub struct Silence {
     pub comment: String,
 }
 
+/// The rule id of the daemon's own record that a silence was set or ended. No silence applies
+/// to it: otherwise a silence matching everything would hide its own creation, and muting
+/// the alerts could itself go unseen.
+pub const SILENCE_AUDIT_RULE: &str = "logwarden.silence";
+
 impl Silence {
-    /// Whether it silences `a` at `now`.
+    /// Whether it silences `a` at `now` (never a [`SILENCE_AUDIT_RULE`] alert).
     pub fn silences(&self, a: &Alert, now: Timestamp) -> bool {
-        self.starts <= now && now < self.ends && self.matcher.matches(a)
+        self.starts <= now
+            && now < self.ends
+            && a.rule_id != SILENCE_AUDIT_RULE
+            && self.matcher.matches(a)
     }
 }
 

@@ -92,6 +92,14 @@ pub async fn run(
     counters: Arc<SourceCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    if cfg.token.is_none() {
+        // Allowed on loopback only (`check` refuses other addresses without a token).
+        eprintln!(
+            "logwarden: source `{name}`: warning: the intake on {} has no `token`: any local \
+             process can send it events",
+            cfg.listen
+        );
+    }
     let max = cfg.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let app = router_with_limit(name.as_str(), tx, cfg.token, counters, max);
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {

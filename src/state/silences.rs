@@ -32,6 +32,10 @@ pub struct SilenceRecord {
     /// Why.
     #[serde(default)]
     pub comment: String,
+    /// Set anyway though it matches every alert or lasts over the API's limit; kept with the
+    /// silence so that a listing shows it was forced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// The matcher part of a [`SilenceRecord`].
@@ -108,13 +112,26 @@ impl SilenceStore {
         txn.commit().map_err(|e| err(e.into()))
     }
 
-    /// Removes the silence `id`; whether it was there.
-    pub fn remove(&self, id: &str) -> Result<bool, StateError> {
+    /// Removes the silence `id`; what it was (for the record of who ended what), `None` when
+    /// it was not there. A record that no longer decodes is removed all the same and
+    /// returned as its id alone.
+    pub fn remove(&self, id: &str) -> Result<Option<SilenceRecord>, StateError> {
         let err = db_error(&self.path);
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         let was = {
             let mut t = txn.open_table(SILENCES).map_err(|e| err(e.into()))?;
-            t.remove(id).map_err(|e| err(e.into()))?.is_some()
+            let old = t.remove(id).map_err(|e| err(e.into()))?;
+            old.map(|v| {
+                serde_json::from_slice(v.value()).unwrap_or_else(|_| SilenceRecord {
+                    id: id.to_owned(),
+                    matcher: MatchRecord::default(),
+                    starts: None,
+                    ends: String::new(),
+                    created_by: String::new(),
+                    comment: String::new(),
+                    force: false,
+                })
+            })
         };
         txn.commit().map_err(|e| err(e.into()))?;
         Ok(was)
@@ -137,15 +154,16 @@ mod tests {
             ends: "2030-01-01T00:00:00Z".into(),
             created_by: "ops".into(),
             comment: "window".into(),
+            force: false,
         };
         {
             let s = SilenceStore::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
             s.put(&r).unwrap();
         }
         let s = SilenceStore::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
-        assert_eq!(s.all().unwrap(), [r]);
-        assert!(s.remove("maint").unwrap());
-        assert!(!s.remove("maint").unwrap());
+        assert_eq!(s.all().unwrap(), std::slice::from_ref(&r));
+        assert_eq!(s.remove("maint").unwrap(), Some(r));
+        assert_eq!(s.remove("maint").unwrap(), None);
         assert!(s.all().unwrap().is_empty());
     }
 }

@@ -145,7 +145,10 @@ fn a_missing_directory_is_an_error() {
 #[test]
 fn a_forwarder_config_is_checked_without_rules_and_says_where_events_go() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/forwarder.yml");
-    let vars = [("LOGWARDEN_AGGREGATOR_URL", "https://fwd:s3cret@agg.example:9601/ingest")];
+    let vars = [
+        ("LOGWARDEN_AGGREGATOR_URL", "https://fwd:s3cret@agg.example:9601/ingest"),
+        ("LOGWARDEN_INTAKE_TOKEN", "fwd-example-t0ken"),
+    ];
     let r = cli::logwarden_env([OsStr::new("check"), OsStr::new("-c"), config.as_os_str()], &vars);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(

@@ -31,7 +31,7 @@ impl Daemon {
     }
 
     /// With environment variables; standard output goes to `dir/daemon.stdout`.
-    fn start_with(config: &Path, dir: &Path, vars: &[(&str, String)]) -> Daemon {
+    pub(crate) fn start_with(config: &Path, dir: &Path, vars: &[(&str, String)]) -> Daemon {
         let stderr = dir.join("daemon.stderr");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_logwarden"));
         for (name, _) in std::env::vars_os() {
@@ -322,10 +322,11 @@ routes:
     eventually("healthz", &daemon, async || get(&format!("{base}/healthz"), None).await.0 == 200)
         .await;
 
-    // Silence mallory's alerts; bob's still go out.
+    // Silence mallory's alerts; bob's still go out. (Past a year from now needs `force`.)
     let silence = serde_json::json!({
         "id": "mute-mallory", "match": {"labels": {"user.name": "mallory"}},
-        "ends": "2099-01-01T00:00:00Z", "created_by": "test", "comment": "pentest"
+        "ends": "2099-01-01T00:00:00Z", "created_by": "test", "comment": "pentest",
+        "force": true
     });
     let (code, body) = post(&format!("{base}/api/silences"), "t0k", Some(silence)).await;
     assert_eq!(code, 201, "{body}");
@@ -648,6 +649,7 @@ async fn the_shipped_daemon_example_runs_and_alerts_on_stdout() {
         ("LOGWARDEN_HTTP_ADDR", format!("127.0.0.1:{api}")),
         ("LOGWARDEN_STATE", state.display().to_string()),
         ("LOGWARDEN_API_TOKEN", "example-token".to_owned()),
+        ("LOGWARDEN_INTAKE_TOKEN", "example-intake-token".to_owned()),
     ];
     let mut daemon = Daemon::start_with(&config, dir.path(), &vars);
     let base = format!("http://127.0.0.1:{api}");

@@ -21,6 +21,7 @@ mod rule_pack;
 mod rules;
 mod scan_cli;
 mod scan_monitor;
+mod secure;
 mod sigma_cloudtrail;
 mod sigma_linux;
 mod sinks;
