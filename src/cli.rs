@@ -12,12 +12,13 @@ use crate::replay::{Outputs, ReplayError, ReplayOptions, replay};
 use crate::rule::engine::RuleStats;
 use crate::rule::set::RuleSet;
 
+pub mod api_client;
 pub mod deliver;
 pub mod outbox;
 pub mod repeats;
 pub mod scan;
-pub mod state;
 pub mod silence;
+pub mod state;
 
 /// One stderr paragraph on what the rules did: totals, then each rule that matched anything
 /// or set events aside.

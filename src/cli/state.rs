@@ -52,8 +52,8 @@ pub enum StateAction {
         from_beginning: bool,
     },
     /// Write a consistent copy of the file to TO (which must not exist), checked after it is
-    /// written. Run it while the daemon is stopped, or use `POST /api/state/backup` while it
-    /// runs.
+    /// written. While a daemon runs on it (give -c), the daemon makes the copy through its API
+    /// (`POST /api/state/backup`, with the API's token) and it is moved to TO.
     Backup {
         /// Where the state database is.
         #[command(flatten)]
@@ -92,9 +92,33 @@ pub fn run(args: &StateArgs) -> anyhow::Result<ExitCode> {
         }
         StateAction::Backup { state, to } => {
             let path = state.path()?;
-            refuse_in_use(&path, "stop the daemon, or ask it: `POST /api/state/backup`")?;
             if to.exists() {
                 anyhow::bail!("{} exists; name a new file", to.display());
+            }
+            if in_use(&path) {
+                let Some(config) = state.config_path() else {
+                    anyhow::bail!(
+                        "{} is in use by a running daemon: give -c CONFIG so that the daemon \
+                         writes the copy (through its API)",
+                        path.display()
+                    );
+                };
+                let api = super::api_client::Client::connect(config)?;
+                let made =
+                    api.call(reqwest::Method::POST, api.url(&["api", "state", "backup"]), None)?;
+                let made_at = PathBuf::from(made["path"].as_str().unwrap_or_default());
+                // The daemon wrote it beside the state; it is moved where it was asked for.
+                if std::fs::rename(&made_at, to).is_err() {
+                    std::fs::copy(&made_at, to)?;
+                    std::fs::remove_file(&made_at)?;
+                }
+                println!(
+                    "{}: a checked copy of {} made by the running daemon ({} bytes)",
+                    to.display(),
+                    path.display(),
+                    made["bytes"]
+                );
+                return Ok(ExitCode::SUCCESS);
             }
             let db = StateDb::open(&path)?;
             let bytes = db.backup_to(to)?;
@@ -104,17 +128,18 @@ pub fn run(args: &StateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Whether a running daemon holds the file (redb locks it exclusively).
+fn in_use(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else { return false };
+    matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Fails when a running daemon holds the file (redb locks it exclusively).
 fn refuse_in_use(path: &Path, instead: &str) -> anyhow::Result<()> {
-    let Ok(file) = std::fs::File::open(path) else { return Ok(()) };
-    match file.try_lock_shared() {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            anyhow::bail!("{} is in use by a running daemon: {instead}", path.display())
-        }
-        // A filesystem without locks: redb itself goes on without them too.
-        Err(std::fs::TryLockError::Error(_)) => Ok(()),
+    if in_use(path) {
+        anyhow::bail!("{} is in use by a running daemon: {instead}", path.display());
     }
+    Ok(())
 }
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
@@ -124,7 +149,7 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
     }
     refuse_in_use(
         path,
-        "`logwarden state backup` (or `POST /api/state/backup`) makes a copy to check instead",
+        "`logwarden state backup -c CONFIG --to FILE` makes a copy to check instead",
     )?;
     let copy =
         std::env::temp_dir().join(format!("logwarden-state-check-{}.redb", std::process::id()));
@@ -154,7 +179,7 @@ fn check_copy(path: &Path, copy: &Path) -> anyhow::Result<ExitCode> {
         _ => println!("{}: intact (layout version {FORMAT})", path.display()),
     }
     for (table, rows) in tables(&db)? {
-        println!("  {table}: {rows} records");
+        println!("  {table}: {rows} record{}", if rows == 1 { "" } else { "s" });
     }
     // Reading every outbox record decodes it: damage inside a record shows here, not as a
     // delivery task that fails on it for ever.

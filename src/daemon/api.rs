@@ -90,6 +90,7 @@ pub fn router(
         .route("/api/silences/{id}", delete(remove_silence))
         .route("/api/reload", post(reload))
         .route("/api/scan/evaluate", post(scan_evaluate))
+        .route("/api/state/backup", post(state_backup))
         .route_layer(axum::middleware::from_fn_with_state(api.clone(), bearer));
     Router::new()
         .route("/healthz", get(healthz))
@@ -256,6 +257,31 @@ async fn reload(State(api): State<Api>) -> Response {
         )
             .into_response(),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping"),
+    }
+}
+
+/// `POST /api/state/backup`: a consistent, checked copy of the state database, written under
+/// `backups/` beside it (never where the caller says: the daemon's user writes it, and the
+/// request must not choose a path for it); answers with where and how large.
+async fn state_backup(State(api): State<Api>) -> Response {
+    let db = Arc::clone(api.metrics.outbox.state());
+    let done = tokio::task::spawn_blocking(move || -> Result<(std::path::PathBuf, u64), String> {
+        let file = db.path();
+        let dir = file.parent().unwrap_or(std::path::Path::new(".")).join("backups");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let stem = file.file_stem().map_or_else(|| "state".into(), |s| s.to_string_lossy());
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        let dest = dir.join(format!("{stem}-{stamp}.redb"));
+        let bytes = db.backup_to(&dest).map_err(|e| e.to_string())?;
+        Ok((dest, bytes))
+    })
+    .await;
+    match done {
+        Ok(Ok((path, bytes))) => Json(json!({"path": path, "bytes": bytes})).into_response(),
+        Ok(Err(e)) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": e}))).into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 

@@ -267,3 +267,45 @@ async fn a_damaged_state_file_stops_the_daemon_with_what_to_do_and_reset_alerts_
     assert_eq!(seen.get("203.0.113.7").map(Vec::len), Some(1), "history once: {seen:?}");
     assert_eq!(seen.get("203.0.113.9").map(Vec::len), Some(1), "{seen:?}");
 }
+
+#[tokio::test]
+async fn a_running_daemon_backs_its_state_up_through_the_cli_and_the_copy_checks_out() {
+    let (rx, hook) = receiver(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = brute_force("203.0.113.7")
+        .iter()
+        .map(|l| l.trim_start_matches("<38>").to_owned() + "\n")
+        .collect();
+    std::fs::write(dir.path().join("auth.log"), lines.concat()).unwrap();
+    let api = free_port();
+    let source = "auth: {type: file, paths: [auth.log], read_from: beginning, poll_interval: 20ms}";
+    let config = config(dir.path(), "state.redb", api, source, hook);
+    let mut daemon = Daemon::start(&config, dir.path());
+    eventually("alerted", &daemon, async || by_ip(&rx).len() == 1).await;
+
+    // The file is locked by the daemon: check refuses and says what to do instead.
+    let (code, said) = logwarden(&["state", "check", "-c"], &config);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("in use by a running daemon") && said.contains("state backup"), "{said}");
+
+    let copy = dir.path().join("copy.redb");
+    let out = Command::new(env!("CARGO_BIN_EXE_logwarden"))
+        .args(["state", "backup", "--to"])
+        .arg(&copy)
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("made by the running daemon"), "{said}");
+    let (code, said) = logwarden(&["state", "check", "--state"], &copy);
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("intact") && said.contains("checkpoints: 1 record\n"), "{said}");
+    assert!(
+        !dir.path().join("backups").read_dir().unwrap().any(|_| true),
+        "the daemon's copy was moved, not left behind"
+    );
+    assert!(daemon.terminate(Duration::from_secs(30)).success(), "{}", daemon.stderr());
+}
