@@ -514,7 +514,7 @@ pub fn run(
             let checkpoints = checkpoints.ok_or_else(|| {
                 DaemonError::Runtime(std::io::Error::other("no checkpoint store"))
             })?;
-            let fl = ForwardLoop { forwarder: fwd, checkpoints, outputs };
+            let fl = ForwardLoop { forwarder: fwd, checkpoints, outputs, failing: false };
             std::thread::Builder::new().name("forward".into()).spawn(move || fl.run(rx))
         }
         None => std::thread::Builder::new().name("detect".into()).spawn(move || detect.run(rx)),

@@ -23,6 +23,8 @@ pub struct ForwardLoop {
     pub checkpoints: Checkpoints,
     /// Event outputs (an agent may archive locally too).
     pub outputs: Vec<Output>,
+    /// Whether the last commit of positions failed (its error was said).
+    pub failing: bool,
 }
 
 impl ForwardLoop {
@@ -82,13 +84,22 @@ impl ForwardLoop {
         Ok(())
     }
 
-    fn commit(&self, positions: &mut HashMap<String, Checkpoint>) {
+    fn commit(&mut self, positions: &mut HashMap<String, Checkpoint>) {
         if positions.is_empty() {
             return;
         }
         match self.checkpoints.commit(positions.values()) {
-            Ok(()) => positions.clear(),
-            Err(e) => eprintln!("logwarden: checkpoints: {e}"),
+            Ok(()) => {
+                positions.clear();
+                self.failing = false;
+            }
+            // Kept and tried again next second; said once per outage (the state database
+            // says when writes work again).
+            Err(e) if !self.failing => {
+                eprintln!("logwarden: checkpoints: {e}");
+                self.failing = true;
+            }
+            Err(_) => {}
         }
     }
 }
