@@ -164,6 +164,41 @@ pub struct ApiSpec {
     /// Bearer token required by everything but `/healthz` (from `${ENV}` or `${file:...}`).
     #[serde(default)]
     pub token: Option<String>,
+    /// Connections at once (default 256); at the cap the longest-idle one is closed to make
+    /// room for a new one.
+    #[serde(default)]
+    pub max_connections: Option<std::num::NonZeroUsize>,
+    /// Connections at once from one address (an IPv6 client: its /64) (default 64); more are
+    /// closed at once.
+    #[serde(default)]
+    pub max_connections_per_address: Option<std::num::NonZeroUsize>,
+    /// Requests in progress at once (default 32); more are answered 503 with `Retry-After`.
+    #[serde(default)]
+    pub max_in_flight: Option<std::num::NonZeroUsize>,
+    /// A request head must arrive whole within this of connecting or of the previous answer
+    /// (closing idle keep-alive connections), and a body may not pause longer (default 30s).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+}
+
+impl ApiSpec {
+    /// The API listener's limits (an unreadable `idle_timeout`, which `check` reports, is
+    /// the default).
+    pub fn limits(&self) -> crate::source::http_serve::ServeLimits {
+        crate::source::http_serve::ServeLimits {
+            max_connections: self.max_connections.map_or(256, |n| n.get()),
+            max_connections_per_address: self.max_connections_per_address.map_or(64, |n| n.get()),
+            max_in_flight: self.max_in_flight.map_or(32, |n| n.get()),
+            idle_timeout: std_duration(self.idle_timeout.as_deref())
+                .unwrap_or(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
+/// A config duration (`30s`) as a `std` one; `None` when unset, unreadable or not positive.
+pub fn std_duration(text: Option<&str>) -> Option<std::time::Duration> {
+    let nanos = duration::parse(text?).ok()?.nanos();
+    (nanos > 0).then(|| std::time::Duration::from_nanos(nanos.unsigned_abs()))
 }
 
 /// `syslog:`.
@@ -592,6 +627,9 @@ pub fn load_str(
         if let SourceConfig::SyslogTcp(c) = &src.value {
             durations.push(("idle_timeout", c.idle_timeout.as_deref()));
         }
+        if let SourceConfig::Http(c) = &src.value {
+            durations.push(("idle_timeout", c.idle_timeout.as_deref()));
+        }
         for (key, v) in durations {
             if let Some(v) = v {
                 match span(v) {
@@ -627,6 +665,13 @@ pub fn load_str(
             1,
             format!("`{}` is not an address such as 127.0.0.1:9600", api.listen),
         );
+    }
+    if let Some(t) = spec.api.as_ref().and_then(|a| a.idle_timeout.as_deref()) {
+        match duration::parse(t) {
+            Ok(s) if s.nanos() > 0 => {}
+            Ok(_) => invalid("api.idle_timeout".into(), 1, "must be longer than zero".into()),
+            Err(e) => invalid("api.idle_timeout".into(), 1, e.to_string()),
+        }
     }
     if let Some(tz) = spec.syslog.as_ref().and_then(|s| s.timezone.as_deref())
         && tz.parse::<chrono_tz::Tz>().is_err()
