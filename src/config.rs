@@ -987,6 +987,43 @@ delivery: {attempts: 3, base: 100ms}
     }
 
     #[test]
+    fn listener_limits_have_safe_defaults_and_bad_ones_are_named() {
+        let c = load("api: {listen: \"127.0.0.1:9600\"}\nsources:\n  in: {type: http, listen: \"127.0.0.1:9601\"}\n").expect("loads");
+        let api = c.spec.api.as_ref().expect("api").limits();
+        assert_eq!(
+            (api.max_connections, api.max_connections_per_address, api.max_in_flight),
+            (256, 64, 32)
+        );
+        assert_eq!(api.idle_timeout, std::time::Duration::from_secs(30));
+        let crate::source::SourceConfig::Http(h) = &c.spec.sources["in"].value else { panic!() };
+        let l = h.limits(None);
+        assert_eq!(
+            (l.max_connections, l.max_connections_per_address, l.max_in_flight),
+            (1024, 64, 64)
+        );
+        assert_eq!(h.max_buffered_bytes(), 64 << 20);
+        // A budget below two bodies would refuse every large request: raised to two.
+        let c = load("sources:\n  in: {type: http, listen: \"127.0.0.1:9601\", max_body_bytes: 1000, max_buffered_bytes: 10}\n").expect("loads");
+        let crate::source::SourceConfig::Http(h) = &c.spec.sources["in"].value else { panic!() };
+        assert_eq!(h.max_buffered_bytes(), 2000);
+        let e = errors(
+            "api: {listen: \"127.0.0.1:9600\", idle_timeout: 0s}\nsources:\n  in: {type: http, listen: \"127.0.0.1:9601\", idle_timeout: soon}\n",
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e.iter().any(|e| e.contains("`sources.in.idle_timeout`")), "{e:#?}");
+        assert!(
+            e.iter().any(|e| e.contains("`api.idle_timeout`: must be longer than zero")),
+            "{e:#?}"
+        );
+        // Zero connections is not a cap but an outage: refused as the file is read.
+        let e = errors("api: {listen: \"127.0.0.1:9600\", max_in_flight: 0}\n");
+        assert!(
+            e[0].ends_with(":1:33: invalid value: integer `0`, expected a nonzero usize"),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
     fn every_bad_value_is_reported_at_once_with_its_line() {
         let text = "\
 sinks:
