@@ -275,7 +275,8 @@ async fn two_thousand_idle_connections_on_every_listener_lock_no_sender_out() {
     let healthz = format!("http://127.0.0.1:{}/healthz", p.api);
     assert_eq!(get(&healthz).await, (200, "ok\n".to_owned()));
     let ingest = format!("http://127.0.0.1:{}/ingest", p.intake);
-    let (status, answer) = post(&ingest, b"<13>Dec 10 06:55:46 web-1 app[1]: hello\n".to_vec(), false).await;
+    let (status, answer) =
+        post(&ingest, b"<13>Dec 10 06:55:46 web-1 app[1]: hello\n".to_vec(), false).await;
     assert_eq!((status, answer.as_str()), (200, "{\"accepted\":1}"), "{}", daemon.stderr());
 
     // Each listener stayed within its cap by closing its longest-idle connections.
@@ -419,7 +420,8 @@ async fn sixty_concurrent_gzip_bombs_keep_the_daemon_under_200_mb() {
     eprintln!("60 gzip bombs: {statuses:?}; peak RSS {before} KiB before, {peak} KiB after");
     assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
     // Nothing of them was taken, and the intake still takes a real request.
-    let (status, answer) = post(&ingest, b"<13>Dec 10 06:55:46 web-1 app[1]: hi\n".to_vec(), false).await;
+    let (status, answer) =
+        post(&ingest, b"<13>Dec 10 06:55:46 web-1 app[1]: hi\n".to_vec(), false).await;
     assert_eq!((status, answer.as_str()), (200, "{\"accepted\":1}"));
     let page = page_now(&p).await;
     assert_eq!(metric(&page, "logwarden_source_records_in_total{source=\"intake\"}"), Some(1));
