@@ -438,7 +438,7 @@ type ConnSeries = (&'static str, &'static str, &'static str, fn(&ConnCounters) -
 
 /// What every listener reports beside what sources always did (connections accepted,
 /// rejected and idle-closed, in the per-source series above).
-const CONN_SERIES: [ConnSeries; 5] = [
+const CONN_SERIES: [ConnSeries; 6] = [
     ("connections_open", "gauge", "Connections open now.", |c| c.open.load(Ordering::Relaxed)),
     (
         "connections_rejected_per_address_total",
@@ -457,6 +457,12 @@ const CONN_SERIES: [ConnSeries; 5] = [
         "counter",
         "Failed accepts (out of file descriptors and the like).",
         |c| c.accept_errors.load(Ordering::Relaxed),
+    ),
+    (
+        "connection_errors_total",
+        "counter",
+        "Connections ended by an error (reset by the peer, a failed TLS handshake).",
+        |c| c.errors.load(Ordering::Relaxed),
     ),
     (
         "requests_busy_total",

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::log_every::LogEvery;
+
 /// The first wait after a failure.
 pub const FIRST_DELAY: Duration = Duration::from_millis(5);
 /// The longest wait: a listener out of descriptors looks again at least this often.
@@ -15,14 +17,12 @@ pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct AcceptBackoff {
     delay: Duration,
-    /// Failures since the last line logged.
-    unlogged: u64,
-    last_log: Option<Instant>,
+    log: LogEvery,
 }
 
 impl Default for AcceptBackoff {
     fn default() -> AcceptBackoff {
-        AcceptBackoff { delay: FIRST_DELAY, unlogged: 0, last_log: None }
+        AcceptBackoff { delay: FIRST_DELAY, log: LogEvery::new(LOG_INTERVAL) }
     }
 }
 
@@ -45,7 +45,6 @@ pub fn is_exhaustion(e: &std::io::Error) -> bool {
 impl AcceptBackoff {
     /// A failed accept at `now`.
     pub fn failed(&mut self, e: &std::io::Error, now: Instant) -> Retry {
-        self.unlogged += 1;
         let wait = if is_exhaustion(e) {
             let wait = self.delay;
             self.delay = (self.delay * 2).min(MAX_DELAY);
@@ -53,15 +52,9 @@ impl AcceptBackoff {
         } else {
             Duration::ZERO
         };
-        let due = self.last_log.is_none_or(|t| now.saturating_duration_since(t) >= LOG_INTERVAL);
-        let log = due.then(|| {
-            let line = match (self.last_log, self.unlogged) {
-                (None, _) | (_, 1) => format!("accept: {e}; retrying, waiting up to 1 s"),
-                (Some(_), n) => format!("accept: {e} ({n} failures since the last report)"),
-            };
-            self.last_log = Some(now);
-            self.unlogged = 0;
-            line
+        let log = self.log.hit(now).map(|n| match n {
+            1 => format!("accept: {e}; retrying, waiting up to 1 s"),
+            n => format!("accept: {e} ({n} failures since the last report)"),
         });
         Retry { wait, log }
     }

@@ -9,6 +9,7 @@ pub mod detect;
 pub mod file;
 pub mod http_serve;
 pub mod intake;
+pub mod log_every;
 pub mod stdin;
 pub mod syslog;
 pub mod tail;

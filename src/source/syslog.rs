@@ -19,8 +19,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Decoder;
 
-use super::accept::AcceptBackoff;
+use super::accept::{AcceptBackoff, LOG_INTERVAL};
 use super::conns::{Activity, ConnTable};
+use super::log_every::{LogEvery, SharedLog};
 use super::{Batch, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
 use crate::parse::frame::{DEFAULT_MAX_RECORD_BYTES, Frame, NewlineFramer, OctetCountingFramer};
@@ -246,6 +247,7 @@ pub async fn run_udp(
     let mut buf = vec![0u8; 65_536];
     let mut seq = 0u64;
     let mut peers = Peers::default();
+    let mut receive_errors = LogEvery::new(LOG_INTERVAL);
     loop {
         let first = tokio::select! {
             _ = shutdown.changed() => break,
@@ -273,8 +275,15 @@ pub async fn run_udp(
         match first {
             Ok((n, peer)) => take(&buf[..n], peer, &counters, &mut records),
             Err(e) => {
-                // ICMP errors surface here on some systems; the socket stays usable.
-                eprintln!("source `{name}`: udp receive: {e}");
+                // ICMP errors surface here on some systems, one per datagram a peer refused;
+                // the socket stays usable.
+                match receive_errors.hit(std::time::Instant::now()) {
+                    Some(1) => eprintln!("logwarden: source `{name}`: udp receive: {e}"),
+                    Some(n) => eprintln!(
+                        "logwarden: source `{name}`: udp receive: {e} ({n} since the last report)"
+                    ),
+                    None => {}
+                }
                 continue;
             }
         }
@@ -318,6 +327,8 @@ pub async fn run_tcp(
         Arc::clone(&counters.conns),
     );
     let mut backoff = AcceptBackoff::default();
+    // Per-connection failures (resets, handshakes) repeat with every connection of a flood.
+    let log = Arc::new(SharedLog::new(format!("source `{name}`"), LOG_INTERVAL));
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -346,12 +357,12 @@ pub async fn run_tcp(
         // Refused (and counted by the table): closed at once.
         let Ok(slot) = table.admit(peer.ip()) else { continue };
         let conn = Connection {
-            name: name.clone(),
             peer,
             cfg: cfg.clone(),
             tx: tx.clone(),
             counters: Arc::clone(&counters),
             activity: Arc::clone(&slot.activity),
+            log: Arc::clone(&log),
         };
         let shutdown = shutdown.clone();
         conns.spawn(async move {
@@ -370,7 +381,8 @@ pub async fn run_tcp(
                         Some(Ok(Ok(tls))) => conn.serve(tls, shutdown).await,
                         Some(Ok(Err(e))) => {
                             conn.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("source `{}`: TLS from {}: {e}", conn.name, conn.peer);
+                            conn.counters.conns.errors.fetch_add(1, Ordering::Relaxed);
+                            conn.log.log(format_args!("TLS from {}: {e}", conn.peer));
                         }
                         Some(Err(_)) => {
                             conn.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
@@ -416,12 +428,12 @@ impl std::fmt::Debug for TcpOptions {
 }
 
 struct Connection {
-    name: Sym,
     peer: SocketAddr,
     cfg: TcpOptions,
     tx: mpsc::Sender<Batch>,
     counters: Arc<SourceCounters>,
     activity: Arc<Activity>,
+    log: Arc<SharedLog>,
 }
 
 impl Connection {
@@ -447,7 +459,8 @@ impl Connection {
                     false
                 }
                 Some(Ok(Err(e))) => {
-                    eprintln!("source `{}`: connection from {}: {e}", self.name, self.peer);
+                    self.counters.conns.errors.fetch_add(1, Ordering::Relaxed);
+                    self.log.log(format_args!("connection from {}: {e}", self.peer));
                     true
                 }
                 Some(Err(_)) => {
