@@ -461,7 +461,7 @@ const CONN_SERIES: [ConnSeries; 6] = [
     (
         "connection_errors_total",
         "counter",
-        "Connections ended by an error (reset by the peer, a failed TLS handshake).",
+        "Connections ended by an error (reset by the peer, a failed TLS handshake, bad HTTP).",
         |c| c.errors.load(Ordering::Relaxed),
     ),
     (

@@ -32,7 +32,8 @@ pub struct ConnCounters {
     pub idle_closed: AtomicU64,
     /// `accept` calls that failed (out of file descriptors and the like).
     pub accept_errors: AtomicU64,
-    /// Connections ended by an error (reset by the peer, a failed TLS handshake).
+    /// Connections ended by an error (reset by the peer, a failed TLS handshake, a
+    /// malformed HTTP request).
     pub errors: AtomicU64,
     /// Requests answered 503 because the listener was busy (HTTP only).
     pub busy: AtomicU64,

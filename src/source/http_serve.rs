@@ -228,10 +228,15 @@ async fn serve_connection(
     loop {
         tokio::select! {
             r = conn.as_mut() => {
-                if let Err(e) = r
-                    && e.is_timeout()
-                {
-                    shared.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+                // Counted, not logged: a flood of resets would be a flood of lines.
+                match r {
+                    Ok(()) => {}
+                    Err(e) if e.is_timeout() => {
+                        shared.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 break;
             }
