@@ -166,6 +166,41 @@ pub struct ApiSpec {
     /// 0600), required by everything but `/healthz` and `/metrics`.
     #[serde(default)]
     pub token: Option<String>,
+    /// Connections at once (default 256); at the cap the longest-idle one is closed to make
+    /// room for a new one.
+    #[serde(default)]
+    pub max_connections: Option<std::num::NonZeroUsize>,
+    /// Connections at once from one address (an IPv6 client: its /64) (default 64); more are
+    /// closed at once.
+    #[serde(default)]
+    pub max_connections_per_address: Option<std::num::NonZeroUsize>,
+    /// Requests in progress at once (default 32); more are answered 503 with `Retry-After`.
+    #[serde(default)]
+    pub max_in_flight: Option<std::num::NonZeroUsize>,
+    /// A request head must arrive whole within this of connecting or of the previous answer
+    /// (closing idle keep-alive connections), and a body may not pause longer (default 30s).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+}
+
+impl ApiSpec {
+    /// The API listener's limits (an unreadable `idle_timeout`, which `check` reports, is
+    /// the default).
+    pub fn limits(&self) -> crate::source::http_serve::ServeLimits {
+        crate::source::http_serve::ServeLimits {
+            max_connections: self.max_connections.map_or(256, |n| n.get()),
+            max_connections_per_address: self.max_connections_per_address.map_or(64, |n| n.get()),
+            max_in_flight: self.max_in_flight.map_or(32, |n| n.get()),
+            idle_timeout: std_duration(self.idle_timeout.as_deref())
+                .unwrap_or(std::time::Duration::from_secs(30)),
+        }
+    }
+}
+
+/// A config duration (`30s`) as a `std` one; `None` when unset, unreadable or not positive.
+pub fn std_duration(text: Option<&str>) -> Option<std::time::Duration> {
+    let nanos = duration::parse(text?).ok()?.nanos();
+    (nanos > 0).then(|| std::time::Duration::from_nanos(nanos.unsigned_abs()))
 }
 
 /// `syslog:`.
@@ -636,6 +671,9 @@ pub fn load_str(
         if let SourceConfig::SyslogTcp(c) = &src.value {
             durations.push(("idle_timeout", c.idle_timeout.as_deref()));
         }
+        if let SourceConfig::Http(c) = &src.value {
+            durations.push(("idle_timeout", c.idle_timeout.as_deref()));
+        }
         for (key, v) in durations {
             if let Some(v) = v {
                 match span(v) {
@@ -685,6 +723,13 @@ pub fn load_str(
                 ),
             ),
             Ok(_) => {}
+        }
+    }
+    if let Some(t) = spec.api.as_ref().and_then(|a| a.idle_timeout.as_deref()) {
+        match duration::parse(t) {
+            Ok(s) if s.nanos() > 0 => {}
+            Ok(_) => invalid("api.idle_timeout".into(), 1, "must be longer than zero".into()),
+            Err(e) => invalid("api.idle_timeout".into(), 1, e.to_string()),
         }
     }
     if let Some(tz) = spec.syslog.as_ref().and_then(|s| s.timezone.as_deref())
@@ -998,6 +1043,43 @@ delivery: {attempts: 3, base: 100ms}
         );
         assert!(e[0].starts_with("/etc/logwarden/logwarden.yml:2:3: "), "{}", e[0]);
         assert!(e[0].contains("unknown field `brust`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn listener_limits_have_safe_defaults_and_bad_ones_are_named() {
+        let c = load("api: {listen: \"127.0.0.1:9600\"}\nsources:\n  in: {type: http, listen: \"127.0.0.1:9601\"}\n").expect("loads");
+        let api = c.spec.api.as_ref().expect("api").limits();
+        assert_eq!(
+            (api.max_connections, api.max_connections_per_address, api.max_in_flight),
+            (256, 64, 32)
+        );
+        assert_eq!(api.idle_timeout, std::time::Duration::from_secs(30));
+        let crate::source::SourceConfig::Http(h) = &c.spec.sources["in"].value else { panic!() };
+        let l = h.limits(None);
+        assert_eq!(
+            (l.max_connections, l.max_connections_per_address, l.max_in_flight),
+            (1024, 64, 64)
+        );
+        assert_eq!(h.max_buffered_bytes(), 64 << 20);
+        // A budget below two bodies would refuse every large request: raised to two.
+        let c = load("sources:\n  in: {type: http, listen: \"127.0.0.1:9601\", max_body_bytes: 1000, max_buffered_bytes: 10}\n").expect("loads");
+        let crate::source::SourceConfig::Http(h) = &c.spec.sources["in"].value else { panic!() };
+        assert_eq!(h.max_buffered_bytes(), 2000);
+        let e = errors(
+            "api: {listen: \"127.0.0.1:9600\", idle_timeout: 0s}\nsources:\n  in: {type: http, listen: \"127.0.0.1:9601\", idle_timeout: soon}\n",
+        );
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert!(e.iter().any(|e| e.contains("`sources.in.idle_timeout`")), "{e:#?}");
+        assert!(
+            e.iter().any(|e| e.contains("`api.idle_timeout`: must be longer than zero")),
+            "{e:#?}"
+        );
+        // Zero connections is not a cap but an outage: refused as the file is read.
+        let e = errors("api: {listen: \"127.0.0.1:9600\", max_in_flight: 0}\n");
+        assert!(
+            e[0].ends_with(":1:33: invalid value: integer `0`, expected a nonzero usize"),
+            "{e:#?}"
+        );
     }
 
     #[test]

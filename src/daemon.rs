@@ -51,6 +51,8 @@ use crate::state::silences::SilenceStore;
 const QUEUE: usize = 64;
 /// How long the sinks get, at shutdown, to deliver what is queued before they stop.
 const DRAIN: Duration = Duration::from_secs(5);
+/// Largest request body the API takes.
+const API_MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +161,42 @@ fn give_back_free_memory() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn give_back_free_memory() {}
 
+/// Raises the soft limit of open files to the hard one, as Go's runtime does: the default
+/// soft limit (1024) is below what the listeners' connection caps add up to, and running out
+/// makes every listener's `accept` fail. Returns the limit in force.
+fn raise_open_files_limit() -> Option<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+/// The connections `config`'s listeners may hold together at their caps.
+fn connection_caps(config: &Config) -> u64 {
+    let sources: usize = config
+        .spec
+        .sources
+        .values()
+        .map(|s| match &s.value {
+            SourceConfig::SyslogTcp(t) => t.max_connections.unwrap_or(1024),
+            SourceConfig::Http(h) => h.limits(None).max_connections,
+            _ => 0,
+        })
+        .sum();
+    let api = config.spec.api.as_ref().map_or(0, |a| a.limits().max_connections);
+    (sources + api) as u64
+}
+
 /// Runs the daemon until SIGTERM or SIGINT; `rules` are loaded and checked already (from
 /// `rules_dir` when given, else the config's `rules:`; a reload reads the same place).
 pub fn run(
@@ -168,6 +206,16 @@ pub fn run(
     rules_dir: Option<std::path::PathBuf>,
 ) -> Result<(), DaemonError> {
     return_large_frees_to_the_os();
+    // Room for the state file, outputs, sinks' sockets and the runtime beside the listeners.
+    let wanted = connection_caps(config) + 256;
+    if let Some(limit) = raise_open_files_limit()
+        && limit < wanted
+    {
+        eprintln!(
+            "logwarden: the open-file limit is {limit}, below the {wanted} the listeners' \
+             max_connections need: a flood can exhaust it (raise LimitNOFILE or lower the caps)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("logwarden")
@@ -304,6 +352,10 @@ pub fn run(
                 let opts =
                     TcpOptions {
                         max_connections: t.max_connections.unwrap_or(1024).max(1),
+                        max_connections_per_address: t.max_connections_per_address.map_or(
+                            crate::source::syslog::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+                            |n| n.get(),
+                        ),
                         max_line_bytes: t
                             .max_line_bytes
                             .unwrap_or(crate::parse::frame::DEFAULT_MAX_RECORD_BYTES),
@@ -343,7 +395,10 @@ pub fn run(
                 let listener = runtime
                     .block_on(tokio::net::TcpListener::bind(&h.listen))
                     .map_err(|source| bind_error(name, &h.listen, source))?;
-                let run = crate::source::intake::run(sym, listener, h.clone(), btx, c, stop);
+                let idle = crate::config::std_duration(h.idle_timeout.as_deref());
+                let limits = h.limits(idle);
+                let run =
+                    crate::source::intake::run(sym, listener, h.clone(), limits, btx, c, stop);
                 source_tasks.spawn_on(run, runtime.handle());
             }
             #[cfg(feature = "nats")]
@@ -620,15 +675,22 @@ pub fn run(
                 configured,
                 scan.as_ref().map(|(tx, _, _)| tx.clone()),
             );
-            Some(runtime.spawn(async move {
-                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = api_stopped.changed().await;
-                });
-                if let Err(e) = serve.await {
-                    eprintln!("logwarden: api: {e}");
-                }
-            }))
+            // The API's bodies are silences: small. The cap bounds what requests in flight
+            // can buffer together (max_in_flight of them).
+            let app = app.layer(axum::extract::DefaultBodyLimit::max(API_MAX_BODY_BYTES));
+            let stopped = async move {
+                let _ = api_stopped.changed().await;
+            };
+            let conns = Arc::clone(&metrics.api_conns);
+            let serve = crate::source::http_serve::serve(
+                "api".into(),
+                listener,
+                app,
+                a.limits(),
+                conns,
+                stopped,
+            );
+            Some(runtime.spawn(serve))
         }
         None => None,
     };

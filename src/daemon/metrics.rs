@@ -15,6 +15,7 @@ use crate::route::router::RouterStats;
 use crate::rule::engine::RuleStats;
 use crate::sink::outbox::Outbox;
 use crate::source::SourceCounters;
+use crate::source::conns::ConnCounters;
 use crate::source::udp_drops::kernel_drops;
 
 /// One configured source's numbers: what it read, and what the parser made of it.
@@ -67,6 +68,8 @@ pub struct Metrics {
     pub forwarder: std::sync::OnceLock<Arc<crate::forward::Forwarder>>,
     /// The scan thread's counters.
     pub scan: ScanMetrics,
+    /// The API listener's connections and requests.
+    pub api_conns: Arc<ConnCounters>,
 }
 
 /// What the scan thread did.
@@ -114,6 +117,7 @@ impl Metrics {
             recent: Mutex::default(),
             forwarder: std::sync::OnceLock::new(),
             scan: ScanMetrics::default(),
+            api_conns: Arc::default(),
         }
     }
 
@@ -186,15 +190,15 @@ impl Metrics {
                 s.parsed.load(Ordering::Relaxed)
             }),
             ("logwarden_source_connections_total", "TCP connections accepted.", |s| {
-                s.counters.connections.load(Ordering::Relaxed)
+                s.counters.conns.accepted.load(Ordering::Relaxed)
             }),
             (
                 "logwarden_source_connections_rejected_total",
-                "TCP connections refused over max_connections.",
-                |s| s.counters.rejected.load(Ordering::Relaxed),
+                "TCP connections refused at max_connections, every one busy.",
+                |s| s.counters.conns.rejected.load(Ordering::Relaxed),
             ),
             ("logwarden_source_idle_closed_total", "TCP connections closed for idleness.", |s| {
-                s.counters.idle_closed.load(Ordering::Relaxed)
+                s.counters.conns.idle_closed.load(Ordering::Relaxed)
             }),
             (
                 "logwarden_source_last_record_timestamp_seconds",
@@ -208,6 +212,19 @@ impl Metrics {
             for s in &self.sources {
                 sample(&mut o, name, &[("source", &s.name)], get(s));
             }
+        }
+        // Listeners under load: what the connection and request caps did.
+        for (name, kind, help, get) in CONN_SERIES {
+            let name = format!("logwarden_source_{name}");
+            family(&mut o, &name, kind, help);
+            for s in &self.sources {
+                sample(&mut o, &name, &[("source", &s.name)], get(&s.counters.conns));
+            }
+        }
+        for (name, kind, help, get) in API_CONN_SERIES.iter().chain(&CONN_SERIES) {
+            let name = format!("logwarden_api_{name}");
+            family(&mut o, &name, kind, help);
+            sample(&mut o, &name, &[], get(&self.api_conns));
         }
         // Read from the kernel at each scrape: these datagrams never reached the source.
         family(
@@ -458,6 +475,61 @@ impl Metrics {
 
 /// A metric family drawn from each `T`: name, help, value.
 type Series<T> = (&'static str, &'static str, fn(&T) -> u64);
+
+/// A listener's family: name after the prefix, type, help, value.
+type ConnSeries = (&'static str, &'static str, &'static str, fn(&ConnCounters) -> u64);
+
+/// What every listener reports beside what sources always did (connections accepted,
+/// rejected and idle-closed, in the per-source series above).
+const CONN_SERIES: [ConnSeries; 6] = [
+    ("connections_open", "gauge", "Connections open now.", |c| c.open.load(Ordering::Relaxed)),
+    (
+        "connections_rejected_per_address_total",
+        "counter",
+        "Connections refused over max_connections_per_address.",
+        |c| c.rejected_per_address.load(Ordering::Relaxed),
+    ),
+    (
+        "connections_evicted_total",
+        "counter",
+        "Idle connections closed to make room at max_connections.",
+        |c| c.evicted.load(Ordering::Relaxed),
+    ),
+    (
+        "accept_errors_total",
+        "counter",
+        "Failed accepts (out of file descriptors and the like).",
+        |c| c.accept_errors.load(Ordering::Relaxed),
+    ),
+    (
+        "connection_errors_total",
+        "counter",
+        "Connections ended by an error (reset by the peer, a failed TLS handshake, bad HTTP).",
+        |c| c.errors.load(Ordering::Relaxed),
+    ),
+    (
+        "requests_busy_total",
+        "counter",
+        "HTTP requests answered 503 busy (max_in_flight, max_buffered_bytes).",
+        |c| c.busy.load(Ordering::Relaxed),
+    ),
+];
+
+/// The API's share of what sources report in their per-source series.
+const API_CONN_SERIES: [ConnSeries; 3] = [
+    ("connections_total", "counter", "Connections accepted.", |c| {
+        c.accepted.load(Ordering::Relaxed)
+    }),
+    (
+        "connections_rejected_total",
+        "counter",
+        "Connections refused at max_connections, every one busy.",
+        |c| c.rejected.load(Ordering::Relaxed),
+    ),
+    ("idle_closed_total", "counter", "Connections closed for idleness.", |c| {
+        c.idle_closed.load(Ordering::Relaxed)
+    }),
+];
 
 fn new_histogram() -> Option<Histogram<u64>> {
     // 1 us .. 1 h at 3 significant digits: constant bounds that hdrhistogram accepts.

@@ -6,22 +6,31 @@
 //! waiting, which slows the client (backpressure), and `200 {"accepted": N}` means a crash from
 //! then on cannot lose the N records. A client that gets no answer (timeout, broken connection)
 //! or a 503 sends the body again, so records may arrive twice but are never lost.
+//!
+//! Bodies are read (and gunzipped) piece by piece under the size limit, and all the requests
+//! in progress together hold at most `max_buffered_bytes`: a request that would take more is
+//! answered 503 (send again) at once, so a flood of small gzip bombs costs a bounded amount of
+//! memory instead of 16 MiB each.
 
-use std::io::Read;
+use std::io::Write;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
+use super::http_serve::{ServeLimits, is_stalled};
 use super::{Batch, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
 
@@ -29,6 +38,23 @@ use crate::event::{Sym, Timestamp};
 const BATCH_RECORDS: usize = 512;
 /// Default cap of a request body, before and after decompression.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+/// Default cap of connections at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Default cap of connections at once from one address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// Default cap of requests in progress at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// Default deadline for a request head, and for each piece of a body.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Compressed bytes gathered before they are gunzipped in one go off the async threads.
+const GUNZIP_STEP: usize = 64 * 1024;
+/// The smallest allocation for a body, so that small bodies do not grow a few bytes at a time.
+const FIRST_ALLOCATION: usize = 16 * 1024;
+
+/// The default budget of buffered body bytes: four bodies of the largest size.
+pub fn default_max_buffered_bytes(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_mul(4)
+}
 
 /// `type: http` source.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +71,49 @@ pub struct IntakeConfig {
     /// Alert when nothing arrives for this long (`10m`).
     #[serde(default)]
     pub max_silence: Option<String>,
+    /// Connections at once (default 1024); at the cap the longest-idle one is closed to make
+    /// room for a new one.
+    #[serde(default)]
+    pub max_connections: Option<NonZeroUsize>,
+    /// Connections at once from one address (an IPv6 client: its /64) (default 64); more are
+    /// closed at once. Raise it when senders reach logwarden through a NAT or a proxy.
+    #[serde(default)]
+    pub max_connections_per_address: Option<NonZeroUsize>,
+    /// Requests in progress at once (default 64); more are answered 503 with `Retry-After`.
+    #[serde(default)]
+    pub max_in_flight: Option<NonZeroUsize>,
+    /// A request head must arrive whole within this of connecting or of the previous answer
+    /// (closing idle keep-alive connections), and a body may not pause longer (default 30s).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+    /// Body bytes (received and decompressed) all requests in progress may hold together
+    /// (default four times `max_body_bytes`, and at least twice it); a request that would go
+    /// over is answered 503 with `Retry-After`.
+    #[serde(default)]
+    pub max_buffered_bytes: Option<NonZeroUsize>,
+}
+
+impl IntakeConfig {
+    /// The listener's limits, `idle_timeout` parsed by the caller (`None`: the default).
+    pub fn limits(&self, idle_timeout: Option<Duration>) -> ServeLimits {
+        ServeLimits {
+            max_connections: self.max_connections.map_or(DEFAULT_MAX_CONNECTIONS, |n| n.get()),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .map_or(DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, |n| n.get()),
+            max_in_flight: self.max_in_flight.map_or(DEFAULT_MAX_IN_FLIGHT, |n| n.get()),
+            idle_timeout: idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        }
+    }
+
+    /// The budget of buffered body bytes: as configured, never below two bodies (one
+    /// received, one decompressed) or no request of the largest size could ever pass.
+    pub fn max_buffered_bytes(&self) -> usize {
+        let body = self.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        self.max_buffered_bytes
+            .map_or(default_max_buffered_bytes(body), |n| n.get())
+            .max(body.saturating_mul(2))
+    }
 }
 
 /// What the handler shares.
@@ -55,6 +124,8 @@ struct Intake {
     token: Option<Arc<str>>,
     counters: Arc<SourceCounters>,
     max_body_bytes: usize,
+    /// Body bytes all requests in progress may still take, one permit a byte.
+    budget: Arc<Semaphore>,
 }
 
 /// The intake's router: `POST /ingest`, bodies up to [`DEFAULT_MAX_BODY_BYTES`].
@@ -75,19 +146,38 @@ pub fn router_with_limit(
     counters: Arc<SourceCounters>,
     max_body_bytes: usize,
 ) -> Router {
-    let state =
-        Intake { name: Sym::from(name), tx, token: token.map(Arc::from), counters, max_body_bytes };
-    Router::new()
-        .route("/ingest", post(ingest))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+    let budget = default_max_buffered_bytes(max_body_bytes);
+    router_with_budget(name, tx, token, counters, max_body_bytes, budget)
 }
 
-/// Serves `cfg` on `listener` until `shutdown`; requests in progress are finished first.
+/// [`router_with_limit`] with a budget of body bytes buffered by all requests together.
+pub fn router_with_budget(
+    name: &str,
+    tx: mpsc::Sender<Batch>,
+    token: Option<String>,
+    counters: Arc<SourceCounters>,
+    max_body_bytes: usize,
+    max_buffered_bytes: usize,
+) -> Router {
+    let budget = Arc::new(Semaphore::new(max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
+    let state = Intake {
+        name: Sym::from(name),
+        tx,
+        token: token.map(Arc::from),
+        counters,
+        max_body_bytes,
+        budget,
+    };
+    Router::new().route("/ingest", post(ingest)).with_state(state)
+}
+
+/// Serves `cfg` on `listener` within `limits` until `shutdown`; requests in progress are
+/// finished first.
 pub async fn run(
     name: Sym,
     listener: TcpListener,
     cfg: IntakeConfig,
+    limits: ServeLimits,
     tx: mpsc::Sender<Batch>,
     counters: Arc<SourceCounters>,
     mut shutdown: watch::Receiver<bool>,
@@ -101,18 +191,19 @@ pub async fn run(
         );
     }
     let max = cfg.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
-    let app = router_with_limit(name.as_str(), tx, cfg.token, counters, max);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let budget = cfg.max_buffered_bytes();
+    let conns = Arc::clone(&counters.conns);
+    let app = router_with_budget(name.as_str(), tx, cfg.token, counters, max, budget);
+    let stopped = async move {
         // Stop on `true` or when the daemon drops the sender.
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
                 break;
             }
         }
-    });
-    if let Err(e) = serve.await {
-        eprintln!("logwarden: source `{name}`: http intake: {e}");
-    }
+    };
+    let label = format!("source `{name}`");
+    super::http_serve::serve(label, listener, app, limits, conns, stopped).await;
 }
 
 async fn ingest(State(s): State<Intake>, req: Request) -> Response {
@@ -139,28 +230,19 @@ async fn ingest(State(s): State<Intake>, req: Request) -> Response {
             );
         }
     };
-    // Reads up to the cap set by `DefaultBodyLimit`; past it, a 413 rejection.
-    let body = match Bytes::from_request(req, &s).await {
+    let max = s.max_body_bytes;
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok());
+    if declared.and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n > max as u64) {
+        return error(StatusCode::PAYLOAD_TOO_LARGE, &format!("request body over {max} bytes"));
+    }
+    // Held until the answer: the body's records point into its buffer.
+    let (body, _held) = match read_body(req.into_body(), gzip, max, &s.budget).await {
         Ok(b) => b,
-        Err(r) => return error(r.status(), &format!("request body: {}", r.body_text())),
-    };
-    let body = if gzip {
-        let max = s.max_body_bytes;
-        match tokio::task::spawn_blocking(move || gunzip(&body, max)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(Gunzip::TooLarge)) => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("decompressed body over {max} bytes"),
-                );
-            }
-            Ok(Err(Gunzip::Bad(e))) => {
-                return error(StatusCode::BAD_REQUEST, &format!("body is not valid gzip: {e}"));
-            }
-            Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "decompression failed"),
+        Err(BodyError::Busy) => {
+            s.counters.conns.busy.fetch_add(1, Ordering::Relaxed);
+            return super::http_serve::busy().into_response();
         }
-    } else {
-        body
+        Err(e) => return error(e.status(), &e.to_string()),
     };
     s.counters.bytes_in.fetch_add(body.len() as u64, Ordering::Relaxed);
 
@@ -234,23 +316,204 @@ fn stopping() -> Response {
     error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline is stopping; send again later")
 }
 
-enum Gunzip {
-    TooLarge,
-    Bad(std::io::Error),
+/// Why a request body was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Over `max_body_bytes`, as received or decompressed.
+    #[error("{what} body over {max} bytes")]
+    TooLarge {
+        /// `request` or `decompressed`.
+        what: &'static str,
+        /// The limit.
+        max: usize,
+    },
+    /// Taking it would go over the listener's budget of buffered bytes: send again later.
+    #[error("busy: too many bytes buffered for other requests")]
+    Busy,
+    /// The client stopped sending in the middle of it.
+    #[error("{0}")]
+    Stalled(String),
+    /// Not gzip, or cut short.
+    #[error("body is not valid gzip: {0}")]
+    Gzip(std::io::Error),
+    /// The connection failed while it was read.
+    #[error("request body: {0}")]
+    Read(String),
+    /// The decompressing thread was lost.
+    #[error("decompression failed")]
+    Lost,
 }
 
-/// Decompresses `body` (concatenated gzip members too), refusing more than `max` bytes.
-fn gunzip(body: &[u8], max: usize) -> Result<Bytes, Gunzip> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max));
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    flate2::read::MultiGzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(Gunzip::Bad)?;
-    if out.len() > max {
-        return Err(Gunzip::TooLarge);
+impl BodyError {
+    /// A metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge { .. } => "too_large",
+            BodyError::Busy => "busy",
+            BodyError::Stalled(_) => "stalled",
+            BodyError::Gzip(_) => "gzip",
+            BodyError::Read(_) => "read",
+            BodyError::Lost => "lost",
+        }
     }
-    Ok(Bytes::from(out))
+
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            BodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::Gzip(_) | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::Lost => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// What a body's buffer refuses to grow past; carried through the gzip decoder as an
+/// `io::Error` and told apart from bad gzip.
+#[derive(Debug, thiserror::Error)]
+enum Overflow {
+    #[error("over the size limit")]
+    TooLarge,
+    #[error("over the budget")]
+    Busy,
+}
+
+/// A body's buffer: never longer than `max`, and its capacity taken from the listener's
+/// budget before it is allocated, so all bodies together stay within the budget.
+struct Budgeted {
+    out: Vec<u8>,
+    max: usize,
+    budget: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+impl Budgeted {
+    fn new(max: usize, budget: Arc<Semaphore>) -> Budgeted {
+        Budgeted { out: Vec::new(), max, budget, held: None }
+    }
+
+    fn grow_to(&mut self, need: usize) -> Result<(), Overflow> {
+        if need > self.max {
+            return Err(Overflow::TooLarge);
+        }
+        let have = self.out.capacity();
+        if need <= have {
+            return Ok(());
+        }
+        // Doubling keeps the copies few; the limit keeps the last step from overshooting.
+        let want = need.max(have.saturating_mul(2)).max(FIRST_ALLOCATION).min(self.max);
+        let extra = u32::try_from(want - have).map_err(|_| Overflow::Busy)?;
+        let permit =
+            Arc::clone(&self.budget).try_acquire_many_owned(extra).map_err(|_| Overflow::Busy)?;
+        match &mut self.held {
+            Some(held) => held.merge(permit),
+            None => self.held = Some(permit),
+        }
+        self.out.reserve_exact(want - self.out.len());
+        Ok(())
+    }
+}
+
+impl Write for Budgeted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.grow_to(self.out.len() + buf.len()).map_err(std::io::Error::other)?;
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where a body's bytes go: straight into the buffer, or through a gunzip.
+enum Sink {
+    Plain(Budgeted),
+    Gzip(Box<flate2::write::MultiGzDecoder<Budgeted>>),
+}
+
+/// The overflow inside `e`, if the buffer raised it; else `e` is bad gzip.
+fn gzip_error(e: std::io::Error, max: usize) -> BodyError {
+    match e.get_ref().and_then(|i| i.downcast_ref::<Overflow>()) {
+        Some(Overflow::TooLarge) => BodyError::TooLarge { what: "decompressed", max },
+        Some(Overflow::Busy) => BodyError::Busy,
+        None => BodyError::Gzip(e),
+    }
+}
+
+/// Feeds `chunks` to the gunzip off the async threads (a 64 KiB bomb still expands to up to
+/// `max` bytes, tens of milliseconds of work).
+async fn gunzip(
+    mut dec: Box<flate2::write::MultiGzDecoder<Budgeted>>,
+    chunks: Vec<Bytes>,
+    max: usize,
+) -> Result<Box<flate2::write::MultiGzDecoder<Budgeted>>, BodyError> {
+    let fed = tokio::task::spawn_blocking(move || {
+        chunks.iter().try_for_each(|c| dec.write_all(c)).map(|()| dec)
+    });
+    fed.await.map_err(|_| BodyError::Lost)?.map_err(|e| gzip_error(e, max))
+}
+
+/// Reads `body` (gunzipping it when `gzip`) into one buffer of at most `max` bytes, its memory
+/// taken from `budget` as it grows; the permit given back is what it holds.
+async fn read_body(
+    mut body: Body,
+    gzip: bool,
+    max: usize,
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, Option<OwnedSemaphorePermit>), BodyError> {
+    let out = Budgeted::new(max, Arc::clone(budget));
+    let mut sink = match gzip {
+        true => Sink::Gzip(Box::new(flate2::write::MultiGzDecoder::new(out))),
+        false => Sink::Plain(out),
+    };
+    let mut received = 0usize;
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) if is_stalled(&e) => return Err(BodyError::Stalled(e.to_string())),
+            Err(e) => return Err(BodyError::Read(e.to_string())),
+        };
+        // Trailers carry no body bytes.
+        let Ok(data) = frame.into_data() else { continue };
+        received += data.len();
+        if received > max {
+            return Err(BodyError::TooLarge { what: "request", max });
+        }
+        sink = match sink {
+            Sink::Plain(mut out) => {
+                out.grow_to(received).map_err(|_| BodyError::Busy)?;
+                out.out.extend_from_slice(&data);
+                Sink::Plain(out)
+            }
+            Sink::Gzip(dec) => {
+                pending_len += data.len();
+                pending.push(data);
+                if pending_len < GUNZIP_STEP {
+                    Sink::Gzip(dec)
+                } else {
+                    pending_len = 0;
+                    Sink::Gzip(gunzip(dec, std::mem::take(&mut pending), max).await?)
+                }
+            }
+        };
+    }
+    if received == 0 {
+        // No bytes is no records, not a truncated gzip stream.
+        return Ok((Bytes::new(), None));
+    }
+    let out = match sink {
+        Sink::Plain(out) => out,
+        Sink::Gzip(dec) => {
+            let dec = gunzip(dec, pending, max).await?;
+            let done = tokio::task::spawn_blocking(move || dec.finish());
+            done.await.map_err(|_| BodyError::Lost)?.map_err(|e| gzip_error(e, max))?
+        }
+    };
+    Ok((Bytes::from(out.out), out.held))
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -293,26 +556,51 @@ mod tests {
 
     const LIMIT: Duration = Duration::from_secs(30);
 
+    /// The listener limits of an intake configured with nothing but its address.
+    fn default_limits() -> ServeLimits {
+        let cfg: IntakeConfig = serde_json::from_str(r#"{"listen": "127.0.0.1:0"}"#).unwrap();
+        cfg.limits(None)
+    }
+
     /// An intake on 127.0.0.1:0 feeding a channel of `cap` batches.
     async fn serve(
         token: Option<&str>,
         cap: usize,
         max_body: usize,
     ) -> (String, mpsc::Receiver<Batch>, Arc<SourceCounters>, tokio::task::JoinHandle<()>) {
+        let budget = default_max_buffered_bytes(max_body);
+        serve_with(token, cap, max_body, budget, default_limits()).await
+    }
+
+    /// [`serve`] with a byte budget and listener limits, served as the daemon serves it.
+    async fn serve_with(
+        token: Option<&str>,
+        cap: usize,
+        max_body: usize,
+        budget: usize,
+        limits: ServeLimits,
+    ) -> (String, mpsc::Receiver<Batch>, Arc<SourceCounters>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(cap);
         let counters = Arc::new(SourceCounters::default());
-        let app = router_with_limit(
+        let app = router_with_budget(
             "intake",
             tx,
             token.map(str::to_owned),
             Arc::clone(&counters),
             max_body,
+            budget,
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/ingest", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let conns = Arc::clone(&counters.conns);
+        let server = tokio::spawn(super::super::http_serve::serve(
+            "intake".into(),
+            listener,
+            app,
+            limits,
+            conns,
+            std::future::pending(),
+        ));
         (url, rx, counters, server)
     }
 
@@ -498,6 +786,99 @@ mod tests {
         let (status, answer) = tokio::time::timeout(LIMIT, request).await.unwrap().unwrap();
         assert_eq!(status, 503, "{answer}");
         assert!(answer["error"].as_str().unwrap().contains("send again"), "{answer}");
+    }
+
+    /// A gzip body of `n` bytes of zeros: about a thousandth of that on the wire.
+    fn bomb(n: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&vec![0u8; n]).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn bodies_take_their_memory_from_the_budget_and_give_it_back() {
+        let budget = Arc::new(Semaphore::new(3 << 20));
+        let mut a = Budgeted::new(2 << 20, Arc::clone(&budget));
+        a.write_all(&vec![1u8; 2 << 20]).unwrap();
+        assert_eq!(a.out.capacity(), 2 << 20);
+        assert_eq!(budget.available_permits(), 1 << 20);
+        // A second body gets what is left, and no more.
+        let mut b = Budgeted::new(2 << 20, Arc::clone(&budget));
+        b.write_all(&vec![2u8; 1 << 19]).unwrap();
+        let e = b.write_all(&vec![2u8; 1 << 20]).unwrap_err();
+        assert!(matches!(e.get_ref().unwrap().downcast_ref(), Some(Overflow::Busy)), "{e}");
+        // Over the body limit is too large, whatever the budget.
+        let e = a.write_all(b"x").unwrap_err();
+        assert!(matches!(e.get_ref().unwrap().downcast_ref(), Some(Overflow::TooLarge)), "{e}");
+        drop(a);
+        b.write_all(&vec![2u8; 1 << 20]).unwrap();
+        drop(b);
+        assert_eq!(budget.available_permits(), 3 << 20);
+    }
+
+    #[tokio::test]
+    async fn concurrent_gzip_bombs_are_413_or_503_and_the_budget_comes_back() {
+        // 1 MiB bodies, a budget of 4: 30 bombs at once, each expanding to 8 MiB.
+        let (url, mut rx, counters, _server) =
+            serve_with(None, 64, 1 << 20, 4 << 20, default_limits()).await;
+        let z = bomb(8 << 20);
+        assert!(z.len() < 16 * 1024, "{}", z.len());
+        let mut posts = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            let (url, z) = (url.clone(), z.clone());
+            posts.spawn(async move { post(&url, z, &[("content-encoding", "gzip")]).await });
+        }
+        let mut statuses = std::collections::BTreeMap::new();
+        while let Some(r) = posts.join_next().await {
+            let (status, answer) = r.unwrap();
+            assert!(status == 413 || status == 503, "{status} {answer}");
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+        assert!(statuses.contains_key(&413), "{statuses:?}");
+        let busy = counters.conns.busy.load(Ordering::Relaxed);
+        assert_eq!(busy, statuses.get(&503).copied().unwrap_or(0));
+        // Every byte came back: a body of the largest size still passes, and nothing of the
+        // bombs reached the pipeline.
+        assert!(drain(&mut rx).await.is_empty());
+        let fits = lines(20_000).into_bytes();
+        assert!(fits.len() < 1 << 20 && fits.len() > 512 << 10);
+        let request = tokio::spawn({
+            let url = url.clone();
+            async move { post(&url, gz(&fits), &[("content-encoding", "gzip")]).await }
+        });
+        let mut n = 0;
+        while n < 20_000 {
+            let mut b = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
+            n += b.records.len();
+            b.done.take().unwrap().send(()).unwrap();
+        }
+        let (status, answer) = request.await.unwrap();
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(20_000)));
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_coming_is_408() {
+        let limits = ServeLimits {
+            max_connections: 8,
+            max_connections_per_address: 8,
+            max_in_flight: 8,
+            idle_timeout: Duration::from_millis(300),
+        };
+        let (url, mut rx, _c, _server) =
+            serve_with(None, 4, DEFAULT_MAX_BODY_BYTES, 4 * DEFAULT_MAX_BODY_BYTES, limits).await;
+        let addr = url.trim_start_matches("http://").trim_end_matches("/ingest").to_owned();
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"POST /ingest HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n<13>a\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(LIMIT, s.read_to_end(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("sent nothing for"), "{answer}");
+        assert!(drain(&mut rx).await.is_empty());
     }
 
     #[test]

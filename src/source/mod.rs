@@ -1,12 +1,16 @@
 //! Sources: where raw records come from. A source only frames bytes into [`RawRecord`]s; it
 //! never parses them.
 
+pub mod accept;
 pub mod cloudtrail;
 pub mod cloudtrail_dir;
+pub mod conns;
 pub mod detect;
 pub mod file;
+pub mod http_serve;
 pub mod intake;
 pub mod pushback;
+pub mod log_every;
 pub mod stdin;
 pub mod syslog;
 pub mod tail;
@@ -80,12 +84,9 @@ pub struct SourceCounters {
     pub too_long: std::sync::atomic::AtomicU64,
     /// Broken octet counts, skipped up to the next newline.
     pub malformed: std::sync::atomic::AtomicU64,
-    /// TCP connections accepted.
-    pub connections: std::sync::atomic::AtomicU64,
-    /// TCP connections refused over `max_connections`.
-    pub rejected: std::sync::atomic::AtomicU64,
-    /// TCP connections closed for idleness.
-    pub idle_closed: std::sync::atomic::AtomicU64,
+    /// A listener's connections: accepted, open, refused, closed to make room or for
+    /// idleness; accept failures; requests turned away busy.
+    pub conns: std::sync::Arc<conns::ConnCounters>,
     /// TLS handshakes that failed or timed out (no client certificate, wrong CA...).
     pub tls_failures: std::sync::atomic::AtomicU64,
     /// The UDP socket's inode, whose kernel drop count `/metrics` reports (0: not UDP).

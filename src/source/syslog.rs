@@ -15,16 +15,21 @@ use bytes::BytesMut;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Decoder;
 
+use super::accept::{AcceptBackoff, LOG_INTERVAL};
+use super::conns::{Activity, ConnTable};
+use super::log_every::{LogEvery, SharedLog};
 use super::{Batch, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
 use crate::parse::frame::{DEFAULT_MAX_RECORD_BYTES, Frame, NewlineFramer, OctetCountingFramer};
 
 /// Records per batch: enough to amortize the channel, few enough to keep latency low.
 const BATCH_RECORDS: usize = 512;
+/// Default cap of TCP connections from one address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// Bytes asked of a TCP stream per read.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -51,10 +56,15 @@ pub struct SyslogUdpConfig {
 pub struct SyslogTcpConfig {
     /// Address to bind.
     pub listen: String,
-    /// Connections served at once; more are accepted and closed at once, and counted
-    /// (default 1024).
+    /// Connections served at once (default 1024); at the cap the connection idle the longest
+    /// is closed to make room for a new one (counted), so idle connections cannot lock real
+    /// senders out.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// Connections at once from one address (an IPv6 sender: its /64) (default 64); more are
+    /// closed at once and counted. Raise it when senders reach logwarden through a NAT.
+    #[serde(default)]
+    pub max_connections_per_address: Option<std::num::NonZeroUsize>,
     /// Longest record (default 64 KiB); longer ones are counted and skipped.
     #[serde(default)]
     pub max_line_bytes: Option<usize>,
@@ -237,6 +247,7 @@ pub async fn run_udp(
     let mut buf = vec![0u8; 65_536];
     let mut seq = 0u64;
     let mut peers = Peers::default();
+    let mut receive_errors = LogEvery::new(LOG_INTERVAL);
     loop {
         let first = tokio::select! {
             _ = shutdown.changed() => break,
@@ -264,8 +275,15 @@ pub async fn run_udp(
         match first {
             Ok((n, peer)) => take(&buf[..n], peer, &counters, &mut records),
             Err(e) => {
-                // ICMP errors surface here on some systems; the socket stays usable.
-                eprintln!("source `{name}`: udp receive: {e}");
+                // ICMP errors surface here on some systems, one per datagram a peer refused;
+                // the socket stays usable.
+                match receive_errors.hit(std::time::Instant::now()) {
+                    Some(1) => eprintln!("logwarden: source `{name}`: udp receive: {e}"),
+                    Some(n) => eprintln!(
+                        "logwarden: source `{name}`: udp receive: {e} ({n} since the last report)"
+                    ),
+                    None => {}
+                }
                 continue;
             }
         }
@@ -292,7 +310,9 @@ pub async fn run_udp(
 }
 
 /// Serves TCP connections on `listener` until `shutdown`; each connection frames its stream
-/// and sends batches, waiting while `tx` is full.
+/// and sends batches, waiting while `tx` is full. At `max_connections` the longest-idle
+/// connection is closed for a new one; `accept` failures (out of descriptors) are retried
+/// with a growing wait and logged at most once per interval.
 pub async fn run_tcp(
     name: Sym,
     listener: TcpListener,
@@ -301,7 +321,14 @@ pub async fn run_tcp(
     counters: Arc<SourceCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let table = ConnTable::new(
+        cfg.max_connections,
+        cfg.max_connections_per_address,
+        Arc::clone(&counters.conns),
+    );
+    let mut backoff = AcceptBackoff::default();
+    // Per-connection failures (resets, handshakes) repeat with every connection of a flood.
+    let log = Arc::new(SharedLog::new(format!("source `{name}`"), LOG_INTERVAL));
     let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -311,26 +338,31 @@ pub async fn run_tcp(
             Some(_) = conns.join_next(), if !conns.is_empty() => continue,
         };
         let (stream, peer) = match accepted {
-            Ok(a) => a,
+            Ok(a) => {
+                backoff.succeeded();
+                a
+            }
             Err(e) => {
-                // Out of file descriptors and the like: wait a moment rather than spin.
-                eprintln!("source `{name}`: accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
+                counters.conns.accept_errors.fetch_add(1, Ordering::Relaxed);
+                let retry = backoff.failed(&e, std::time::Instant::now());
+                if let Some(line) = retry.log {
+                    eprintln!("logwarden: source `{name}`: {line}");
+                }
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    () = tokio::time::sleep(retry.wait) => continue,
+                }
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            counters.rejected.fetch_add(1, Ordering::Relaxed);
-            drop(stream);
-            continue;
-        };
-        counters.connections.fetch_add(1, Ordering::Relaxed);
+        // Refused (and counted by the table): closed at once.
+        let Ok(slot) = table.admit(peer.ip()) else { continue };
         let conn = Connection {
-            name: name.clone(),
             peer,
             cfg: cfg.clone(),
             tx: tx.clone(),
             counters: Arc::clone(&counters),
+            activity: Arc::clone(&slot.activity),
+            log: Arc::clone(&log),
         };
         let shutdown = shutdown.clone();
         conns.spawn(async move {
@@ -339,19 +371,26 @@ pub async fn run_tcp(
                 Some(acceptor) => {
                     // A handshake that never finishes must not hold a connection slot.
                     let hs = tokio::time::timeout(conn.cfg.idle_timeout, acceptor.accept(stream));
-                    match hs.await {
-                        Ok(Ok(tls)) => conn.serve(tls, shutdown).await,
-                        Ok(Err(e)) => {
+                    let hs = tokio::select! {
+                        r = hs => Some(r),
+                        () = conn.activity.evicted() => None,
+                    };
+                    match hs {
+                        // Closed to make room before its handshake finished.
+                        None => {}
+                        Some(Ok(Ok(tls))) => conn.serve(tls, shutdown).await,
+                        Some(Ok(Err(e))) => {
                             conn.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("source `{}`: TLS from {}: {e}", conn.name, conn.peer);
+                            conn.counters.conns.errors.fetch_add(1, Ordering::Relaxed);
+                            conn.log.log(format_args!("TLS from {}: {e}", conn.peer));
                         }
-                        Err(_) => {
+                        Some(Err(_)) => {
                             conn.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
             }
-            drop(permit);
+            drop(slot);
         });
     }
     // Connections stop at the same signal, each after sending what it framed.
@@ -363,6 +402,8 @@ pub async fn run_tcp(
 pub struct TcpOptions {
     /// Connections at once.
     pub max_connections: usize,
+    /// Connections at once from one address.
+    pub max_connections_per_address: usize,
     /// Longest record.
     pub max_line_bytes: usize,
     /// Idle connections are closed after this.
@@ -377,6 +418,7 @@ impl std::fmt::Debug for TcpOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpOptions")
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_address", &self.max_connections_per_address)
             .field("max_line_bytes", &self.max_line_bytes)
             .field("idle_timeout", &self.idle_timeout)
             .field("framing", &self.framing)
@@ -386,11 +428,12 @@ impl std::fmt::Debug for TcpOptions {
 }
 
 struct Connection {
-    name: Sym,
     peer: SocketAddr,
     cfg: TcpOptions,
     tx: mpsc::Sender<Batch>,
     counters: Arc<SourceCounters>,
+    activity: Arc<Activity>,
+    log: Arc<SharedLog>,
 }
 
 impl Connection {
@@ -403,20 +446,25 @@ impl Connection {
             buf.reserve(READ_CHUNK);
             let read = tokio::select! {
                 _ = shutdown.changed() => break,
-                r = tokio::time::timeout(self.cfg.idle_timeout, stream.read_buf(&mut buf)) => r,
+                // Closed to make room (counted by the table): what it framed is still sent.
+                () = self.activity.evicted() => None,
+                r = tokio::time::timeout(self.cfg.idle_timeout, stream.read_buf(&mut buf)) => Some(r),
             };
             let eof = match read {
-                Ok(Ok(0)) => true,
-                Ok(Ok(n)) => {
+                None => true,
+                Some(Ok(Ok(0))) => true,
+                Some(Ok(Ok(n))) => {
+                    self.activity.touch();
                     self.counters.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
                     false
                 }
-                Ok(Err(e)) => {
-                    eprintln!("source `{}`: connection from {}: {e}", self.name, self.peer);
+                Some(Ok(Err(e))) => {
+                    self.counters.conns.errors.fetch_add(1, Ordering::Relaxed);
+                    self.log.log(format_args!("connection from {}: {e}", self.peer));
                     true
                 }
-                Err(_) => {
-                    self.counters.idle_closed.fetch_add(1, Ordering::Relaxed);
+                Some(Err(_)) => {
+                    self.counters.conns.idle_closed.fetch_add(1, Ordering::Relaxed);
                     true
                 }
             };
@@ -445,6 +493,8 @@ impl Connection {
                 }
                 if records.len() >= BATCH_RECORDS {
                     let full = std::mem::take(&mut records);
+                    // Waiting on a full pipeline is not idleness: not closed to make room.
+                    let _busy = self.activity.busy();
                     if self
                         .tx
                         .send(Batch { records: full, checkpoint: None, done: None })
@@ -455,10 +505,11 @@ impl Connection {
                     }
                 }
             }
-            if !records.is_empty()
-                && self.tx.send(Batch { records, checkpoint: None, done: None }).await.is_err()
-            {
-                return;
+            if !records.is_empty() {
+                let _busy = self.activity.busy();
+                if self.tx.send(Batch { records, checkpoint: None, done: None }).await.is_err() {
+                    return;
+                }
             }
             if eof {
                 break;
@@ -479,6 +530,7 @@ mod tests {
     fn opts(framing: Framing) -> TcpOptions {
         TcpOptions {
             max_connections: 2,
+            max_connections_per_address: 2,
             max_line_bytes: 100,
             idle_timeout: Duration::from_secs(5),
             framing,
@@ -636,33 +688,110 @@ mod tests {
         assert!(e.starts_with("key `") && e.contains("nope.pem"), "{e}");
     }
 
-    #[tokio::test]
-    async fn tcp_over_max_connections_is_refused_and_counted() {
+    /// A TCP source with `opts`: its address, the channel, its counters, and what keeps it
+    /// running.
+    async fn tcp_source(
+        o: TcpOptions,
+    ) -> (SocketAddr, mpsc::Receiver<Batch>, Arc<SourceCounters>, watch::Sender<bool>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, mut rx) = mpsc::channel(4);
-        let (_stop, shutdown) = watch::channel(false);
+        let (tx, rx) = mpsc::channel(4);
+        let (stop, shutdown) = watch::channel(false);
         let counters = Arc::new(SourceCounters::default());
-        tokio::spawn(run_tcp(
-            Sym::from("tcp"),
-            listener,
-            opts(Framing::Newline),
-            tx,
-            Arc::clone(&counters),
-            shutdown,
-        ));
+        tokio::spawn(run_tcp(Sym::from("tcp"), listener, o, tx, Arc::clone(&counters), shutdown));
+        (addr, rx, counters, stop)
+    }
+
+    /// Connects from `from` (any 127.0.0.0/8 address is this host).
+    async fn connect_from(addr: SocketAddr, from: &str) -> TcpStream {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        s.connect(addr).await.unwrap()
+    }
+
+    /// Whether the peer closes `s` within five seconds.
+    async fn closed(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 16];
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        matches!(r, Ok(Ok(0) | Err(_)))
+    }
+
+    #[tokio::test]
+    async fn at_max_connections_the_longest_idle_sender_makes_room_for_a_new_one() {
+        let (addr, mut rx, counters, _stop) = tcp_source(opts(Framing::Newline)).await;
+        let mut held = Vec::new();
+        for (i, from) in ["127.0.0.2", "127.0.0.3"].iter().enumerate() {
+            let mut s = connect_from(addr, from).await;
+            s.write_all(format!("<13>c{i}\n").as_bytes()).await.unwrap();
+            // One at a time, so the first is the longer idle.
+            assert_eq!(collect(&mut rx, 1).await, [format!("<13>c{i}")]);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            held.push(s);
+        }
+        // A third sender gets in at once; the first, idle the longest, is closed for it, with
+        // its unfinished last line still delivered.
+        held[0].write_all(b"<13>unfinished").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        held[1].write_all(b"<13>more\n").await.unwrap();
+        assert_eq!(collect(&mut rx, 1).await, ["<13>more"]);
+        let mut third = connect_from(addr, "127.0.0.4").await;
+        third.write_all(b"<13>newcomer\n").await.unwrap();
+        let mut got = collect(&mut rx, 2).await;
+        got.sort();
+        assert_eq!(got, ["<13>newcomer", "<13>unfinished"]);
+        assert!(closed(&mut held[0]).await, "the longest idle is closed");
+        let c = &counters.conns;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        assert_eq!((n(&c.evicted), n(&c.rejected), n(&c.accepted), n(&c.open)), (1, 0, 3, 2));
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_max_connections_per_address_and_no_more() {
+        let o = TcpOptions { max_connections: 10, ..opts(Framing::Newline) };
+        let (addr, mut rx, counters, _stop) = tcp_source(o).await;
         let mut held = Vec::new();
         for i in 0..2 {
-            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut s = connect_from(addr, "127.0.0.5").await;
             s.write_all(format!("<13>c{i}\n").as_bytes()).await.unwrap();
             held.push(s);
         }
         assert_eq!(collect(&mut rx, 2).await.len(), 2);
-        let mut third = TcpStream::connect(addr).await.unwrap();
-        let mut buf = [0u8; 1];
-        let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf)).await.unwrap();
-        assert!(matches!(n, Ok(0) | Err(_)), "the third connection is closed");
-        assert_eq!(counters.rejected.load(Ordering::Relaxed), 1);
+        let mut third = connect_from(addr, "127.0.0.5").await;
+        assert!(closed(&mut third).await, "over the address's cap");
+        assert_eq!(counters.conns.rejected_per_address.load(Ordering::Relaxed), 1);
+        // Nobody was evicted for it, and another address still gets in.
+        let mut other = connect_from(addr, "127.0.0.6").await;
+        other.write_all(b"<13>other\n").await.unwrap();
+        assert_eq!(collect(&mut rx, 1).await, ["<13>other"]);
+        assert_eq!(counters.conns.evicted.load(Ordering::Relaxed), 0);
+        // A sender that closes gives its share back.
+        drop(held.pop());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while counters.conns.open.load(Ordering::Relaxed) != 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the closed one is given back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut again = connect_from(addr, "127.0.0.5").await;
+        again.write_all(b"<13>again\n").await.unwrap();
+        assert_eq!(collect(&mut rx, 1).await, ["<13>again"]);
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_after_the_idle_timeout() {
+        let o = TcpOptions { idle_timeout: Duration::from_millis(200), ..opts(Framing::Newline) };
+        let (addr, mut rx, counters, _stop) = tcp_source(o).await;
+        let mut a = connect_from(addr, "127.0.0.7").await;
+        let mut b = connect_from(addr, "127.0.0.8").await;
+        b.write_all(b"<13>then quiet\n").await.unwrap();
+        assert_eq!(collect(&mut rx, 1).await, ["<13>then quiet"]);
+        assert!(closed(&mut a).await);
+        assert!(closed(&mut b).await);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while counters.conns.open.load(Ordering::Relaxed) != 0 {
+            assert!(tokio::time::Instant::now() < deadline, "slots given back");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(counters.conns.idle_closed.load(Ordering::Relaxed), 2);
     }
 
     /// A UDP source on 127.0.0.1 feeding a channel of one batch: its address, the channel,

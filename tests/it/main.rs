@@ -9,6 +9,7 @@ mod crowdsec_hub;
 mod daemon;
 mod email_tls;
 mod fail2ban_parity;
+mod floods;
 mod golden_sshd;
 mod outbox;
 mod panther_parity;
