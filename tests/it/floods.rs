@@ -95,6 +95,9 @@ impl Drop for Daemon {
     }
 }
 
+/// The API's token in these configs (`/api/alerts` needs one).
+const API_TOKEN: &str = "fl00d-t0k";
+
 /// Polls `f` until it holds, failing with `what` and the daemon's log after [`PATIENCE`].
 async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f: F) {
     let deadline = Instant::now() + PATIENCE;
@@ -107,7 +110,7 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f:
 /// One request on a fresh connection: (status, body), or (0, error) when it failed.
 async fn get(url: &str) -> (u16, String) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
-    match client.get(url).timeout(Duration::from_secs(10)).send().await {
+    match client.get(url).bearer_auth(API_TOKEN).timeout(Duration::from_secs(10)).send().await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(e) => (0, e.to_string()),
     }
@@ -211,7 +214,7 @@ rules: {rules}
 sources:
   tcp: {{type: syslog_tcp, listen: \"127.0.0.1:{tcp_port}\"{tcp}}}
   intake: {{type: http, listen: \"127.0.0.1:{intake_port}\"{intake}}}
-api: {{listen: \"127.0.0.1:{api_port}\"{api}}}
+api: {{listen: \"127.0.0.1:{api_port}\", token: {API_TOKEN}{api}}}
 sinks:
   out: {{type: stdout}}
 routes:
