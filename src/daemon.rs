@@ -397,8 +397,18 @@ pub fn run(
                     .map_err(|source| bind_error(name, &h.listen, source))?;
                 let idle = crate::config::std_duration(h.idle_timeout.as_deref());
                 let limits = h.limits(idle);
-                let run =
-                    crate::source::intake::run(sym, listener, h.clone(), limits, btx, c, stop);
+                let run = crate::source::intake::run(
+                    sym,
+                    listener,
+                    h.clone(),
+                    limits,
+                    crate::source::intake::Pipeline {
+                        tx: btx,
+                        counters: c,
+                        pushback: Arc::clone(&pushback),
+                    },
+                    stop,
+                );
                 source_tasks.spawn_on(run, runtime.handle());
             }
             #[cfg(feature = "nats")]

@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use super::http_serve::{ServeLimits, is_stalled};
+use super::pushback::Pushback;
 use super::{Batch, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
 
@@ -126,7 +127,14 @@ struct Intake {
     max_body_bytes: usize,
     /// Body bytes all requests in progress may still take, one permit a byte.
     budget: Arc<Semaphore>,
+    /// Why the pipeline cannot take records now (the daemon's state database cannot be
+    /// written): requests are then answered 503 at once instead of hanging.
+    pushback: Option<Arc<Pushback>>,
 }
+
+/// How often a request waiting for its records' commit looks whether the pipeline has since
+/// stopped taking records (then it is answered 503 rather than kept waiting for the outage).
+const PUSHBACK_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The intake's router: `POST /ingest`, bodies up to [`DEFAULT_MAX_BODY_BYTES`].
 pub fn router(
@@ -159,6 +167,20 @@ pub fn router_with_budget(
     max_body_bytes: usize,
     max_buffered_bytes: usize,
 ) -> Router {
+    router_with_pushback(name, tx, token, counters, max_body_bytes, max_buffered_bytes, None)
+}
+
+/// [`router_with_budget`] that answers 503 while `pushback` says the pipeline cannot take
+/// records.
+fn router_with_pushback(
+    name: &str,
+    tx: mpsc::Sender<Batch>,
+    token: Option<String>,
+    counters: Arc<SourceCounters>,
+    max_body_bytes: usize,
+    max_buffered_bytes: usize,
+    pushback: Option<Arc<Pushback>>,
+) -> Router {
     let budget = Arc::new(Semaphore::new(max_buffered_bytes.min(Semaphore::MAX_PERMITS)));
     let state = Intake {
         name: Sym::from(name),
@@ -167,8 +189,19 @@ pub fn router_with_budget(
         counters,
         max_body_bytes,
         budget,
+        pushback,
     };
     Router::new().route("/ingest", post(ingest)).with_state(state)
+}
+
+/// Where the intake hands its records, and what it learns back from there.
+pub struct Pipeline {
+    /// The parse stage's queue.
+    pub tx: mpsc::Sender<Batch>,
+    /// This source's counters.
+    pub counters: Arc<SourceCounters>,
+    /// Set while what follows cannot keep records (see [`Pushback`]).
+    pub pushback: Arc<Pushback>,
 }
 
 /// Serves `cfg` on `listener` within `limits` until `shutdown`; requests in progress are
@@ -178,10 +211,10 @@ pub async fn run(
     listener: TcpListener,
     cfg: IntakeConfig,
     limits: ServeLimits,
-    tx: mpsc::Sender<Batch>,
-    counters: Arc<SourceCounters>,
+    pipeline: Pipeline,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Pipeline { tx, counters, pushback } = pipeline;
     if cfg.token.is_none() {
         // Allowed on loopback only (`check` refuses other addresses without a token).
         eprintln!(
@@ -193,7 +226,8 @@ pub async fn run(
     let max = cfg.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let budget = cfg.max_buffered_bytes();
     let conns = Arc::clone(&counters.conns);
-    let app = router_with_budget(name.as_str(), tx, cfg.token, counters, max, budget);
+    let app =
+        router_with_pushback(name.as_str(), tx, cfg.token, counters, max, budget, Some(pushback));
     let stopped = async move {
         // Stop on `true` or when the daemon drops the sender.
         while !*shutdown.borrow_and_update() {
@@ -217,6 +251,9 @@ async fn ingest(State(s): State<Intake>, req: Request) -> Response {
             axum::Json(json!({"error": "a bearer token is required"})),
         )
             .into_response();
+    }
+    if let Some(why) = s.pushback.as_ref().and_then(|p| p.reason()) {
+        return held_back(&why);
     }
     let gzip = match req.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str()) {
         None => false,
@@ -283,12 +320,35 @@ async fn ingest(State(s): State<Intake>, req: Request) -> Response {
     }
     // Batches are committed in order, but each is waited for: a batch dropped on the way (a
     // shutdown between stages) must turn the whole answer into "send again".
-    for commit in commits {
-        if commit.await.is_err() {
-            return stopping();
+    for mut commit in commits {
+        loop {
+            tokio::select! {
+                r = &mut commit => match r {
+                    Ok(()) => break,
+                    Err(_) => return stopping(),
+                },
+                () = tokio::time::sleep(PUSHBACK_POLL) => {
+                    // The records stay in the pipeline and are committed when it can; the
+                    // client sends them again, so they may arrive twice, never not at all.
+                    if let Some(why) = s.pushback.as_ref().and_then(|p| p.reason()) {
+                        return held_back(&why);
+                    }
+                }
+            }
         }
     }
     axum::Json(json!({ "accepted": accepted })).into_response()
+}
+
+/// The answer while the pipeline cannot keep records: come back later.
+fn held_back(why: &str) -> Response {
+    let message = format!("the pipeline cannot keep records now ({why}); send again later");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        axum::Json(json!({ "error": message })),
+    )
+        .into_response()
 }
 
 /// Sends one batch, waiting for room: this wait is the backpressure. The batch's commit is
@@ -653,6 +713,60 @@ mod tests {
         let resp = tokio::time::timeout(LIMIT, req.send()).await.unwrap().unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    #[tokio::test]
+    async fn while_the_pipeline_cannot_keep_records_requests_are_503_at_once_and_after() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let pushback = Arc::new(Pushback::default());
+        let app = router_with_pushback(
+            "intake",
+            tx,
+            None,
+            Arc::new(SourceCounters::default()),
+            DEFAULT_MAX_BODY_BYTES,
+            default_max_buffered_bytes(DEFAULT_MAX_BODY_BYTES),
+            Some(Arc::clone(&pushback)),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        pushback.set(Some("state database cannot be written for 3s: No space left on device"));
+        let resp = reqwest::Client::new().post(&url).body(lines(2)).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "5");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains("No space left on device"), "{body}");
+        assert!(rx.try_recv().is_err(), "nothing was handed on");
+
+        // Taken, then the outage begins before the commit: answered 503, not left hanging;
+        // the records stay in the pipeline.
+        pushback.set(None);
+        let request = {
+            let url = url.clone();
+            tokio::spawn(async move { post(&url, lines(3).into_bytes(), &[]).await })
+        };
+        let batch = tokio::time::timeout(LIMIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(batch.records.len(), 3);
+        pushback.set(Some("state database cannot be written for 1s: No space left on device"));
+        let (status, answer) = tokio::time::timeout(LIMIT, request).await.unwrap().unwrap();
+        assert_eq!(status, 503, "{answer}");
+        drop(batch);
+
+        // Writes work again: accepted.
+        pushback.set(None);
+        let (rx_done, server_side) = (
+            tokio::spawn(async move {
+                let mut b = rx.recv().await.unwrap();
+                b.done.take().unwrap().send(()).unwrap();
+            }),
+            (),
+        );
+        let _ = server_side;
+        let (status, answer) = post(&url, lines(1).into_bytes(), &[]).await;
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
+        rx_done.await.unwrap();
     }
 
     #[tokio::test]

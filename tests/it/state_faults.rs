@@ -107,8 +107,11 @@ async fn a_full_state_disk_holds_every_alert_and_delivers_each_once_when_space_r
         return;
     };
     let (rx, hook) = receiver(&[]).await;
-    let (api, syslog) = (free_port(), free_port());
-    let source = format!("tcp: {{type: syslog_tcp, listen: \"127.0.0.1:{syslog}\"}}");
+    let (api, syslog, intake) = (free_port(), free_port(), free_port());
+    let source = format!(
+        "tcp: {{type: syslog_tcp, listen: \"127.0.0.1:{syslog}\"}}
+  intake: {{type: http, listen: \"127.0.0.1:{intake}\", token: in-t0k}}"
+    );
     let config = config(dir.path(), "state/state.redb", api, &source, hook);
     let base = format!("http://127.0.0.1:{api}");
     let mut daemon = Daemon::start(&config, dir.path());
@@ -125,6 +128,17 @@ async fn a_full_state_disk_holds_every_alert_and_delivers_each_once_when_space_r
     .await;
     let page = get(&format!("{base}/metrics"), None).await.1;
     assert_eq!(metric(&page, "logwarden_state_healthy"), Some(0), "{page}");
+    // A forwarder is told to come back later, at once, rather than left hanging.
+    let resp = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{intake}/ingest"))
+        .bearer_auth("in-t0k")
+        .body("<38>Dec  8 01:00:00 web2 sshd[1]: Accepted password for bob from 192.0.2.1 port 1 ssh2\n")
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
     // A second attacker during the outage: held back by the full pipeline, not lost.
     send_tcp(syslog, &brute_force("203.0.113.8")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
