@@ -313,8 +313,14 @@ pub fn run(
                 );
             }
             SourceConfig::CloudtrailDir(d) => {
-                let run =
-                    crate::source::cloudtrail_dir::run(d.clone(), committed.clone(), btx, stop);
+                let run = crate::source::cloudtrail_dir::run(
+                    name.clone(),
+                    d.clone(),
+                    committed.clone(),
+                    btx,
+                    c,
+                    stop,
+                );
                 source_tasks.spawn_on(run, runtime.handle());
             }
             SourceConfig::Http(h) => {

@@ -514,7 +514,9 @@ mod tests {
         let opts = SyslogOptions { now: Some(NOW), ..SyslogOptions::default() };
         let mut p = SyslogParser::new(opts);
         let mut out = Vec::new();
-        let line = |n: &str| record(&format!("Dec 10 07:13:56 h sshd[1]: message repeated {n} times: [ x]"));
+        let line = |n: &str| {
+            record(&format!("Dec 10 07:13:56 h sshd[1]: message repeated {n} times: [ x]"))
+        };
         p.parse(&line("4294967295"), &mut out).unwrap();
         assert_eq!(out.len(), MAX_REPEAT);
         // At the cap exactly: nothing left over.

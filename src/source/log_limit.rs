@@ -37,7 +37,12 @@ impl LogLimit {
         if now >= next
             && self
                 .next
-                .compare_exchange(next, now.saturating_add(self.every_secs), Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    now.saturating_add(self.every_secs),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             return Some(self.held.swap(0, Ordering::AcqRel));

@@ -23,6 +23,8 @@ use super::{Batch, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
 use crate::parse::frame::{DEFAULT_MAX_RECORD_BYTES, Frame, NewlineFramer, OctetCountingFramer};
 
+/// Failed TLS handshakes are said at most once a minute, across every TLS listener.
+static TLS_FAILURE_LOG: super::log_limit::LogLimit = super::log_limit::LogLimit::new(60);
 /// Records per batch: enough to amortize the channel, few enough to keep latency low.
 const BATCH_RECORDS: usize = 512;
 /// Bytes asked of a TCP stream per read.
@@ -343,7 +345,16 @@ pub async fn run_tcp(
                         Ok(Ok(tls)) => conn.serve(tls, shutdown).await,
                         Ok(Err(e)) => {
                             conn.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("source `{}`: TLS from {}: {e}", conn.name, conn.peer);
+                            // Any client can fail a handshake at will: counted each time
+                            // (logwarden_source_tls_failures_total), said once a minute.
+                            if let Some(held) = TLS_FAILURE_LOG.allow() {
+                                eprintln!(
+                                    "logwarden: source `{}`: TLS from {}: {e}{}",
+                                    conn.name,
+                                    conn.peer,
+                                    super::log_limit::held_back(held)
+                                );
+                            }
                         }
                         Err(_) => {
                             conn.counters.tls_failures.fetch_add(1, Ordering::Relaxed);
