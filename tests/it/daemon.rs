@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::receivers::receiver;
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -20,13 +20,13 @@ fn free_udp_port() -> u16 {
 }
 
 /// The daemon, killed on drop if a test fails before stopping it.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     stderr: PathBuf,
 }
 
 impl Daemon {
-    fn start(config: &Path, dir: &Path) -> Daemon {
+    pub(crate) fn start(config: &Path, dir: &Path) -> Daemon {
         Daemon::start_with(config, dir, &[])
     }
 
@@ -51,12 +51,12 @@ impl Daemon {
         Daemon { child: Some(child), stderr }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit status within `within`.
-    fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) fn terminate(&mut self, within: Duration) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let pid = child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -83,7 +83,7 @@ impl Drop for Daemon {
     }
 }
 
-async fn get(url: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) async fn get(url: &str, token: Option<&str>) -> (u16, String) {
     let client = reqwest::Client::new();
     let mut req = client.get(url).timeout(Duration::from_secs(5));
     if let Some(t) = token {
@@ -96,7 +96,7 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// Polls until `f` holds, or fails the test with `what` after 20 s.
-async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f: F) {
+pub(crate) async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f: F) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !f().await {
         assert!(Instant::now() < deadline, "{what}: timed out\n{}", daemon.stderr());
@@ -105,7 +105,7 @@ async fn eventually<F: AsyncFnMut() -> bool>(what: &str, daemon: &Daemon, mut f:
 }
 
 /// The value of one sample line of a Prometheus text page.
-fn metric(page: &str, series: &str) -> Option<u64> {
+pub(crate) fn metric(page: &str, series: &str) -> Option<u64> {
     page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
@@ -402,7 +402,7 @@ fn append(path: &Path, lines: std::ops::Range<u32>) {
     }
 }
 
-async fn events_out(base: &str, source: &str) -> Option<u64> {
+pub(crate) async fn events_out(base: &str, source: &str) -> Option<u64> {
     let page = get(&format!("{base}/metrics"), None).await.1;
     metric(&page, &format!("logwarden_source_events_out_total{{source=\"{source}\"}}"))
 }
