@@ -1087,7 +1087,10 @@ impl Core {
             for (id, k) in candidates {
                 let is_head = head.as_ref().is_some_and(|h| h.0 == id && h.1 == k.fingerprint);
                 // Renamed to a name the globs match: resumed as any found file is.
-                let elsewhere = found.index.contains_key(&id) && live != Some(id);
+                let elsewhere = live != Some(id)
+                    && found.index.get(&id).is_some_and(|&i| {
+                        found.files[i].1.iter().any(|p| same_content(p, &k.fingerprint))
+                    });
                 // Decompressing every old copy to look for every old checkpoint would cost a
                 // read of the whole archive at each such start: only the file the path held
                 // last (or, without that record, every one) is looked for compressed.
@@ -1104,11 +1107,11 @@ impl Core {
                 }
                 if let Some(copy) = copy {
                     self.follow_rotated(copy, id, &k, &path, now);
-                }
-                if let Some(ks) = self.known.get_mut(&id)
-                    && found_it
-                {
-                    ks.retain(|other| other.fingerprint != k.fingerprint);
+                    // Followed from here on (one found elsewhere keeps its checkpoint: it is
+                    // opened, and resumed, as any found file is).
+                    if let Some(ks) = self.known.get_mut(&id) {
+                        ks.retain(|other| other.fingerprint != k.fingerprint);
+                    }
                 }
             }
             if live.is_none() {
@@ -1233,10 +1236,13 @@ impl Core {
     /// bytes.
     fn is_known(&self, id: FileId, path: &Path) -> bool {
         let Some(ks) = self.known.get(&id) else { return false };
-        let Ok(file) = File::open(path) else { return false };
-        ks.iter()
-            .any(|k| Fingerprint::read(&file, k.fingerprint.len).is_ok_and(|f| f == k.fingerprint))
+        ks.iter().any(|k| same_content(path, &k.fingerprint))
     }
+}
+
+/// Whether the file at `path` starts with the bytes `fp` was taken of.
+fn same_content(path: &Path, fp: &Fingerprint) -> bool {
+    File::open(path).is_ok_and(|f| Fingerprint::read(&f, fp.len).is_ok_and(|now| now == *fp))
 }
 
 /// One predecessor of `path` read: the path's new file may be opened once none is left.

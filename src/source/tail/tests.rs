@@ -751,3 +751,22 @@ fn an_overlong_line_between_two_lines_is_set_aside_counted_and_passed() {
     assert_eq!(counters.records_in.load(Ordering::Relaxed), 1, "the set-aside line is a record");
     assert_eq!(core.stats.too_long, 1);
 }
+
+#[test]
+fn under_a_glob_the_renamed_file_resumes_by_itself_and_the_new_one_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let last = read_then_stop(&log);
+    append(&log, "Dec  7 10:00:02 h app: c\n");
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::write(&log, "Dec  7 10:00:04 h app: e\n").unwrap();
+
+    // `app.log*` matches the rotated name: the file is found there and resumed from its
+    // checkpoint as any found file is, not looked for, not lost; the new app.log is new.
+    let mut core = resumed(&dir.path().join("app.log*"), ReadFrom::End, &[&last]);
+    let mut got = messages(&settle(&mut core, Instant::now()));
+    got.sort();
+    let s = |f: &str, o, t: &str| (f.to_string(), o, t.to_string());
+    assert_eq!(got, [s("app.log", 0, "e"), s("app.log.1", 50, "c")]);
+    assert_eq!((core.stats.rotated_found, core.stats.rotated_lost), (0, 0));
+}
