@@ -39,8 +39,9 @@ use crate::sink::SinkConfig;
 use crate::sink::outbox::RetryPolicy;
 
 mod env;
+pub mod redact;
 pub mod scan;
-pub use env::expand_env;
+pub use env::{expand_env, expand_env_recording};
 
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,28 @@ pub enum ConfigError {
         /// What is wrong.
         detail: String,
     },
+}
+
+impl ConfigError {
+    /// The error with what it quotes from the config passed through [`redact`]: substituted
+    /// values shown as their references, URL passwords and query values masked.
+    pub fn redacted(self, subs: &redact::Substituted) -> ConfigError {
+        match self {
+            ConfigError::Io { .. } => self,
+            ConfigError::Env { file, line, detail } => {
+                ConfigError::Env { file, line, detail: subs.redact(&detail) }
+            }
+            ConfigError::Yaml { file, line, column, message } => {
+                ConfigError::Yaml { file, line, column, message: subs.redact(&message) }
+            }
+            ConfigError::Invalid { file, line, key, detail } => ConfigError::Invalid {
+                file,
+                line,
+                key: subs.redact(&key),
+                detail: subs.redact(&detail),
+            },
+        }
+    }
 }
 
 /// The file as written.
@@ -360,12 +383,15 @@ fn read_lenient<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(T, Strin
     let file = path.display().to_string();
     let raw = std::fs::read_to_string(path)
         .map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+    // An unset variable reads as empty here: the sinks' secrets are not ours to demand.
     let lenient = |name: &str| Some(std::env::var(name).unwrap_or_default());
-    let text = expand_env(&raw, &file, &lenient)?;
+    let mut subs = redact::Substituted::default();
+    let text =
+        expand_env_recording(&raw, &file, &lenient, &mut subs).map_err(|e| e.redacted(&subs))?;
     let spec = serde_saphyr::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = crate::rule::load::strip_location(&e.without_snippet().to_string());
-        ConfigError::Yaml { file: file.clone(), line, column, message }
+        ConfigError::Yaml { file: file.clone(), line, column, message }.redacted(&subs)
     })?;
     Ok((spec, raw))
 }
@@ -385,18 +411,30 @@ pub fn api_section(path: &Path) -> Result<Option<ApiSpec>, ConfigError> {
     }))
 }
 
-/// Checks config text; `path` names it in errors and anchors relative paths.
+/// Checks config text; `path` names it in errors and anchors relative paths. No error
+/// echoes a secret: a value `${...}` put in the text is shown as its reference, and URLs
+/// without their passwords and query values ([`redact`]).
 pub fn load_str(
     text: &str,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<ConfigError>> {
     let file = path.display().to_string();
-    let text = expand_env(text, &file, env).map_err(|e| vec![e])?;
+    let mut subs = redact::Substituted::default();
+    let checked = match expand_env_recording(text, &file, env, &mut subs) {
+        Ok(text) => check(&text, path),
+        Err(e) => Err(vec![e]),
+    };
+    checked.map_err(|errors| errors.into_iter().map(|e| e.redacted(&subs)).collect())
+}
+
+/// Checks config text after `${...}` expansion.
+fn check(text: &str, path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
     let spec: ConfigSpec = if text.trim().is_empty() {
         ConfigSpec::default()
     } else {
-        serde_saphyr::from_str(&text).map_err(|e| {
+        serde_saphyr::from_str(text).map_err(|e| {
             let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
             let message = crate::rule::load::strip_location(&e.without_snippet().to_string());
             vec![ConfigError::Yaml { file: file.clone(), line, column, message }]

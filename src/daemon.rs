@@ -246,6 +246,7 @@ pub fn run(
     let silences = SilenceStore::new(Arc::clone(&db), config.state.clone())?;
     let checkpoints = Checkpoints::new(Arc::clone(&db), config.state.clone())?;
     let committed = checkpoints.all()?;
+    let (checkpoint_paths, checkpoint_heads) = checkpoints.history()?;
     let forwarder =
         match (&config.spec.forward, config.spec.mode) {
             (Some(f), crate::config::Mode::Forward) => Some(Arc::new(
@@ -378,7 +379,9 @@ pub fn run(
             }
             SourceConfig::File(f) => {
                 let tail = Tail::new(name, f, committed.clone())
-                    .map_err(|source| DaemonError::File { source_name: name.clone(), source })?;
+                    .map_err(|source| DaemonError::File { source_name: name.clone(), source })?
+                    .with_counters(Arc::clone(&c))
+                    .with_history(&checkpoint_paths, &checkpoint_heads);
                 source_tasks.spawn_on(
                     async move {
                         tail.run(btx, stop).await;
@@ -387,8 +390,14 @@ pub fn run(
                 );
             }
             SourceConfig::CloudtrailDir(d) => {
-                let run =
-                    crate::source::cloudtrail_dir::run(d.clone(), committed.clone(), btx, stop);
+                let run = crate::source::cloudtrail_dir::run(
+                    name.clone(),
+                    d.clone(),
+                    committed.clone(),
+                    btx,
+                    c,
+                    stop,
+                );
                 source_tasks.spawn_on(run, runtime.handle());
             }
             SourceConfig::Http(h) => {

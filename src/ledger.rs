@@ -38,6 +38,9 @@ pub struct Ledger {
     /// Events whose line names its peer in two ways the grammar cannot tell apart (client
     /// text holding an address): emitted without `source.ip`, the candidates in `related.ip`.
     pub ambiguous: u64,
+    /// Events `message repeated N times` lines named beyond the parser's cap
+    /// (`parse::syslog::MAX_REPEAT` per line): counted here instead of made.
+    pub repeats_capped: u64,
     /// Quarantined records by reason.
     pub reasons: BTreeMap<&'static str, u64>,
     /// The first few quarantined records.
@@ -69,6 +72,14 @@ impl fmt::Display for Ledger {
         )?;
         if self.ambiguous > 0 {
             write!(f, ", {} with an ambiguous peer (source.ip left out)", self.ambiguous)?;
+        }
+        if self.repeats_capped > 0 {
+            write!(
+                f,
+                ", {} repeats not made (`message repeated` beyond {} per line)",
+                self.repeats_capped,
+                crate::parse::syslog::MAX_REPEAT
+            )?;
         }
         if !self.reasons.is_empty() {
             let reasons: Vec<String> =
@@ -110,5 +121,16 @@ mod tests {
         let text = l.to_string();
         assert!(text.starts_with("auth.log [syslog]: 10 records read, 3 events emitted, 7 quarantined (invalid_utf8=4, line_too_long=3)"));
         assert!(text.contains("\n  auth.log:1 line (byte 0): bad 0"));
+    }
+
+    #[test]
+    fn repeats_beyond_the_cap_are_said() {
+        let mut l = Ledger::new("auth.log", "syslog");
+        (l.records, l.events, l.repeats_capped) = (1, 1000, 4_294_966_295);
+        assert_eq!(
+            l.to_string(),
+            "auth.log [syslog]: 1 records read, 1000 events emitted, 0 quarantined, 4294966295 \
+             repeats not made (`message repeated` beyond 1000 per line)"
+        );
     }
 }

@@ -9,9 +9,11 @@
 //! References in comments are left alone: a commented-out line may name a variable nobody
 //! sets any more.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use super::ConfigError;
+use super::redact::Substituted;
 
 /// Where a `${` stands in its line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,12 +34,29 @@ pub fn expand_env(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, ConfigError> {
+    expand_env_recording(text, file, env, &mut Substituted::default())
+}
+
+/// [`expand_env`], remembering in `subs` which value each reference stood for, so errors
+/// about the expanded text can show the reference instead of the value.
+pub fn expand_env_recording(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    subs: &mut Substituted,
+) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
+    let found = RefCell::new(std::mem::take(subs));
+    let mut result = Ok(());
     for (n, line) in text.split_inclusive('\n').enumerate() {
-        let at = Line { file, line: n as u64 + 1, env };
-        at.expand(line, &mut out)?;
+        let at = Line { file, line: n as u64 + 1, env, subs: &found };
+        result = at.expand(line, &mut out);
+        if result.is_err() {
+            break;
+        }
     }
-    Ok(out)
+    *subs = found.into_inner();
+    result.map(|()| out)
 }
 
 /// One line being expanded.
@@ -45,6 +64,7 @@ struct Line<'a> {
     file: &'a str,
     line: u64,
     env: &'a dyn Fn(&str) -> Option<String>,
+    subs: &'a RefCell<Substituted>,
 }
 
 impl Line<'_> {
@@ -161,7 +181,10 @@ impl Line<'_> {
         // As in the shell, `:-` also replaces a variable that is set but empty.
         match (looked_up, default) {
             (Some(v), Some(d)) if v.is_empty() => self.expand_default(d),
-            (Some(v), _) => Ok(v),
+            (Some(v), _) => {
+                self.subs.borrow_mut().add(name, &v);
+                Ok(v)
+            }
             (None, Some(d)) => self.expand_default(d),
             (None, None) => Err(self.error(format!("environment variable `{name}` is not set"))),
         }

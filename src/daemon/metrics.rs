@@ -32,6 +32,10 @@ pub struct SourceMetrics {
     /// Events whose peer the line names ambiguously (client text holding an address), made
     /// without `source.ip`.
     pub ambiguous: AtomicU64,
+    /// Events `message repeated N times` lines named beyond the parser's cap, not made.
+    pub repeats_capped: AtomicU64,
+    /// Records the parser set aside, by reason.
+    pub quarantine_reasons: Mutex<BTreeMap<&'static str, u64>>,
     /// Records handed to the parser.
     pub parsed: AtomicU64,
     /// When the source last delivered a record (ns since the epoch).
@@ -225,6 +229,72 @@ impl Metrics {
             let name = format!("logwarden_api_{name}");
             family(&mut o, &name, kind, help);
             sample(&mut o, &name, &[], get(&self.api_conns));
+        }
+        // Issue 15's honest ledgers: what a source could not make, set aside or read, and why.
+        let unmade: [Series<SourceMetrics>; 3] = [
+            (
+                "logwarden_source_repeats_capped_total",
+                "Events `message repeated N times` lines named beyond the per-line cap (README): counted, not made.",
+                |s| s.repeats_capped.load(Ordering::Relaxed),
+            ),
+            (
+                "logwarden_source_tls_failures_total",
+                "TLS handshakes that failed or timed out (no client certificate, wrong CA, not TLS).",
+                |s| s.counters.tls_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "logwarden_tail_rotated_lost_total",
+                "Tailed files rotated while logwarden was stopped and not found among their rotated siblings: their unread end is lost.",
+                |s| s.counters.rotated_lost.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, get) in unmade {
+            family(&mut o, name, "counter", help);
+            for s in &self.sources {
+                sample(&mut o, name, &[("source", &s.name)], get(s));
+            }
+        }
+        family(
+            &mut o,
+            "logwarden_source_quarantined_by_reason_total",
+            "counter",
+            "Records set aside per source, by reason (they sum to logwarden_source_quarantined_total).",
+        );
+        for s in &self.sources {
+            let mut reasons = s.quarantine_reasons.lock().map(|m| m.clone()).unwrap_or_default();
+            for (reason, n) in [
+                ("line_too_long", s.counters.too_long.load(Ordering::Relaxed)),
+                ("malformed_frame", s.counters.malformed.load(Ordering::Relaxed)),
+            ] {
+                if n > 0 {
+                    *reasons.entry(reason).or_default() += n;
+                }
+            }
+            for (reason, n) in reasons {
+                sample(
+                    &mut o,
+                    "logwarden_source_quarantined_by_reason_total",
+                    &[("source", &s.name), ("reason", reason)],
+                    n,
+                );
+            }
+        }
+        family(
+            &mut o,
+            "logwarden_source_file_failures_total",
+            "counter",
+            "Whole files a source could not read (unreadable, bad gzip, not CloudTrail), by reason.",
+        );
+        for s in &self.sources {
+            let failures = s.counters.file_failures.lock().map(|m| m.clone()).unwrap_or_default();
+            for (reason, n) in failures {
+                sample(
+                    &mut o,
+                    "logwarden_source_file_failures_total",
+                    &[("source", &s.name), ("reason", reason)],
+                    n,
+                );
+            }
         }
         // Read from the kernel at each scrape: these datagrams never reached the source.
         family(

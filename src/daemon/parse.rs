@@ -65,6 +65,9 @@ impl ParseStage {
                 if let Ok(mut f) = self.metrics.parse_failures.lock() {
                     *f.entry((self.format, e.kind())).or_default() += 1;
                 }
+                if let Ok(mut r) = m.quarantine_reasons.lock() {
+                    *r.entry(e.kind()).or_default() += 1;
+                }
                 continue;
             }
             for e in &mut events[start..] {
@@ -77,6 +80,10 @@ impl ParseStage {
         }
         m.quarantined.fetch_add(quarantined, Ordering::Relaxed);
         m.events_out.fetch_add(events.len() as u64, Ordering::Relaxed);
+        let capped = self.parser.take_capped();
+        if capped > 0 {
+            m.repeats_capped.fetch_add(capped, Ordering::Relaxed);
+        }
         let ambiguous = events.iter().filter(|e| e.related_ip.is_some()).count();
         if ambiguous > 0 {
             m.ambiguous.fetch_add(ambiguous as u64, Ordering::Relaxed);

@@ -30,6 +30,10 @@ impl Parser for AutoParser {
             _ => self.syslog.parse(record, out),
         }
     }
+
+    fn take_capped(&mut self) -> u64 {
+        self.syslog.take_capped()
+    }
 }
 
 #[cfg(test)]

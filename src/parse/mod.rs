@@ -118,6 +118,13 @@ pub trait Parser: Send {
     /// Appends the events of one record to `out` (usually one; `message repeated N times`
     /// gives N).
     fn parse(&mut self, record: &RawRecord, out: &mut Vec<Event>) -> Result<(), ParseError>;
+
+    /// Events that records parsed since the last call named but the parser did not make (a
+    /// `message repeated N times` line beyond [`syslog::MAX_REPEAT`]), reset by the call. The
+    /// caller adds them to its ledger, so a capped expansion is counted, not silently short.
+    fn take_capped(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The record's text, or the UTF-8 error.

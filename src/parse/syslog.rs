@@ -35,9 +35,15 @@ impl Default for SyslogOptions {
 /// `event.dataset` for a syslog line no extractor recognized.
 pub const DATASET: Sym = Sym::from_static("syslog");
 
-/// Most events one `message repeated N times` line may expand to: rsyslog only folds repeats
-/// within its flush interval, so a larger N is a forged line meant to exhaust memory.
-pub const MAX_REPEAT: usize = 10_000;
+/// Most events one `message repeated N times` line expands to; the rest of N is counted (see
+/// [`Parser::take_capped`]), never made and never dropped unsaid.
+///
+/// Why 1,000: the largest threshold of the shipped rules is 10, so a thousand copies cross
+/// any of them a hundred times over and still cross thresholds of local rules written in the
+/// hundreds, while one forged line (whose N an attacker who can write to the log chooses) costs
+/// at most a thousand events, each holding a copy of the message: under 64 MiB for a line at
+/// the 64 KiB line limit, where 10,000 copies were 640 MiB and 4,294,967,295 were everything.
+pub const MAX_REPEAT: usize = 1_000;
 
 /// The year of a yearless timestamp in month `msg_month`, read at (`year`, `month`).
 ///
@@ -64,6 +70,8 @@ pub struct SyslogParser {
     offsets: OffsetCache,
     /// (day number, year, month) of the last reference time, to skip the calendar math.
     ref_day: Option<(i64, i32, u32)>,
+    /// Repeats named beyond [`MAX_REPEAT`] since the last [`Parser::take_capped`].
+    capped: u64,
 }
 
 impl SyslogParser {
@@ -76,6 +84,7 @@ impl SyslogParser {
             extractors: Extractors::default(),
             offsets: OffsetCache::default(),
             ref_day: None,
+            capped: 0,
         }
     }
 
@@ -188,7 +197,11 @@ impl Parser for SyslogParser {
         }
 
         let (count, body) = match repeated(text_msg) {
-            Some((n, inner)) => (n.min(MAX_REPEAT), inner),
+            Some((n, inner)) => {
+                let made = n.min(MAX_REPEAT as u64);
+                self.capped = self.capped.saturating_add(n - made);
+                (made as usize, inner)
+            }
             None => (1, text_msg),
         };
         let body = solaris_msgid(body);
@@ -202,6 +215,10 @@ impl Parser for SyslogParser {
             out.extend(std::iter::repeat_n(e, count));
         }
         Ok(())
+    }
+
+    fn take_capped(&mut self) -> u64 {
+        std::mem::take(&mut self.capped)
     }
 }
 
@@ -335,11 +352,16 @@ fn split_tag(msg: &str) -> Option<(&str, Option<u32>, &str)> {
 }
 
 /// rsyslog's and syslog-ng's `message repeated N times: [ MSG]`: N copies of MSG, which
-/// fail2ban misses (it would count one failure where there were N).
-fn repeated(msg: &str) -> Option<(usize, &str)> {
+/// fail2ban misses (it would count one failure where there were N). N saturates at
+/// `u64::MAX`: a count too long for any integer is still a (forged) repeat, capped and counted
+/// like any other, not a different kind of line.
+fn repeated(msg: &str) -> Option<(u64, &str)> {
     let rest = msg.strip_prefix("message repeated ")?;
     let (n, rest) = rest.split_once(" times: [")?;
-    let n: usize = n.parse().ok()?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = n.bytes().fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')));
     // rsyslog never writes 0 (it folds at least two): such a line is forged or broken, and
     // expanding it to nothing would make a record vanish from the ledger. It stays one event,
     // as written.
@@ -485,6 +507,33 @@ mod tests {
         let zero = parse("Dec 10 07:13:56 h sshd[1]: message repeated 0 times: [ x]");
         assert_eq!(zero.len(), 1);
         assert_eq!(zero[0].message.as_deref(), Some("message repeated 0 times: [ x]"));
+    }
+
+    #[test]
+    fn repeats_beyond_the_cap_are_counted_not_made() {
+        let opts = SyslogOptions { now: Some(NOW), ..SyslogOptions::default() };
+        let mut p = SyslogParser::new(opts);
+        let mut out = Vec::new();
+        let line = |n: &str| {
+            record(&format!("Dec 10 07:13:56 h sshd[1]: message repeated {n} times: [ x]"))
+        };
+        p.parse(&line("4294967295"), &mut out).unwrap();
+        assert_eq!(out.len(), MAX_REPEAT);
+        // At the cap exactly: nothing left over.
+        p.parse(&line("1000"), &mut out).unwrap();
+        assert_eq!(out.len(), 2 * MAX_REPEAT);
+        assert_eq!(p.take_capped(), 4_294_967_295 - 1_000);
+        assert_eq!(p.take_capped(), 0, "the count is handed over once");
+        // A count no integer holds is still a repeat: capped, the rest saturating.
+        out.clear();
+        p.parse(&line("99999999999999999999999"), &mut out).unwrap();
+        assert_eq!(out.len(), MAX_REPEAT);
+        assert_eq!(p.take_capped(), u64::MAX - 1_000);
+        // Not a count: one event, as written, nothing capped.
+        out.clear();
+        p.parse(&line("-5"), &mut out).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(p.take_capped(), 0);
     }
 
     #[test]

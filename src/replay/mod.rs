@@ -362,6 +362,8 @@ impl Producer {
                 for e in &mut self.batch[before..] {
                     e.log_file_path = Some(self.source.clone());
                 }
+                self.ledger.repeats_capped =
+                    self.ledger.repeats_capped.saturating_add(parser.take_capped());
             }
             Err(err) => {
                 self.batch.truncate(before);

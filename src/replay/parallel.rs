@@ -60,8 +60,9 @@ enum Route {
 /// One worker's result for one line.
 enum Outcome {
     /// Parsed: how many events, how many bytes of JSON they wrote, and how many of them
-    /// matched a rule (those are in [`Results::matched`]).
-    Parsed { events: u32, json: u32, matched: u32, ambiguous: u32 },
+    /// matched a rule (those are in [`Results::matched`]); `capped`: repeats named beyond the
+    /// parser's cap.
+    Parsed { events: u32, json: u32, matched: u32, ambiguous: u32, capped: u64 },
     /// Quarantined by the parser.
     Failed(Quarantined, Bytes),
 }
@@ -300,7 +301,14 @@ fn work(
                             }
                         }
                     }
-                    results.outcomes.push(Outcome::Parsed { events: n, json, matched, ambiguous });
+                    let capped = parser.take_capped();
+                    results.outcomes.push(Outcome::Parsed {
+                        events: n,
+                        json,
+                        matched,
+                        ambiguous,
+                        capped,
+                    });
                 }
                 Err(err) => {
                     let q = Quarantined {
@@ -458,9 +466,10 @@ fn merge(
             let Some(w) = w else { continue };
             let share = &mut shares[w];
             match share.outcomes.next() {
-                Some(Outcome::Parsed { events, json: len, matched, ambiguous }) => {
+                Some(Outcome::Parsed { events, json: len, matched, ambiguous, capped }) => {
                     ledger.events += u64::from(events);
                     ledger.ambiguous += u64::from(ambiguous);
+                    ledger.repeats_capped = ledger.repeats_capped.saturating_add(capped);
                     let end = share.at + len as usize;
                     buf.extend_from_slice(&share.json[share.at..end]);
                     share.at = end;

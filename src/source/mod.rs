@@ -11,6 +11,7 @@ pub mod http_serve;
 pub mod intake;
 pub mod log_every;
 pub mod pushback;
+pub mod log_limit;
 pub mod stdin;
 pub mod syslog;
 pub mod tail;
@@ -91,6 +92,20 @@ pub struct SourceCounters {
     pub tls_failures: std::sync::atomic::AtomicU64,
     /// The UDP socket's inode, whose kernel drop count `/metrics` reports (0: not UDP).
     pub udp_inode: std::sync::atomic::AtomicU64,
+    /// Tailed files rotated while logwarden was stopped whose rotated copy could not be found
+    /// beside them: the end they had unread is lost, and this says so.
+    pub rotated_lost: std::sync::atomic::AtomicU64,
+    /// Whole files that could not be read (CloudTrail directories), by reason.
+    pub file_failures: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl SourceCounters {
+    /// Counts a whole file that could not be read, for `reason`.
+    pub fn file_failed(&self, reason: &'static str) {
+        if let Ok(mut m) = self.file_failures.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
 }
 
 /// One entry of `sources:` in logwarden.yml, by `type`.

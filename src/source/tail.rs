@@ -23,12 +23,26 @@
 //! the handle is still read to its end, for as long as a writer that has not reopened yet keeps
 //! appending, and closed once nothing has arrived for four poll intervals. A new file under the
 //! old name is a new identity, read from offset 0.
+//!
+//! Rotation while logwarden is stopped leaves no handle to read on: at startup, a path whose
+//! file is not the one last checkpointed under it has that file looked for beside it under a
+//! rotated name (`rotated.rs`), and what of it was unread is read first, then the new file
+//! under the path from its start (whatever `read_from` says: all of it is new). A file that
+//! cannot be found is said once and counted (`logwarden_tail_rotated_lost_total`).
+//!
+//! # Over-long lines
+//!
+//! A line over `max_line_bytes` is set aside: counted per source by reason (`line_too_long`,
+//! in the source's quarantine ledger), said on standard error at most once a minute with its
+//! file and byte offset, and the tail goes on at the next line, its position past it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Display;
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -36,7 +50,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::Decoder;
 
-use super::{Batch, Checkpoint, Origin, RawRecord};
+use super::log_limit::{LogLimit, held_back};
+use super::{Batch, Checkpoint, Origin, RawRecord, SourceCounters};
 use crate::event::{Sym, Timestamp};
 use crate::parse::frame::{DEFAULT_MAX_RECORD_BYTES, Frame, NewlineFramer};
 use crate::rule::duration::{self, DurationError};
@@ -56,6 +71,10 @@ const READ_CHUNK: usize = 64 * 1024;
 /// A file whose path no longer leads to it is closed after this many poll intervals without new
 /// bytes: a writer that has not reopened its log yet may still be appending to it.
 const CLOSE_AFTER_IDLE_POLLS: u32 = 4;
+/// Over-long lines are said at most this often (seconds); every one is counted.
+const TOO_LONG_LOG_SECS: u64 = 60;
+
+mod rotated;
 
 /// `type: file` in logwarden.yml's `sources:`: files to follow as they are written.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -163,6 +182,11 @@ pub struct TailStats {
     pub truncations: u64,
     /// Files opened.
     pub files_opened: u64,
+    /// Files rotated while logwarden was stopped, found beside their path and read from their
+    /// checkpoint on.
+    pub rotated_found: u64,
+    /// Files rotated while logwarden was stopped that could not be found (said and counted).
+    pub rotated_lost: u64,
 }
 
 /// The live file-tail source: built from a [`TailConfig`], then [`Tail::run`].
@@ -218,10 +242,20 @@ impl Tail {
         let mut known: HashMap<FileId, Vec<Known>> = HashMap::new();
         for (key, offset) in committed {
             if let Some((id, fingerprint)) = parse_key(&key) {
-                known.entry(id).or_default().push(Known { fingerprint, offset });
+                known.entry(id).or_default().push(Known { fingerprint, offset, path: None });
             }
         }
         let core = Core {
+            aside: SetAside {
+                name: name.to_owned(),
+                max_line,
+                counters: Arc::new(SourceCounters::default()),
+                log: LogLimit::new(TOO_LONG_LOG_SECS),
+            },
+            heads: HashMap::new(),
+            replaced: HashSet::new(),
+            held: HashMap::new(),
+            rescues: Vec::new(),
             warnings: Warnings { name: name.to_owned(), seen: HashMap::new() },
             paths: cfg.paths.clone(),
             exclude,
@@ -235,6 +269,30 @@ impl Tail {
             stats: TailStats::default(),
         };
         Ok(Tail { core, poll_interval })
+    }
+
+    /// Counts into `counters` (the daemon's `/metrics` reads them): lines set aside as too
+    /// long, and rotated files lost while stopped.
+    pub fn with_counters(mut self, counters: Arc<SourceCounters>) -> Tail {
+        self.core.aside.counters = counters;
+        self
+    }
+
+    /// What the state database remembers beyond offsets: the path each checkpoint was reached
+    /// under (by key), and the key last committed under each path. With them, a file rotated
+    /// while logwarden was stopped is looked for beside its path at startup.
+    pub fn with_history(
+        mut self,
+        paths: &HashMap<String, PathBuf>,
+        heads: &HashMap<PathBuf, String>,
+    ) -> Tail {
+        for (id, ks) in &mut self.core.known {
+            for k in ks {
+                k.path = paths.get(&key(*id, &k.fingerprint)).cloned();
+            }
+        }
+        self.core.heads = heads.clone();
+        self
     }
 
     /// Follows the files until `shutdown` becomes true (or its sender is dropped), sending
@@ -358,10 +416,12 @@ fn parse_key(key: &str) -> Option<(FileId, Fingerprint)> {
 }
 
 /// A checkpoint not yet claimed by an open file.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Known {
     fingerprint: Fingerprint,
     offset: u64,
+    /// The path it was reached under, when the state database says.
+    path: Option<PathBuf>,
 }
 
 /// One open file and how far it has been read.
@@ -388,6 +448,9 @@ struct Watched {
     gone_since: Option<Instant>,
     /// When bytes last arrived (or when it was opened).
     last_data: Instant,
+    /// The path whose new file waits until this one (its predecessor, rotated while logwarden
+    /// was stopped) has been read to its end.
+    holds: Option<PathBuf>,
 }
 
 impl Watched {
@@ -468,11 +531,116 @@ impl Found {
 struct Round {
     next: usize,
     busy: bool,
+    /// Whether the round has read from the compressed rotated files yet.
+    rescued: bool,
+}
+
+/// Lines over the limit: set aside, counted, and said at most once a minute.
+struct SetAside {
+    name: String,
+    max_line: usize,
+    counters: Arc<SourceCounters>,
+    log: LogLimit,
+}
+
+impl SetAside {
+    fn too_long(&self, path: &Path, offset: u64, len: usize, stats: &mut TailStats) {
+        stats.too_long += 1;
+        // A record read and set aside: in records_in as every source counts it, so that
+        // records in = events out + quarantined holds for files too.
+        self.counters.records_in.fetch_add(1, Ordering::Relaxed);
+        self.counters.too_long.fetch_add(1, Ordering::Relaxed);
+        if let Some(held) = self.log.allow() {
+            eprintln!(
+                "logwarden: source `{}`: {}: the line at byte {offset} is {len} bytes, over \
+                 max_line_bytes ({}): set aside (line_too_long), read on from the next line{}",
+                self.name,
+                path.display(),
+                self.max_line,
+                held_back(held)
+            );
+        }
+    }
+}
+
+/// A batch being filled.
+struct Fill {
+    records: Vec<RawRecord>,
+    bytes: usize,
+    received: Option<Timestamp>,
+}
+
+impl Fill {
+    fn new(received: Option<Timestamp>) -> Fill {
+        Fill { records: Vec::new(), bytes: 0, received }
+    }
+
+    fn full(&self) -> bool {
+        self.records.len() >= MAX_BATCH_RECORDS || self.bytes >= MAX_BATCH_BYTES
+    }
+}
+
+/// One stream's framing state, borrowed for [`frame`].
+struct Cursor<'a> {
+    framer: &'a mut NewlineFramer,
+    /// Bytes read and not yet framed; they end at stream offset `end`.
+    buf: &'a mut BytesMut,
+    end: u64,
+    /// Just after the last line framed: the checkpoint.
+    committed: &'a mut u64,
+    /// Lines framed.
+    line: &'a mut u64,
+    /// The stream has ended: an unterminated last line is a line.
+    eof: bool,
+}
+
+/// Frames the complete lines buffered for one stream into `fill`, until it is full
+/// (`Ok(true)`) or no complete line is left (`Ok(false)`). An over-long line is set aside and
+/// the position moves past it all the same. `source` names the records, `path` the file in
+/// messages.
+fn frame(
+    c: Cursor<'_>,
+    (source, path): (&Sym, &Path),
+    fill: &mut Fill,
+    aside: &SetAside,
+    stats: &mut TailStats,
+) -> std::io::Result<bool> {
+    loop {
+        if fill.full() {
+            return Ok(true);
+        }
+        let decoded = if c.eof { c.framer.decode_eof(c.buf) } else { c.framer.decode(c.buf) };
+        let Some(frame) = decoded? else { return Ok(false) };
+        let start = *c.committed;
+        *c.committed = c.end - c.buf.len() as u64;
+        *c.line += 1;
+        stats.bytes += *c.committed - start;
+        match frame {
+            Frame::Record(bytes) => {
+                stats.lines += 1;
+                fill.bytes += bytes.len();
+                let origin = Origin { source: source.clone(), record: *c.line, offset: start };
+                fill.records.push(RawRecord { bytes, origin, received: fill.received });
+            }
+            Frame::TooLong { len, .. } | Frame::Malformed { len, .. } => {
+                aside.too_long(path, start, len, stats)
+            }
+        }
+    }
 }
 
 /// The synchronous state machine behind [`Tail::run`]: no async, the clock passed in, so it can
 /// be driven directly in tests.
 struct Core {
+    aside: SetAside,
+    /// The key last committed under each path (see [`Tail::with_history`]).
+    heads: HashMap<PathBuf, String>,
+    /// Paths whose file replaced one rotated while logwarden was stopped: read from 0.
+    replaced: HashSet<PathBuf>,
+    /// Paths whose new file waits for its rotated predecessors (how many) to be read.
+    held: HashMap<PathBuf, usize>,
+    /// Rotated predecessors found compressed, read before the files that replaced them.
+    rescues: Vec<rotated::Rescue>,
     warnings: Warnings,
     paths: Vec<String>,
     exclude: Vec<glob::Pattern>,
@@ -496,9 +664,18 @@ impl Core {
             Some(round) => round,
             None => {
                 self.scan(now);
-                Round { next: 0, busy: false }
+                Round { next: 0, busy: false, rescued: false }
             }
         };
+        if !round.rescued {
+            round.rescued = true;
+            let (batch, more) = self.read_rescue();
+            round.busy |= more;
+            if let Some(batch) = batch {
+                self.round = Some(round);
+                return Step::Batch(batch);
+            }
+        }
         while round.next < self.files.len() {
             let i = round.next;
             round.next += 1;
@@ -587,8 +764,11 @@ impl Core {
         }
         self.close_quiet(now);
         let startup = !self.started;
+        if startup {
+            self.rescue_rotated(&found, now);
+        }
         for (i, (_, paths)) in found.files.into_iter().enumerate() {
-            if claimed[i] {
+            if claimed[i] || paths.iter().any(|p| self.held.contains_key(p)) {
                 continue;
             }
             let path = &paths[0];
@@ -665,10 +845,11 @@ impl Core {
             if w.nlink > 0
                 && let Some(fingerprint) = w.fingerprint
             {
-                self.known
-                    .entry(w.id)
-                    .or_default()
-                    .push(Known { fingerprint, offset: w.committed });
+                self.known.entry(w.id).or_default().push(Known {
+                    fingerprint,
+                    offset: w.committed,
+                    path: Some(w.path.clone()),
+                });
             }
         }
     }
@@ -714,7 +895,9 @@ impl Core {
         }
         let start = match start {
             Some(offset) => offset,
-            None if startup && self.read_from == ReadFrom::End => self.end_of_lines(&file, len)?,
+            None if startup && self.read_from == ReadFrom::End && !self.replaced.contains(path) => {
+                self.end_of_lines(&file, len)?
+            }
             None => 0,
         };
         // Claimed only now that nothing can fail before the file is pushed: a failed open is
@@ -739,6 +922,7 @@ impl Core {
             nlink: meta.nlink(),
             gone_since: None,
             last_data: now,
+            holds: None,
         });
         self.stats.files_opened += 1;
         Ok(())
@@ -769,42 +953,28 @@ impl Core {
     /// Reads file `i` up to one batch's worth. Returns the batch, if the checkpoint moved, and
     /// whether bytes are left for another round.
     fn read(&mut self, i: usize, now: Instant) -> (Option<Batch>, bool) {
-        let Core { files, stats, warnings, .. } = self;
+        let Core { files, stats, warnings, aside, held, .. } = self;
         let w = &mut files[i];
         let before = w.committed;
-        let received = Some(Timestamp::now());
-        let mut records = Vec::new();
-        let mut record_bytes = 0;
+        let mut fill = Fill::new(Some(Timestamp::now()));
         let mut read = 0;
-        let more = 'fill: loop {
-            loop {
-                if records.len() >= MAX_BATCH_RECORDS || record_bytes >= MAX_BATCH_BYTES {
-                    break 'fill true;
-                }
-                let frame = match w.framer.decode(&mut w.buf) {
-                    Ok(Some(frame)) => frame,
-                    Ok(None) => break,
-                    // NewlineFramer never fails (see its contract); if it ever did, stop this
-                    // file's read here rather than lose track of offsets.
-                    Err(e) => {
-                        warnings.warn(&w.path, "framing failed", &e);
-                        break 'fill false;
-                    }
-                };
-                let start = w.committed;
-                w.committed = w.pos - w.buf.len() as u64;
-                w.line += 1;
-                stats.bytes += w.committed - start;
-                match frame {
-                    Frame::Record(bytes) => {
-                        stats.lines += 1;
-                        record_bytes += bytes.len();
-                        let origin =
-                            Origin { source: w.source.clone(), record: w.line, offset: start };
-                        records.push(RawRecord { bytes, origin, received });
-                    }
-                    // Counted, and the checkpoint moves past it all the same.
-                    Frame::TooLong { .. } | Frame::Malformed { .. } => stats.too_long += 1,
+        let more = loop {
+            let cursor = Cursor {
+                framer: &mut w.framer,
+                buf: &mut w.buf,
+                end: w.pos,
+                committed: &mut w.committed,
+                line: &mut w.line,
+                eof: false,
+            };
+            match frame(cursor, (&w.source, &w.path), &mut fill, aside, stats) {
+                Ok(true) => break true,
+                Ok(false) => {}
+                // NewlineFramer never fails (see its contract); if it ever did, stop this
+                // file's read here rather than lose track of offsets.
+                Err(e) => {
+                    warnings.warn(&w.path, "framing failed", &e);
+                    break false;
                 }
             }
             if read >= MAX_BATCH_BYTES {
@@ -817,6 +987,12 @@ impl Core {
                 Ok(0) => {
                     w.buf.truncate(filled);
                     warnings.clear(&w.path);
+                    // A predecessor rotated while we were stopped, read to its end: the file
+                    // that replaced it may be opened now.
+                    if let Some(path) = w.holds.take() {
+                        release(held, &path);
+                        break true;
+                    }
                     break false;
                 }
                 Ok(n) => {
@@ -845,8 +1021,243 @@ impl Core {
         let fingerprint = w.fingerprint.get_or_insert_with(|| Fingerprint::of(&[]));
         let checkpoint =
             Checkpoint { key: key(w.id, fingerprint), path: w.path.clone(), offset: w.committed };
-        (Some(Batch { records, checkpoint: Some(checkpoint), done: None }), more)
+        (Some(Batch { records: fill.records, checkpoint: Some(checkpoint), done: None }), more)
     }
+
+    /// Up to one batch from the first compressed rotated file still to read; whether more is
+    /// left.
+    fn read_rescue(&mut self) -> (Option<Batch>, bool) {
+        let Some(r) = self.rescues.first_mut() else { return (None, false) };
+        let (batch, done) = match r.read(&self.aside, &mut self.stats) {
+            Ok(read) => read,
+            Err(e) => {
+                // Damaged past the checkpoint: its end cannot be read, which is the loss the
+                // rotated-lost count is for.
+                eprintln!(
+                    "logwarden: source `{}`: {}: rotated copy of {} unreadable past byte {}: {e}; \
+                     the rest of it is lost",
+                    self.aside.name,
+                    r.copy.display(),
+                    r.followed.display(),
+                    r.committed()
+                );
+                self.stats.rotated_lost += 1;
+                self.aside.counters.rotated_lost.fetch_add(1, Ordering::Relaxed);
+                (None, true)
+            }
+        };
+        if done {
+            let r = self.rescues.remove(0);
+            release(&mut self.held, &r.followed);
+        }
+        // Done or not, go round again: the rest of it, or the file that waited for it.
+        (batch, true)
+    }
+
+    /// At startup: each path this source follows whose file is not the one last checkpointed
+    /// under it was rotated while logwarden was stopped. Its checkpointed files are looked for
+    /// beside it under rotated names and read from their offsets, before the new file under
+    /// the path, which is read from its start; the file it held last, not found, is said once
+    /// and counted.
+    fn rescue_rotated(&mut self, found: &Found, now: Instant) {
+        let mut by_path: BTreeMap<PathBuf, Vec<(FileId, Known)>> = BTreeMap::new();
+        for (id, ks) in &self.known {
+            for k in ks {
+                if let Some(p) = &k.path
+                    && self.follows(p)
+                {
+                    by_path.entry(p.clone()).or_default().push((*id, k.clone()));
+                }
+            }
+        }
+        for (path, candidates) in by_path {
+            let live = found.files.iter().find(|(_, ps)| ps.contains(&path)).map(|(id, _)| *id);
+            if live.is_some_and(|id| self.is_known(id, &path)) {
+                // The file under the path is one we were reading: nothing rotated (older
+                // checkpoints of the path are files read before it).
+                continue;
+            }
+            let head = self.heads.get(&path).and_then(|k| parse_key(k));
+            let head_is_candidate = head.as_ref().is_some_and(|h| {
+                candidates.iter().any(|(id, k)| (*id, &k.fingerprint) == (h.0, &h.1))
+            });
+            let siblings = rotated::siblings(&path);
+            let (mut any_found, mut head_found) = (false, false);
+            let mut lost_at = None;
+            for (id, k) in candidates {
+                let is_head = head.as_ref().is_some_and(|h| h.0 == id && h.1 == k.fingerprint);
+                // Renamed to a name the globs match: resumed as any found file is.
+                let elsewhere = live != Some(id)
+                    && found.index.get(&id).is_some_and(|&i| {
+                        found.files[i].1.iter().any(|p| same_content(p, &k.fingerprint))
+                    });
+                // Decompressing every old copy to look for every old checkpoint would cost a
+                // read of the whole archive at each such start: only the file the path held
+                // last (or, without that record, every one) is looked for compressed.
+                let copy = if elsewhere {
+                    None
+                } else {
+                    rotated::find(&siblings, id, &k.fingerprint, is_head || !head_is_candidate)
+                };
+                let found_it = elsewhere || copy.is_some();
+                any_found |= found_it;
+                head_found |= found_it && is_head;
+                if is_head && !found_it {
+                    lost_at = Some(k.offset);
+                }
+                if let Some(copy) = copy {
+                    self.follow_rotated(copy, id, &k, &path, now);
+                    // Followed from here on (one found elsewhere keeps its checkpoint: it is
+                    // opened, and resumed, as any found file is).
+                    if let Some(ks) = self.known.get_mut(&id) {
+                        ks.retain(|other| other.fingerprint != k.fingerprint);
+                    }
+                }
+            }
+            if live.is_none() {
+                continue;
+            }
+            self.replaced.insert(path.clone());
+            let lost = if head_is_candidate { !head_found } else { !any_found };
+            if lost {
+                self.stats.rotated_lost += 1;
+                self.aside.counters.rotated_lost.fetch_add(1, Ordering::Relaxed);
+                let at = lost_at.map_or(String::new(), |o| format!(" after byte {o}"));
+                eprintln!(
+                    "logwarden: source `{}`: {} was rotated while logwarden was stopped, and \
+                     the file it held is not beside it under a rotated name ({}.1, {}-DATE, \
+                     either .gz): whatever was written to it{at} since is lost; the new {} is \
+                     read from its start",
+                    self.aside.name,
+                    path.display(),
+                    file_name(&path),
+                    file_name(&path),
+                    file_name(&path),
+                );
+            }
+        }
+    }
+
+    /// Starts reading the rotated `copy` of the file checkpointed as (`id`, `k`) under `path`.
+    fn follow_rotated(
+        &mut self,
+        copy: rotated::Copy,
+        id: FileId,
+        k: &Known,
+        path: &Path,
+        now: Instant,
+    ) {
+        let started = match copy {
+            rotated::Copy::Plain(file, at) => {
+                let len = file.metadata().map_or(0, |m| m.len());
+                if k.offset > len {
+                    // Shorter than what we read of it: not a copy to resume after all.
+                    return;
+                }
+                let meta_id = file.metadata().map(|m| FileId::of(&m)).unwrap_or(id);
+                eprintln!(
+                    "logwarden: source `{}`: {} was rotated while logwarden was stopped: \
+                     reading the rest of it from {} (byte {} on)",
+                    self.aside.name,
+                    path.display(),
+                    at.display(),
+                    k.offset
+                );
+                let nlink = file.metadata().map_or(1, |m| m.nlink());
+                self.files.push(Watched {
+                    id: meta_id,
+                    // Its lines and checkpoints keep the name it was followed under, as a
+                    // file renamed away while running does, so a restart midway finds it.
+                    path: path.to_owned(),
+                    source: Sym::from(path.to_string_lossy().as_ref()),
+                    file,
+                    fingerprint: Some(k.fingerprint.clone()),
+                    pos: k.offset,
+                    committed: k.offset,
+                    line: 0,
+                    framer: NewlineFramer::new(self.max_line),
+                    buf: BytesMut::new(),
+                    nlink,
+                    gone_since: None,
+                    last_data: now,
+                    holds: Some(path.to_owned()),
+                });
+                self.stats.files_opened += 1;
+                true
+            }
+            rotated::Copy::Gzip(at) => {
+                let rescue = rotated::Rescue::open(
+                    &at,
+                    key(id, &k.fingerprint),
+                    path,
+                    k.offset,
+                    self.max_line,
+                );
+                match rescue {
+                    Ok(Some(r)) => {
+                        eprintln!(
+                            "logwarden: source `{}`: {} was rotated and compressed while \
+                             logwarden was stopped: reading the rest of it from {} (byte {} \
+                             on, decompressed)",
+                            self.aside.name,
+                            path.display(),
+                            at.display(),
+                            k.offset
+                        );
+                        self.rescues.push(r);
+                        true
+                    }
+                    // Read to its end before we stopped.
+                    Ok(None) => false,
+                    Err(e) => {
+                        self.warnings.warn(&at, "reading the rotated copy failed", &e);
+                        false
+                    }
+                }
+            }
+        };
+        if started {
+            self.stats.rotated_found += 1;
+            *self.held.entry(path.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Whether `path` is one this source follows: matched by a glob, not excluded.
+    fn follows(&self, path: &Path) -> bool {
+        let name = path.file_name().map(Path::new);
+        self.paths.iter().any(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches_path(path)))
+            && !self
+                .exclude
+                .iter()
+                .any(|x| x.matches_path(path) || name.is_some_and(|n| x.matches_path(n)))
+    }
+
+    /// Whether the file at `path` (identity `id`) is one a checkpoint knows, by its first
+    /// bytes.
+    fn is_known(&self, id: FileId, path: &Path) -> bool {
+        let Some(ks) = self.known.get(&id) else { return false };
+        ks.iter().any(|k| same_content(path, &k.fingerprint))
+    }
+}
+
+/// Whether the file at `path` starts with the bytes `fp` was taken of.
+fn same_content(path: &Path, fp: &Fingerprint) -> bool {
+    File::open(path).is_ok_and(|f| Fingerprint::read(&f, fp.len).is_ok_and(|now| now == *fp))
+}
+
+/// One predecessor of `path` read: the path's new file may be opened once none is left.
+fn release(held: &mut HashMap<PathBuf, usize>, path: &Path) {
+    if let Some(n) = held.get_mut(path) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            held.remove(path);
+        }
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 /// A checkpoint at the end of every file `cfg` matches now, as `logwarden state reset` writes

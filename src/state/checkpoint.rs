@@ -14,6 +14,10 @@ use crate::source::Checkpoint;
 
 /// key -> (offset, path the file had when the offset was reached).
 const CHECKPOINTS: TableDefinition<&str, (u64, &str)> = TableDefinition::new("checkpoints");
+/// path -> the key last committed under it: of the files a path has held, the one it held
+/// last, which is the one a rotation while logwarden was stopped can have left unread (the
+/// checkpoints of the files before it stay in `checkpoints`, read to their end).
+const HEADS: TableDefinition<&str, &str> = TableDefinition::new("checkpoint_heads");
 /// (name, part) -> the state that consumed the lines up to the committed positions, in
 /// parts: redb keeps a value whole in one page, and a whole state of a million groups is tens
 /// of MB, so writing it as one value made redb hold it (rounded up to a power of two) beside
@@ -40,6 +44,7 @@ impl Checkpoints {
             let err = db_error(&s.path);
             let txn = s.db.begin_write().map_err(|e| err(e.into()))?;
             txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
+            txn.open_table(HEADS).map_err(|e| err(e.into()))?;
             txn.open_table(SNAPSHOTS).map_err(|e| err(e.into()))?;
             txn.open_table(SNAPSHOT_PARTS).map_err(|e| err(e.into()))?;
             txn.commit().map_err(|e| err(e.into()))?;
@@ -60,6 +65,32 @@ impl Checkpoints {
         Ok(out)
     }
 
+    /// The path each committed position was reached under, by file key; and, by path, the
+    /// key committed under it last (see [`HEADS`]; empty for a state file older than it).
+    #[allow(clippy::type_complexity)]
+    pub fn history(
+        &self,
+    ) -> Result<(HashMap<String, PathBuf>, HashMap<PathBuf, String>), StateError> {
+        let err = db_error(&self.path);
+        let txn = self.db.begin_read().map_err(|e| err(e.into()))?;
+        let table = txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
+        let mut paths = HashMap::new();
+        for entry in table.iter().map_err(|e| err(e.into()))? {
+            let (k, v) = entry.map_err(|e| err(e.into()))?;
+            paths.insert(k.value().to_owned(), PathBuf::from(v.value().1));
+        }
+        let mut heads = HashMap::new();
+        // A state file written before the table existed has none, which a read transaction
+        // cannot create: no heads, and the tail falls back to every checkpoint of a path.
+        if let Ok(table) = txn.open_table(HEADS) {
+            for entry in table.iter().map_err(|e| err(e.into()))? {
+                let (k, v) = entry.map_err(|e| err(e.into()))?;
+                heads.insert(PathBuf::from(k.value()), v.value().to_owned());
+            }
+        }
+        Ok((paths, heads))
+    }
+
     /// Writes `positions` and `snapshots` (name -> bytes: the detector and router state that
     /// consumed the lines up to those positions) into `txn`, which the caller commits.
     /// Snapshots whose name starts with `clear` are removed first (the change sets a new base
@@ -71,9 +102,11 @@ impl Checkpoints {
         clear: Option<&str>,
     ) -> Result<(), redb::Error> {
         let mut t = txn.open_table(CHECKPOINTS)?;
+        let mut heads = txn.open_table(HEADS)?;
         for c in positions {
             let path = c.path.to_string_lossy();
             t.insert(c.key.as_str(), (c.offset, path.as_ref()))?;
+            heads.insert(path.as_ref(), c.key.as_str())?;
         }
         let mut legacy = txn.open_table(SNAPSHOTS)?;
         let mut parts = txn.open_table(SNAPSHOT_PARTS)?;
@@ -175,9 +208,11 @@ impl Checkpoints {
         let txn = self.db.begin_write().map_err(|e| err(e.into()))?;
         {
             let mut t = txn.open_table(CHECKPOINTS).map_err(|e| err(e.into()))?;
+            let mut heads = txn.open_table(HEADS).map_err(|e| err(e.into()))?;
             for c in positions {
                 let path = c.path.to_string_lossy();
                 t.insert(c.key.as_str(), (c.offset, path.as_ref())).map_err(|e| err(e.into()))?;
+                heads.insert(path.as_ref(), c.key.as_str()).map_err(|e| err(e.into()))?;
             }
         }
         txn.commit().map_err(|e| err(e.into()))
@@ -266,6 +301,8 @@ fn remove_names(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -282,6 +319,26 @@ mod tests {
         let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
         let all = s.all().unwrap();
         assert_eq!((all["a"], all["b"], all.len()), (20, 5, 2));
+    }
+
+    #[test]
+    fn each_path_remembers_the_key_committed_under_it_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.redb");
+        let c = |key: &str, at: &str| Checkpoint { key: key.into(), path: at.into(), offset: 1 };
+        let s = Checkpoints::new(super::super::open(&path).unwrap(), path.clone()).unwrap();
+        // auth.log rotated while running: the old file's last lines and the new file's first
+        // ones committed in turn, the new one last.
+        s.commit(&[c("old", "/var/log/auth.log")]).unwrap();
+        s.commit(&[c("new", "/var/log/auth.log"), c("x", "/var/log/x")]).unwrap();
+        let txn = s.db.begin_write().unwrap();
+        Checkpoints::write_in(&txn, &[c("x2", "/var/log/x")], &[], None).unwrap();
+        txn.commit().unwrap();
+        let (paths, heads) = s.history().unwrap();
+        assert_eq!(paths["old"], Path::new("/var/log/auth.log"));
+        assert_eq!(paths.len(), 4);
+        assert_eq!(heads[Path::new("/var/log/auth.log")], "new");
+        assert_eq!(heads[Path::new("/var/log/x")], "x2");
     }
 
     fn write(s: &Checkpoints, snapshots: &[(&str, &[u8])], clear: Option<&str>) {

@@ -403,7 +403,7 @@ fn append(path: &Path, lines: std::ops::Range<u32>) {
     }
 }
 
-async fn events_out(base: &str, source: &str) -> Option<u64> {
+pub(crate) async fn events_out(base: &str, source: &str) -> Option<u64> {
     let page = get(&format!("{base}/metrics"), None).await.1;
     metric(&page, &format!("logwarden_source_events_out_total{{source=\"{source}\"}}"))
 }

@@ -7,6 +7,7 @@ mod cloudtrail;
 mod corpus;
 mod crowdsec_hub;
 mod daemon;
+mod daemon_faults;
 mod email_tls;
 mod fail2ban_parity;
 mod floods;

@@ -443,3 +443,27 @@ fn an_ambiguous_peer_is_left_out_and_counted() {
         r.stderr
     );
 }
+
+/// Issue 15: `message repeated 4294967295 times` made 10,000 events (2,000 alerts). Now it
+/// makes the documented 1,000, and the rest is in the ledger, not silently dropped.
+#[test]
+fn a_forged_repeat_count_is_capped_and_the_rest_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = write(
+        dir.path(),
+        "auth.log",
+        b"Mar  4 10:00:00 web1 sshd[4000]: message repeated 4294967295 times: [ Failed password for root from 198.51.100.9 port 22 ssh2]\n\
+          Mar  4 10:00:01 web1 sshd[4001]: message repeated 3 times: [ Failed password for root from 198.51.100.10 port 22 ssh2]\n",
+    );
+    let r = replay(&["--events", "--year", "2025", s(&log)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 1003);
+    assert!(
+        r.stderr.contains(
+            "2 records read, 1003 events emitted, 0 quarantined, 4294966295 repeats not made \
+             (`message repeated` beyond 1000 per line)"
+        ),
+        "{}",
+        r.stderr
+    );
+}

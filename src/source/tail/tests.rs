@@ -2,6 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::sync::atomic::Ordering;
 
 use super::*;
 
@@ -582,4 +583,190 @@ fn config_is_strict_and_errors_name_the_field() {
     assert_eq!(e.kind(), "bad_max_line_bytes");
     let e = bad(TailConfig { paths: vec![], ..base });
     assert_eq!(e.kind(), "no_paths");
+}
+
+/// A core resumed from `committed` with the history the state database keeps: each key's
+/// path and the key last committed under each path.
+fn resumed(pattern: &Path, read_from: ReadFrom, last: &[&Checkpoint]) -> Core {
+    let committed = last.iter().map(|c| (c.key.clone(), c.offset)).collect();
+    let paths = last.iter().map(|c| (c.key.clone(), c.path.clone())).collect();
+    let heads = last.iter().map(|c| (c.path.clone(), c.key.clone())).collect();
+    Tail::new("t", &config(&[pattern], read_from), committed)
+        .unwrap()
+        .with_counters(Arc::new(SourceCounters::default()))
+        .with_history(&paths, &heads)
+        .core
+}
+
+/// Steps until two rounds in a row end idle (a file waiting for its rotated predecessor is
+/// opened at the round after it).
+fn settle(core: &mut Core, now: Instant) -> Vec<Batch> {
+    let mut all = drain(core, now);
+    loop {
+        let more = drain(core, now);
+        if more.is_empty() {
+            return all;
+        }
+        all.extend(more);
+    }
+}
+
+/// Reads `log` (two lines) with a core, returning its last checkpoint: the daemon then stops.
+fn read_then_stop(log: &Path) -> Checkpoint {
+    std::fs::write(log, "Dec  7 10:00:00 h app: a\nDec  7 10:00:01 h app: b\n").unwrap();
+    let mut first = core(log, ReadFrom::Beginning, HashMap::new());
+    let batches = drain(&mut first, Instant::now());
+    assert_eq!(texts(&batches).len(), 2);
+    batches.last().unwrap().checkpoint.clone().unwrap()
+}
+
+fn gzip(path: &Path, bytes: &[u8]) {
+    let mut e = flate2::write::GzEncoder::new(File::create(path).unwrap(), Default::default());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap();
+}
+
+fn messages(batches: &[Batch]) -> Vec<(String, u64, String)> {
+    let records = batches.iter().flat_map(|b| &b.records);
+    records
+        .map(|r| {
+            let text = String::from_utf8_lossy(&r.bytes).into_owned();
+            let file = Path::new(r.origin.source.as_str()).file_name().unwrap();
+            (file.to_string_lossy().into_owned(), r.origin.offset, text[23..].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_renamed_while_stopped_is_finished_from_its_checkpoint_then_the_new_one_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let last = read_then_stop(&log);
+    // While stopped: two more lines, then logrotate's rename and a new file with two lines.
+    append(&log, "Dec  7 10:00:02 h app: c\nDec  7 10:00:03 h app: d\n");
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::write(&log, "Dec  7 10:00:04 h app: e\nDec  7 10:00:05 h app: f\n").unwrap();
+
+    // `read_from: end`, and `paths` names only the live file, as the shipped example does.
+    let mut core = resumed(&log, ReadFrom::End, &[&last]);
+    let batches = settle(&mut core, Instant::now());
+    let s = |f: &str, o, t: &str| (f.to_string(), o, t.to_string());
+    assert_eq!(
+        messages(&batches),
+        [s("app.log", 50, "c"), s("app.log", 75, "d"), s("app.log", 0, "e"), s("app.log", 25, "f")]
+    );
+    // The old file's checkpoints keep its key and the name it was followed under.
+    let old = batches[0].checkpoint.clone().unwrap();
+    assert_eq!((old.key, old.path, old.offset), (last.key.clone(), log.clone(), 100));
+    assert_eq!((core.stats.rotated_found, core.stats.rotated_lost), (1, 0));
+    assert!(core.held.is_empty());
+}
+
+#[test]
+fn a_file_rotated_and_compressed_while_stopped_is_finished_from_the_gzip() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let last = read_then_stop(&log);
+    append(&log, "Dec  7 10:00:02 h app: c\nDec  7 10:00:03 h app: d");
+    // rotate + compress (no delaycompress): only the .gz is left, and the new file may
+    // well get the old one's inode.
+    gzip(&dir.path().join("app.log-20261207.gz"), &std::fs::read(&log).unwrap());
+    std::fs::remove_file(&log).unwrap();
+    std::fs::write(&log, "Dec  7 10:00:04 h app: e\n").unwrap();
+
+    let mut core = resumed(&log, ReadFrom::End, &[&last]);
+    let batches = settle(&mut core, Instant::now());
+    let s = |o, t: &str| ("app.log".to_string(), o, t.to_string());
+    // The compressed copy is complete: its unterminated last line is a line.
+    assert_eq!(messages(&batches), [s(50, "c"), s(75, "d"), s(0, "e")]);
+    let old = batches[0].checkpoint.clone().unwrap();
+    assert_eq!((&old.key, old.offset), (&last.key, 99));
+    assert_eq!((core.stats.rotated_found, core.stats.rotated_lost), (1, 0));
+
+    // Stopped again right after: nothing is read twice.
+    let new = batches.last().unwrap().checkpoint.clone().unwrap();
+    let mut again = resumed(&log, ReadFrom::End, &[&old, &new]);
+    assert!(settle(&mut again, Instant::now()).is_empty());
+    assert_eq!((again.stats.rotated_found, again.stats.rotated_lost), (0, 0));
+}
+
+#[test]
+fn a_rotated_file_that_cannot_be_found_is_counted_and_the_new_one_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let last = read_then_stop(&log);
+    append(&log, "Dec  7 10:00:02 h app: lost\n");
+    // Rotated into another directory (logrotate's olddir): not beside the path.
+    std::fs::create_dir(dir.path().join("old")).unwrap();
+    std::fs::rename(&log, dir.path().join("old/app.log.1")).unwrap();
+    std::fs::write(&log, "Dec  7 10:00:04 h app: e\n").unwrap();
+
+    let counters = Arc::new(SourceCounters::default());
+    let mut core = resumed(&log, ReadFrom::End, &[&last]);
+    core.aside.counters = Arc::clone(&counters);
+    let batches = settle(&mut core, Instant::now());
+    assert_eq!(messages(&batches), [("app.log".to_string(), 0, "e".to_string())]);
+    assert_eq!((core.stats.rotated_found, core.stats.rotated_lost), (0, 1));
+    assert_eq!(counters.rotated_lost.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn older_checkpoints_of_a_path_do_not_make_a_restart_look_for_rotated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let last = read_then_stop(&log);
+    // A checkpoint of the file this path held a week ago, long since deleted.
+    let stale = Checkpoint {
+        key: key(FileId { dev: 1, ino: 2 }, &Fingerprint::of(b"older")),
+        path: log.clone(),
+        offset: 5,
+    };
+    append(&log, "Dec  7 10:00:02 h app: c\n");
+    let mut core = resumed(&log, ReadFrom::End, &[&stale, &last]);
+    let batches = settle(&mut core, Instant::now());
+    assert_eq!(messages(&batches), [("app.log".to_string(), 50, "c".to_string())]);
+    assert_eq!((core.stats.rotated_found, core.stats.rotated_lost), (0, 0));
+}
+
+#[test]
+fn an_overlong_line_between_two_lines_is_set_aside_counted_and_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("auth.log");
+    let sshd = "Dec  7 10:00:00 h sshd[1]: Failed password for root from 192.0.2.1 port 1 ssh2\n";
+    std::fs::write(&log, format!("{sshd}{}\n{sshd}", "x".repeat(100 * 1024))).unwrap();
+    let counters = Arc::new(SourceCounters::default());
+    let tail = Tail::new("auth", &config(&[&log], ReadFrom::Beginning), HashMap::new())
+        .unwrap()
+        .with_counters(Arc::clone(&counters));
+    let mut core = tail.core;
+    let batches = settle(&mut core, Instant::now());
+    let got = texts(&batches);
+    let second = (sshd.len() + 100 * 1024 + 1) as u64;
+    assert_eq!(got, [(1, 0, sshd.trim_end().into()), (3, second, sshd.trim_end().into())]);
+    assert_eq!(
+        batches.last().unwrap().checkpoint.clone().unwrap().offset,
+        second * 2 - 102_400 - 1
+    );
+    assert_eq!(counters.too_long.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.records_in.load(Ordering::Relaxed), 1, "the set-aside line is a record");
+    assert_eq!(core.stats.too_long, 1);
+}
+
+#[test]
+fn under_a_glob_the_renamed_file_resumes_by_itself_and_the_new_one_is_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let last = read_then_stop(&log);
+    append(&log, "Dec  7 10:00:02 h app: c\n");
+    std::fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::write(&log, "Dec  7 10:00:04 h app: e\n").unwrap();
+
+    // `app.log*` matches the rotated name: the file is found there and resumed from its
+    // checkpoint as any found file is, not looked for, not lost; the new app.log is new.
+    let mut core = resumed(&dir.path().join("app.log*"), ReadFrom::End, &[&last]);
+    let mut got = messages(&settle(&mut core, Instant::now()));
+    got.sort();
+    let s = |f: &str, o, t: &str| (f.to_string(), o, t.to_string());
+    assert_eq!(got, [s("app.log", 0, "e"), s("app.log.1", 50, "c")]);
+    assert_eq!((core.stats.rotated_found, core.stats.rotated_lost), (0, 0));
 }
