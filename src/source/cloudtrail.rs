@@ -9,10 +9,28 @@
 //! JSON's structure (strings, escapes, nesting), and leaves checking the record's content to
 //! the parser, so one damaged record costs that record, not the rest of the file. Structural
 //! damage (a bracket that closes the wrong thing, input ending inside a record) does end the
-//! read, with the record index and byte offset. A first version walked the stream with a serde
-//! `SeqAccess` over `serde_json`'s reader-based deserializer; that reads byte by byte through
-//! `io::Read` and managed about 70 MB/s, against about 1.3 GB/s for this framer on the same
-//! files, so records are now found in a buffer with `memchr` and only the parser runs serde.
+//! read, with the record index and byte offset.
+//!
+//! The contract, which the `cloudtrail_stream` fuzz target checks:
+//!
+//! - Records are handed over in order, numbered 1, 2, ... in `origin.record`;
+//!   [`ReadSummary::records`], or [`CloudTrailReadError::records_emitted`] after an error,
+//!   is how many were.
+//! - A record's bytes are the input's own, at `origin.offset` (in the decompressed stream).
+//! - A record is one value by structure: an object, array or string ending at the byte that
+//!   closes it, with brackets outside strings matched and every string closed; or, as an
+//!   array element, a scalar: the bytes up to whitespace or one of `,]}:`.
+//! - Nothing inside a record is checked: separators (a missing `,` or `:`), literals (`tru`),
+//!   numbers, escapes and UTF-8 are the parser's to reject, and a record it rejects costs that
+//!   record alone (counted as a parse failure), not the rest of the file.
+//! - Input that is valid JSON of an accepted shape gives exactly the records a JSON parser
+//!   sees: an array's elements; an envelope's `Records` elements (the first `Records` key,
+//!   written without escapes, whose value is an array); any other object whole.
+//!
+//! A first version walked the stream with a serde `SeqAccess` over `serde_json`'s reader-based
+//! deserializer; that reads byte by byte through `io::Read` and managed about 70 MB/s, against
+//! about 1.3 GB/s for this framer on the same files, so records are now found in a buffer with
+//! `memchr` and only the parser runs serde.
 //!
 //! Memory is bounded: the buffer holds at most the record being read plus one read-ahead chunk,
 //! and a record larger than [`MAX_RECORD_BYTES`] is an error rather than an allocation.
