@@ -108,14 +108,13 @@ pub fn assert_round_trip(e: &Event) {
 /// Whether `record` is one value by structure alone, as the CloudTrail framer promises (see
 /// `logwarden::source::cloudtrail`): an object, array or string that ends exactly at the byte
 /// closing it, brackets outside strings matched and nested, every string closed; or a scalar
-/// array element, a non-empty run of bytes holding no whitespace and none of `,]}:` and not
-/// starting with a structural byte. Written apart from the framer, byte by byte and without
+/// array element, a non-empty run of bytes holding no whitespace, no `,` or `:`, and no
+/// bracket or quote. Written apart from the framer, byte by byte and without
 /// its tables or `memchr`, so the two can disagree.
 pub fn is_one_value_by_structure(record: &[u8]) -> bool {
     let Some(&first) = record.first() else { return false };
     if !matches!(first, b'{' | b'[' | b'"') {
-        return !record.iter().any(|b| b" \t\r\n,]}:".contains(b))
-            && !matches!(first, b'}' | b']');
+        return !record.iter().any(|b| b" \t\r\n,]}:\"{[".contains(b));
     }
     let mut stack = Vec::new();
     let mut in_string = false;
