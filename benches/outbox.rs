@@ -1,5 +1,6 @@
 //! Outbox cost per notification: `put` (a durable commit) then `delivered` (another), on a
-//! file in the system temp directory (set TMPDIR to measure another disk).
+//! file in the system temp directory (set TMPDIR to measure another disk); and the delivery
+//! loop's read, `due_for`, on a storm's backlog.
 // A bench that cannot set up or write should stop loudly, not measure something else.
 #![allow(clippy::expect_used)]
 
@@ -11,13 +12,17 @@ use logwarden::rule::Severity;
 use logwarden::sink::outbox::Outbox;
 
 fn note(id: u64) -> Notification {
+    note_for(id, "webhook", Severity::High)
+}
+
+fn note_for(id: u64, sink: &str, severity: Severity) -> Notification {
     Notification {
         id: format!("{id:016x}"),
-        sink: "webhook".to_owned(),
+        sink: sink.to_owned(),
         route: "default".to_owned(),
         kind: Kind::New,
         group: [("user.name".to_owned(), "alice".to_owned())].into(),
-        severity: Severity::High,
+        severity,
         title: "ssh brute force from 203.0.113.7".to_owned(),
         alerts: vec![serde_json::json!({
             "rule": "ssh-brute-force", "severity": "high", "count": 12,
@@ -59,6 +64,25 @@ fn bench(c: &mut Criterion) {
                 })
                 .collect();
             black_box(outbox.put_all(&batch, next as i64).expect("put_all"));
+        })
+    });
+    // A storm: 10,000 notifications due for one sink, every 100th critical and the rest low,
+    // and the delivery loop asking for the next 32 (its largest read).
+    let storm: Vec<Notification> = (0..10_000u64)
+        .map(|i| {
+            let severity = if i % 100 == 99 { Severity::Critical } else { Severity::Low };
+            note_for((1 << 40) | i, "storm", severity)
+        })
+        .collect();
+    for (i, chunk) in storm.chunks(500).enumerate() {
+        outbox.put_all(chunk, i as i64).expect("put_all");
+    }
+    group.throughput(Throughput::Elements(32));
+    group.bench_function("due_for_32_of_10k", |b| {
+        b.iter(|| {
+            let due = outbox.due_for("storm", i64::MAX - 1, 32).expect("due_for");
+            assert_eq!(due.len(), 32);
+            black_box(due)
         })
     });
     group.finish();

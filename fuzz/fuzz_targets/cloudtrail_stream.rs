@@ -1,6 +1,8 @@
-//! CloudTrail stream reading of arbitrary bytes: never panics, records are numbered in order,
-//! counts agree with what was emitted, each record is JSON found at its stated offset, and the
-//! record parser never panics on what the reader hands it.
+//! CloudTrail stream reading of arbitrary bytes against the framer's contract (the module docs
+//! of `logwarden::source::cloudtrail`): never panics; records are numbered 1, 2, ... and the
+//! counts agree; every record is the input's own bytes at its offset and one value by
+//! structure; valid JSON of an accepted shape gives exactly serde_json's records; and the
+//! record parser, which owns the content checks, accepts only records that are JSON.
 #![no_main]
 
 use std::ops::ControlFlow;
@@ -10,42 +12,49 @@ use logwarden::event::Sym;
 use logwarden::parse::Parser;
 use logwarden::parse::cloudtrail::CloudTrailParser;
 use logwarden::source::cloudtrail::read_records;
+use logwarden_fuzz::{is_one_value_by_structure, json_records};
 
 fuzz_target!(|data: &[u8]| {
     let mut parser = CloudTrailParser::default();
-    let mut emitted = 0u64;
+    let mut texts = Vec::new();
     let result = read_records(data, Sym::from_static("fuzz"), |rec| {
-        emitted += 1;
-        assert_eq!(rec.origin.record, emitted, "records numbered out of order");
-        // Not asserted for non-UTF-8 bytes: a top-level object is handed over as the bytes the
-        // JSON reader consumed, and serde_json does not check UTF-8 inside strings it skips, so
-        // such a record reaches the parser (which rejects it as invalid UTF-8) while the same
-        // record inside an array ends the read with a JSON error. See the README.
+        assert_eq!(rec.origin.record, texts.len() as u64 + 1, "records numbered out of order");
+        let at = usize::try_from(rec.origin.offset).unwrap_or(usize::MAX);
+        assert_eq!(
+            data.get(at..at.saturating_add(rec.bytes.len())),
+            Some(&rec.bytes[..]),
+            "record {} is not at its offset {at}",
+            rec.origin.record
+        );
+        // Structure is the framer's promise; content (a missing comma, `tru`, bad UTF-8) is
+        // not, and a record damaged inside is the parser's to reject.
         assert!(
-            std::str::from_utf8(&rec.bytes).is_err()
-                || serde_json::from_slice::<serde_json::Value>(&rec.bytes).is_ok(),
-            "record is not JSON: {:?}",
+            is_one_value_by_structure(&rec.bytes),
+            "record {} is not one value by structure: {:?}",
+            rec.origin.record,
             String::from_utf8_lossy(&rec.bytes)
         );
-        // Objects are checked against their offset; a scalar array element is not, since a
-        // scalar's end is only known once the byte after it has been read (see the README).
-        if rec.bytes.first() == Some(&b'{') {
-            let at = usize::try_from(rec.origin.offset).unwrap_or(usize::MAX);
-            assert_eq!(
-                data.get(at..at.saturating_add(rec.bytes.len())),
-                Some(&rec.bytes[..]),
-                "record {} is not at its offset {at}",
-                rec.origin.record
+        if parser.parse(&rec, &mut Vec::new()).is_ok() {
+            assert!(
+                serde_json::from_slice::<serde::de::IgnoredAny>(&rec.bytes).is_ok(),
+                "the parser accepted a record that is not JSON: {:?}",
+                String::from_utf8_lossy(&rec.bytes)
             );
         }
-        let _ = parser.parse(&rec, &mut Vec::new());
+        texts.push(String::from_utf8_lossy(&rec.bytes).into_owned());
         ControlFlow::Continue(())
     });
-    match result {
+    let emitted = texts.len() as u64;
+    match &result {
         Ok(summary) => assert_eq!(summary.records, emitted, "summary miscounts"),
         Err(e) => {
             let _ = e.kind();
             assert_eq!(e.records_emitted(), emitted, "error miscounts: {e}");
         }
+    }
+    // Where serde_json can say what the records are, the framer finds exactly those.
+    if let Some(want) = json_records(data) {
+        assert!(result.is_ok(), "valid input failed: {result:?}");
+        assert_eq!(texts, want, "records differ from serde_json's");
     }
 });

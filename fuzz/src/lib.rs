@@ -104,3 +104,134 @@ pub fn assert_round_trip(e: &Event) {
     };
     assert_eq!(&back, e, "round trip changed the event; JSON was {json}");
 }
+
+/// Whether `record` is one value by structure alone, as the CloudTrail framer promises (see
+/// `logwarden::source::cloudtrail`): an object, array or string that ends exactly at the byte
+/// closing it, brackets outside strings matched and nested, every string closed; or a scalar
+/// array element, a non-empty run of bytes holding no whitespace, no `,` or `:`, and no
+/// bracket or quote. Written apart from the framer, byte by byte and without
+/// its tables or `memchr`, so the two can disagree.
+pub fn is_one_value_by_structure(record: &[u8]) -> bool {
+    let Some(&first) = record.first() else { return false };
+    if !matches!(first, b'{' | b'[' | b'"') {
+        return !record.iter().any(|b| b" \t\r\n,]}:\"{[".contains(b));
+    }
+    let mut stack = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in record.iter().enumerate() {
+        let closed = if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            !in_string && stack.is_empty()
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'{' => stack.push(b'}'),
+                b'[' => stack.push(b']'),
+                b'}' | b']' => {
+                    if stack.pop() != Some(b) {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+            !in_string && stack.is_empty()
+        };
+        if closed {
+            // The value closed here: it must be the record's last byte.
+            return i + 1 == record.len();
+        }
+    }
+    false
+}
+
+/// What serde_json makes of `data` as CloudTrail records, when it is valid JSON of the
+/// accepted shapes: after an optional UTF-8 byte order mark, one or more arrays or objects;
+/// an array's records are its elements; an object's is the object itself, unless it has a key
+/// written exactly `"Records"` (no escapes) whose value is an array, when the first such
+/// array's elements are. Each record as the exact text it had in `data`. `None` when serde_json
+/// rejects `data` or a top-level value is neither an array nor an object.
+pub fn json_records(data: &[u8]) -> Option<Vec<String>> {
+    use serde_json::value::RawValue;
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut out = Vec::new();
+    for value in serde_json::Deserializer::from_slice(data).into_iter::<Box<RawValue>>() {
+        let value = value.ok()?;
+        let text = value.get();
+        match text.as_bytes().first() {
+            Some(b'[') => {
+                let elements: Vec<Box<RawValue>> = serde_json::from_str(text).ok()?;
+                out.extend(elements.iter().map(|e| e.get().to_owned()));
+            }
+            Some(b'{') => {
+                let Entries(entries) = serde_json::from_str(text).ok()?;
+                let records = entries
+                    .iter()
+                    .find(|(plain_records, v)| *plain_records && v.get().starts_with('['));
+                match records {
+                    Some((_, array)) => {
+                        let elements: Vec<Box<RawValue>> =
+                            serde_json::from_str(array.get()).ok()?;
+                        out.extend(elements.iter().map(|e| e.get().to_owned()));
+                    }
+                    None => out.push(text.to_owned()),
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// An object's entries in order: whether the key is `Records` written without escapes, and
+/// the value's text. (A map would keep only the last of two equal keys, and unescape them.)
+struct Entries(Vec<(bool, Box<serde_json::value::RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = m.next_key::<Key>()? {
+                    entries.push((key.0, m.next_value()?));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Keys)
+    }
+}
+
+/// A key, reduced to whether it is `Records` with no escape in it: serde_json lends the
+/// input's own text (`visit_borrowed_str`) only when the key had no escapes.
+struct Key(bool);
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key, E> {
+                Ok(Key(s == "Records"))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Key, E> {
+                Ok(Key(false))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}

@@ -2,6 +2,7 @@
 //! derived from the notification id so a retried delivery is recognizable.
 
 use std::fmt::Write as _;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use lettre::message::{Mailbox, Message, MultiPart};
@@ -70,7 +71,17 @@ pub struct Config {
     /// How long the SMTP conversation may stall (`"10s"`, the default).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// SMTP conversations at once (default 2: each is its own connection, and relays limit
+    /// connections per client).
+    #[serde(default)]
+    pub concurrency: Option<NonZeroUsize>,
 }
+
+/// Conversations at once by default.
+pub const DEFAULT_CONCURRENCY: NonZeroUsize = match NonZeroUsize::new(2) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
 
 /// A built email sink.
 pub struct EmailSink {
@@ -78,6 +89,7 @@ pub struct EmailSink {
     from: Mailbox,
     to: Vec<Mailbox>,
     subject_prefix: String,
+    concurrency: NonZeroUsize,
 }
 
 impl EmailSink {
@@ -131,6 +143,7 @@ impl EmailSink {
             from,
             to,
             subject_prefix: cfg.subject_prefix.clone().unwrap_or_else(|| "[logwarden]".into()),
+            concurrency: super::concurrency(name, cfg.concurrency, DEFAULT_CONCURRENCY)?,
         })
     }
 
@@ -164,6 +177,10 @@ impl Sink for EmailSink {
                 Err(e) => Err(classify(&e)),
             }
         })
+    }
+
+    fn concurrency(&self) -> NonZeroUsize {
+        self.concurrency
     }
 }
 
@@ -358,6 +375,7 @@ mod tests {
             subject_prefix: None,
             timeout: Some("5s".into()),
             rate_limit: None,
+            concurrency: None,
         }
     }
 

@@ -3,11 +3,13 @@
 
 pub mod email;
 pub mod http;
+pub mod pace;
 pub mod slack;
 pub mod stream;
 pub mod webhook;
 
 use std::future::Future;
+use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +45,40 @@ impl SinkError {
 pub trait Sink: Send + Sync {
     /// Delivers one notification; `Ok` only once the receiver accepted it (2xx, SMTP 250).
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// How many sends the outbox may have in flight to this sink at once (never two of one
+    /// notification). One unless the sink says otherwise: one at a time keeps a receiver's
+    /// order and is all a file or a terminal can use.
+    fn concurrency(&self) -> NonZeroUsize {
+        NonZeroUsize::MIN
+    }
+
+    /// Takes the sink's turn to send: `Ok` to start a send now, or how long until the next
+    /// turn. The outbox asks before each send; a sink that paces itself (Slack) answers from
+    /// its [`pace::Pacer`], every other sink always has a turn.
+    fn pace(&self) -> Result<(), Duration> {
+        Ok(())
+    }
+}
+
+/// The most sends one sink may have in flight: each is a connection and a blocking-pool
+/// task at the end, and no receiver this talks to wants more.
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// Checks a sink's `concurrency`, `default` when absent.
+pub(crate) fn concurrency(
+    name: &str,
+    configured: Option<NonZeroUsize>,
+    default: NonZeroUsize,
+) -> Result<NonZeroUsize, SinkError> {
+    match configured {
+        Some(c) if c.get() > MAX_CONCURRENCY => Err(config_error(
+            name,
+            format!("concurrency {c} is above the most allowed, {MAX_CONCURRENCY}"),
+        )),
+        Some(c) => Ok(c),
+        None => Ok(default),
+    }
 }
 
 /// One entry of the config's `sinks:` map, chosen by its `type` key.

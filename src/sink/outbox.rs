@@ -8,18 +8,24 @@
 //! | `outbox_pending` | notification id | record (JSON, tagged `version`) |
 //! | `outbox_dead` | notification id | record |
 //! | `outbox_by_time` | (next attempt ns, id) | () |
-//! | `outbox_by_sink` | (sink, next attempt ns, id) | () |
+//! | `outbox_by_sink_rank` | (sink, severity rank, next attempt ns, id) | () |
 //!
 //! The two index tables exist so that finding what is due is a range scan, not a walk over every
-//! pending record: `by_sink` for the per-sink delivery tasks, `by_time` for [`Outbox::due`]. Every
-//! write touches the record and its index entries in one transaction, so they never disagree.
+//! pending record: `by_sink_rank` for the per-sink delivery tasks, `by_time` for
+//! [`Outbox::due`]. Every write touches the record and its index entries in one transaction, so
+//! they never disagree. The rank (0 for critical to 4 for info) sits before the time so that a
+//! sink's queue is read most severe first, and within a severity earliest due first: a critical
+//! alert queued behind a storm of low ones goes out at the next free slot, not after the storm.
+//! Files written before the rank existed have `outbox_by_sink` (sink, next attempt ns, id)
+//! instead; opening one rebuilds the ranked index from the pending records and drops the old
+//! one, in one transaction.
 //!
 //! The API is synchronous: each call is one short redb transaction (a commit is one fsync). The
 //! delivery loop ([`deliver`]) runs them on tokio's blocking pool, because an fsync can take
 //! milliseconds on a busy disk, and on a two-core runtime blocking a worker that long would stall
 //! the other sinks' tasks, which is what one task per sink is meant to prevent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +34,31 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::route::notification::Notification;
+use crate::rule::Severity;
 use crate::sink::{Sink, SinkError};
 
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_pending");
 const DEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox_dead");
 const BY_TIME: TableDefinition<(i64, &str), ()> = TableDefinition::new("outbox_by_time");
-const BY_SINK: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("outbox_by_sink");
+const BY_SINK_RANK: TableDefinition<(&str, u8, i64, &str), ()> =
+    TableDefinition::new("outbox_by_sink_rank");
+/// The per-sink index of files written before severity ranks; only read to migrate.
+const OLD_BY_SINK: TableDefinition<(&str, i64, &str), ()> = TableDefinition::new("outbox_by_sink");
+
+/// How many severity ranks `BY_SINK_RANK` has (0 = critical .. 4 = info).
+const RANKS: u8 = 5;
+
+/// A severity's place in a sink's queue: the most severe first. Spelled out rather than taken
+/// from the enum's order, which runs the other way and is not part of the file format.
+fn rank(s: Severity) -> u8 {
+    match s {
+        Severity::Critical => 0,
+        Severity::High => 1,
+        Severity::Medium => 2,
+        Severity::Low => 3,
+        Severity::Info => 4,
+    }
+}
 
 /// Why an outbox operation failed. Every variant names the database file.
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +302,16 @@ pub struct Queued {
     pub dead: usize,
 }
 
+/// What [`Outbox::poll`] found for one sink.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Poll {
+    /// Due notifications, most severe first, then earliest due.
+    pub due: Vec<Pending>,
+    /// When the first notification neither returned nor skipped is due (it may already be,
+    /// when `limit` cut the list short); `None` when there is none.
+    pub next_ns: Option<i64>,
+}
+
 /// Notifications not yet accepted by their sink, in a redb database file.
 pub struct Outbox {
     db: Arc<crate::state::StateDb>,
@@ -324,7 +359,13 @@ impl Outbox {
             txn.open_table(PENDING)?;
             txn.open_table(DEAD)?;
             txn.open_table(BY_TIME)?;
-            txn.open_table(BY_SINK)?;
+            txn.open_table(BY_SINK_RANK)?;
+            // A file from before severity ranks (or one an older version wrote to since): its
+            // pending records are the truth, so the ranked index is rebuilt from them rather
+            // than translated from the old index.
+            if txn.delete_table(OLD_BY_SINK)? {
+                rebuild_rank_index(txn)?;
+            }
             Ok(())
         })?;
         Ok(outbox)
@@ -422,7 +463,7 @@ impl Outbox {
             let mut pending = txn.open_table(PENDING)?;
             let dead = txn.open_table(DEAD)?;
             let mut by_time = txn.open_table(BY_TIME)?;
-            let mut by_sink = txn.open_table(BY_SINK)?;
+            let mut by_sink = txn.open_table(BY_SINK_RANK)?;
             let mut queued = Queued::default();
             for n in ns {
                 if dead.get(n.id.as_str())?.is_some() {
@@ -442,7 +483,7 @@ impl Outbox {
                 };
                 pending.insert(n.id.as_str(), record.encode().as_slice())?;
                 by_time.insert((now_ns, n.id.as_str()), ())?;
-                by_sink.insert((n.sink.as_str(), now_ns, n.id.as_str()), ())?;
+                by_sink.insert((n.sink.as_str(), rank(n.severity), now_ns, n.id.as_str()), ())?;
                 queued.added += 1;
             }
             Ok(queued)
@@ -473,44 +514,55 @@ impl Outbox {
         })
     }
 
-    /// Up to `limit` pending notifications of `sink` due at `now_ns`, earliest first.
+    /// Up to `limit` pending notifications of `sink` due at `now_ns`: the most severe first,
+    /// and within a severity the earliest due first (for a first attempt, the oldest).
     pub fn due_for(
         &self,
         sink: &str,
         now_ns: i64,
         limit: usize,
     ) -> Result<Vec<Pending>, OutboxError> {
-        self.read(|txn| {
-            let index = txn.open_table(BY_SINK)?;
-            let pending = txn.open_table(PENDING)?;
-            let mut out = Vec::new();
-            for entry in index.range((sink, i64::MIN, "")..(sink, now_ns.saturating_add(1), ""))? {
-                if out.len() >= limit {
-                    break;
-                }
-                let (key, _) = entry?;
-                let (_, _, id) = key.value();
-                if let Some(bytes) = pending.get(id)? {
-                    out.push(Record::decode(id, bytes.value())?.pending());
-                }
-            }
-            Ok(out)
-        })
+        Ok(self.poll(sink, now_ns, limit, &HashSet::new())?.due)
     }
 
     /// When the earliest pending notification of `sink` is due, if it has any.
     pub fn next_due_for(&self, sink: &str) -> Result<Option<i64>, OutboxError> {
+        Ok(self.poll(sink, i64::MAX, 0, &HashSet::new())?.next_ns)
+    }
+
+    /// [`Outbox::due_for`] leaving out the ids in `skip` (the delivery loop's attempts in
+    /// flight), and when the first notification not returned or skipped is due. One read for
+    /// what the loop needs each time a slot frees up.
+    pub fn poll(
+        &self,
+        sink: &str,
+        now_ns: i64,
+        limit: usize,
+        skip: &HashSet<String>,
+    ) -> Result<Poll, OutboxError> {
         self.read(|txn| {
-            let index = txn.open_table(BY_SINK)?;
-            let first = index.range((sink, i64::MIN, "")..)?.next();
-            match first {
-                Some(entry) => {
+            let index = txn.open_table(BY_SINK_RANK)?;
+            let pending = txn.open_table(PENDING)?;
+            let mut poll = Poll::default();
+            for r in 0..RANKS {
+                // A rank's entries run in due order, so past the skipped ones, the first entry
+                // not taken is that rank's next due time and the scan of the rank ends there.
+                for entry in index.range((sink, r, i64::MIN, "")..(sink, r + 1, i64::MIN, ""))? {
                     let (key, _) = entry?;
-                    let (s, at, _) = key.value();
-                    Ok(if s == sink { Some(at) } else { None })
+                    let (_, _, at, id) = key.value();
+                    if skip.contains(id) {
+                        continue;
+                    }
+                    if at > now_ns || poll.due.len() >= limit {
+                        poll.next_ns = Some(poll.next_ns.map_or(at, |n| n.min(at)));
+                        break;
+                    }
+                    if let Some(bytes) = pending.get(id)? {
+                        poll.due.push(Record::decode(id, bytes.value())?.pending());
+                    }
                 }
-                None => Ok(None),
             }
+            Ok(poll)
         })
     }
 
@@ -566,9 +618,9 @@ impl Outbox {
     /// How many notifications are pending for `sink`.
     pub fn pending_for(&self, sink: &str) -> Result<u64, OutboxError> {
         self.read(|txn| {
-            let index = txn.open_table(BY_SINK)?;
+            let index = txn.open_table(BY_SINK_RANK)?;
             let mut n = 0;
-            for entry in index.range((sink, i64::MIN, "")..=(sink, i64::MAX, "\u{10ffff}"))? {
+            for entry in index.range((sink, 0, i64::MIN, "")..(sink, RANKS, i64::MIN, ""))? {
                 entry?;
                 n += 1;
             }
@@ -671,15 +723,33 @@ fn take(table: &mut redb::Table<&str, &[u8]>, id: &str) -> Result<Option<Record>
     }
 }
 
+/// `r`'s key in the per-sink queue.
+fn queue_key<'a>(r: &'a Record, id: &'a str) -> (&'a str, u8, i64, &'a str) {
+    (r.notification.sink.as_str(), rank(r.notification.severity), r.next_attempt_ns, id)
+}
+
 fn unindex(txn: &redb::WriteTransaction, r: &Record, id: &str) -> Result<(), Fail> {
     txn.open_table(BY_TIME)?.remove((r.next_attempt_ns, id))?;
-    txn.open_table(BY_SINK)?.remove((r.notification.sink.as_str(), r.next_attempt_ns, id))?;
+    txn.open_table(BY_SINK_RANK)?.remove(queue_key(r, id))?;
     Ok(())
 }
 
 fn reindex(txn: &redb::WriteTransaction, r: &Record, id: &str) -> Result<(), Fail> {
     txn.open_table(BY_TIME)?.insert((r.next_attempt_ns, id), ())?;
-    txn.open_table(BY_SINK)?.insert((r.notification.sink.as_str(), r.next_attempt_ns, id), ())?;
+    txn.open_table(BY_SINK_RANK)?.insert(queue_key(r, id), ())?;
+    Ok(())
+}
+
+/// Makes the per-sink queue anew from the pending records (a migration, see the module docs).
+fn rebuild_rank_index(txn: &redb::WriteTransaction) -> Result<(), Fail> {
+    txn.delete_table(BY_SINK_RANK)?;
+    let mut index = txn.open_table(BY_SINK_RANK)?;
+    let pending = txn.open_table(PENDING)?;
+    for entry in pending.iter()? {
+        let (id, bytes) = entry?;
+        let r = Record::decode(id.value(), bytes.value())?;
+        index.insert(queue_key(&r, id.value()), ())?;
+    }
     Ok(())
 }
 
@@ -719,10 +789,6 @@ pub struct DeliveryStats {
     pub dead: u64,
 }
 
-/// How many due notifications a sink task takes per read. Small, so a shutdown or a newly due
-/// retry is noticed soon; each one is still sent and recorded before the next.
-const BATCH: usize = 32;
-
 /// The longest a sink task sleeps without looking again, in case a notification became due in
 /// a way no wake-up announced (a clock jump, another writer).
 const MAX_IDLE: Duration = Duration::from_secs(5);
@@ -730,13 +796,24 @@ const MAX_IDLE: Duration = Duration::from_secs(5);
 /// How long to wait after the outbox itself failed (disk full, I/O error) before trying again.
 const OUTBOX_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
+/// At most one dead-letter line per sink this often; the ones in between are counted into the
+/// next line, so a receiver rejecting a storm does not write a line per notification.
+const DEAD_LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Delivers the outbox's notifications until `shutdown` turns true (or its sender is dropped),
-/// one task per sink so a slow or failing sink never delays another. Each task sends its due
-/// notifications one at a time, then records `delivered` or `failed`; on shutdown it stops after
-/// the attempt in flight. Notifications for a sink not in `sinks` stay pending.
+/// one task per sink so a slow or failing sink never delays another.
+///
+/// Each task keeps up to the sink's [`Sink::concurrency`] attempts in flight, never two of the
+/// same notification. Whenever a slot is free and the sink's [`Sink::pace`] gives it a turn,
+/// it starts the most severe due notification (the earliest due within a severity, see
+/// [`Outbox::due_for`]), read afresh each time, so an alert queued behind a storm waits for a
+/// free slot, not for the storm. An attempt records `delivered` or `failed` before its slot
+/// frees. On shutdown a task starts nothing new and waits for its attempts in flight (each
+/// bounded by the send timeout). Notifications for a sink not in `sinks` stay pending.
 ///
 /// Delivery is at least once: a crash between a sink's acceptance and `delivered` sends that
-/// notification again after restart, with the same id for the receiver to drop it.
+/// notification again after restart (at most the sink's concurrency of them), with the same id
+/// for the receiver to drop it.
 pub async fn deliver(
     outbox: Arc<Outbox>,
     sinks: HashMap<String, Arc<dyn Sink>>,
@@ -747,12 +824,19 @@ pub async fn deliver(
     let mut tasks = tokio::task::JoinSet::new();
     for (name, sink) in sinks {
         let task = SinkTask {
-            outbox: outbox.clone(),
-            name,
-            sink,
-            policy: policy.clone(),
-            clock: clock.clone(),
+            lane: Arc::new(Lane {
+                outbox: outbox.clone(),
+                name,
+                sink,
+                policy: policy.clone(),
+                clock: clock.clone(),
+            }),
             shutdown: shutdown.clone(),
+            flying: tokio::task::JoinSet::new(),
+            in_flight: HashMap::new(),
+            stats: DeliveryStats::default(),
+            hold_until: None,
+            dead_log: DeadLog::default(),
         };
         tasks.spawn(task.run());
     }
@@ -768,13 +852,55 @@ pub async fn deliver(
     stats
 }
 
-struct SinkTask {
+/// What a sink's task and its attempts in flight share.
+struct Lane {
     outbox: Arc<Outbox>,
     name: String,
     sink: Arc<dyn Sink>,
     policy: RetryPolicy,
     clock: Arc<dyn Clock>,
+}
+
+/// How one attempt ended, once the outbox was told (or failed to be).
+enum Outcome {
+    Delivered,
+    Retried,
+    Dead {
+        id: String,
+        attempts: u32,
+        error: SinkError,
+    },
+    /// The outbox could not record the result; the notification is still pending.
+    Unrecorded,
+}
+
+/// One sink's delivery task.
+struct SinkTask {
+    lane: Arc<Lane>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The attempts in flight.
+    flying: tokio::task::JoinSet<Outcome>,
+    /// Which notification each attempt in flight is sending: they are left out of every read,
+    /// so no notification is sent twice at once.
+    in_flight: HashMap<tokio::task::Id, String>,
+    stats: DeliveryStats,
+    /// After the outbox failed to record a result, no new attempt before this: the record is
+    /// still pending and would otherwise be sent again at once, over and over.
+    hold_until: Option<tokio::time::Instant>,
+    dead_log: DeadLog,
+}
+
+/// Runs an outbox call on the blocking pool (see the module docs for why).
+async fn blocking<T: Send + 'static>(
+    outbox: &Arc<Outbox>,
+    f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+) -> Result<T, String> {
+    let outbox = outbox.clone();
+    match tokio::task::spawn_blocking(move || f(&outbox)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("outbox call panicked: {e}")),
+    }
 }
 
 impl SinkTask {
@@ -782,117 +908,197 @@ impl SinkTask {
         *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
     }
 
-    /// Runs an outbox call on the blocking pool (see the module docs for why).
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
-    ) -> Result<T, String> {
-        let outbox = self.outbox.clone();
-        match tokio::task::spawn_blocking(move || f(&outbox)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(format!("outbox call panicked: {e}")),
-        }
-    }
-
     async fn run(mut self) -> (String, DeliveryStats) {
-        let mut stats = DeliveryStats::default();
-        let mut wake = self.outbox.wake.subscribe();
+        let mut wake = self.lane.outbox.wake.subscribe();
+        let slots = self.lane.sink.concurrency().get();
         while !self.stopping() {
             // Marking the wake-ups seen before reading means a `put` after the read still
-            // wakes the sleep below.
+            // wakes the wait below.
             wake.borrow_and_update();
-            let now = self.clock.now_ns();
-            let name = self.name.clone();
-            let batch = match self.blocking(move |o| o.due_for(&name, now, BATCH)).await {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("outbox: sink {}: reading due notifications failed: {e}", self.name);
-                    self.idle(&mut wake, OUTBOX_ERROR_PAUSE).await;
-                    continue;
+            let pause =
+                if self.in_flight.len() < slots { self.fill(slots).await } else { MAX_IDLE };
+            let done = tokio::select! {
+                Some(done) = self.flying.join_next_with_id(), if !self.flying.is_empty() => {
+                    Some(done)
                 }
+                _ = wake.changed() => None,
+                _ = self.shutdown.changed() => None,
+                _ = tokio::time::sleep(pause) => None,
             };
-            if batch.is_empty() {
-                let name = self.name.clone();
-                let pause = match self.blocking(move |o| o.next_due_for(&name)).await {
-                    Ok(Some(at)) => {
-                        let wait = at.saturating_sub(self.clock.now_ns()).max(0);
-                        Duration::from_nanos(u64::try_from(wait).unwrap_or(0)).min(MAX_IDLE)
-                    }
-                    Ok(None) => MAX_IDLE,
-                    Err(e) => {
-                        eprintln!("outbox: sink {}: reading the schedule failed: {e}", self.name);
-                        OUTBOX_ERROR_PAUSE
-                    }
-                };
-                self.idle(&mut wake, pause).await;
-                continue;
-            }
-            for item in batch {
-                if self.stopping() {
-                    break;
-                }
-                self.attempt(item, &mut stats).await;
+            if let Some(done) = done {
+                self.settle(done).await;
             }
         }
-        (self.name, stats)
-    }
-
-    /// Sleeps up to `pause`, waking early for a new notification or shutdown.
-    async fn idle(&mut self, wake: &mut tokio::sync::watch::Receiver<u64>, pause: Duration) {
-        tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
-            _ = wake.changed() => {}
-            _ = self.shutdown.changed() => {}
+        while let Some(done) = self.flying.join_next_with_id().await {
+            self.settle(done).await;
         }
+        self.dead_log.flush(&self.lane.name);
+        (self.lane.name.clone(), self.stats)
     }
 
-    async fn attempt(&self, item: Pending, stats: &mut DeliveryStats) {
-        let n = item.notification;
-        let sent = match tokio::time::timeout(self.policy.send_timeout, self.sink.send(&n)).await {
-            Ok(result) => result,
-            Err(_) => Err(SinkError::Retriable(format!(
-                "no answer within {}",
-                humantime::format_duration(self.policy.send_timeout)
-            ))),
+    /// Starts attempts for the free slots, most urgent first; returns how long to wait before
+    /// looking again if nothing else happens.
+    async fn fill(&mut self, slots: usize) -> Duration {
+        if let Some(until) = self.hold_until {
+            let now = tokio::time::Instant::now();
+            if now < until {
+                return until - now;
+            }
+            self.hold_until = None;
+        }
+        let lane = Arc::clone(&self.lane);
+        let now = lane.clock.now_ns();
+        let free = slots.saturating_sub(self.in_flight.len());
+        let skip: HashSet<String> = self.in_flight.values().cloned().collect();
+        let name = lane.name.clone();
+        let poll = match blocking(&lane.outbox, move |o| o.poll(&name, now, free, &skip)).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("outbox: sink {}: reading due notifications failed: {e}", lane.name);
+                return OUTBOX_ERROR_PAUSE;
+            }
         };
-        let id = n.id.clone();
-        match sent {
-            Ok(()) => match self.blocking(move |o| o.delivered(&id)).await {
+        for item in poll.due {
+            if let Err(wait) = lane.sink.pace() {
+                // Not the sink's turn yet: look again then, for whatever is most urgent by then.
+                return wait;
+            }
+            let id = item.notification.id.clone();
+            let handle = self.flying.spawn(attempt(Arc::clone(&lane), item));
+            self.in_flight.insert(handle.id(), id);
+        }
+        match poll.next_ns {
+            Some(at) => {
+                let wait = at.saturating_sub(lane.clock.now_ns()).max(0);
+                Duration::from_nanos(u64::try_from(wait).unwrap_or(0)).min(MAX_IDLE)
+            }
+            None => MAX_IDLE,
+        }
+    }
+
+    /// Frees the slot of a finished attempt and counts what it did.
+    async fn settle(&mut self, done: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>) {
+        let outcome = match done {
+            Ok((task, outcome)) => {
+                self.in_flight.remove(&task);
+                outcome
+            }
+            Err(e) => {
+                let Some(id) = self.in_flight.remove(&e.id()) else { return };
+                // The sink panicked: a failed attempt like any other, so the notification backs
+                // off instead of being sent again at once.
+                let err = SinkError::Retriable(format!("the sink panicked: {e}"));
+                failed(&self.lane, id, err, None).await
+            }
+        };
+        match outcome {
+            Outcome::Delivered => self.stats.delivered += 1,
+            Outcome::Retried => self.stats.retried += 1,
+            Outcome::Dead { id, attempts, error } => {
+                self.stats.dead += 1;
+                self.dead_log.record(&self.lane.name, &id, attempts, &error);
+            }
+            Outcome::Unrecorded => {
+                self.hold_until = Some(tokio::time::Instant::now() + OUTBOX_ERROR_PAUSE);
+            }
+        }
+    }
+}
+
+/// Sends one notification and records the result.
+async fn attempt(lane: Arc<Lane>, item: Pending) -> Outcome {
+    let n = item.notification;
+    let sent = match tokio::time::timeout(lane.policy.send_timeout, lane.sink.send(&n)).await {
+        Ok(result) => result,
+        Err(_) => Err(SinkError::Retriable(format!(
+            "no answer within {}",
+            humantime::format_duration(lane.policy.send_timeout)
+        ))),
+    };
+    match sent {
+        Ok(()) => {
+            let id = n.id.clone();
+            match blocking(&lane.outbox, move |o| o.delivered(&id)).await {
                 Ok(_) => {
-                    stats.delivered += 1;
-                    self.outbox.record_latency(item.queued_ns, self.clock.now_ns());
+                    lane.outbox.record_latency(item.queued_ns, lane.clock.now_ns());
+                    Outcome::Delivered
                 }
                 // The sink has it, the outbox does not know: it will be sent again, and the
                 // receiver can drop it by its idempotency key.
-                Err(e) => eprintln!(
-                    "outbox: sink {}: notification {} delivered but not recorded: {e}",
-                    self.name, n.id
-                ),
-            },
-            Err(err) => {
-                let now = self.clock.now_ns();
-                let policy = self.policy.clone();
-                let error = err.clone();
-                match self.blocking(move |o| o.failed(&id, now, &error, &policy)).await {
-                    Ok(Disposition::Retry { .. }) => stats.retried += 1,
-                    Ok(Disposition::Dead) => {
-                        stats.dead += 1;
-                        eprintln!(
-                            "outbox: sink {}: notification {} is dead after {} attempt{}: {err}",
-                            self.name,
-                            n.id,
-                            item.attempts + 1,
-                            if item.attempts == 0 { "" } else { "s" }
-                        );
-                    }
-                    Err(e) => eprintln!(
-                        "outbox: sink {}: notification {} failed ({err}) and recording it \
-                         failed: {e}",
-                        self.name, n.id
-                    ),
+                Err(e) => {
+                    eprintln!(
+                        "outbox: sink {}: notification {} delivered but not recorded: {e}",
+                        lane.name, n.id
+                    );
+                    Outcome::Unrecorded
                 }
             }
+        }
+        Err(err) => failed(&lane, n.id, err, Some(item.attempts)).await,
+    }
+}
+
+/// Records a failed attempt of notification `id`, which had `before` failed attempts already
+/// (unknown when the attempt panicked).
+async fn failed(lane: &Arc<Lane>, id: String, err: SinkError, before: Option<u32>) -> Outcome {
+    let now = lane.clock.now_ns();
+    let policy = lane.policy.clone();
+    let error = err.clone();
+    let key = id.clone();
+    match blocking(&lane.outbox, move |o| o.failed(&key, now, &error, &policy)).await {
+        Ok(Disposition::Retry { .. }) => Outcome::Retried,
+        Ok(Disposition::Dead) => {
+            Outcome::Dead { id, attempts: before.map_or(0, |a| a.saturating_add(1)), error: err }
+        }
+        Err(e) => {
+            eprintln!(
+                "outbox: sink {}: notification {id} failed ({err}) and recording it failed: {e}",
+                lane.name
+            );
+            Outcome::Unrecorded
+        }
+    }
+}
+
+/// The dead-letter lines of one sink, at most one per [`DEAD_LOG_EVERY`].
+#[derive(Default)]
+struct DeadLog {
+    /// When the last line was written.
+    last: Option<tokio::time::Instant>,
+    /// Dead letters since then that got no line of their own.
+    quiet: u64,
+}
+
+impl DeadLog {
+    fn record(&mut self, sink: &str, id: &str, attempts: u32, err: &SinkError) {
+        let now = tokio::time::Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < DEAD_LOG_EVERY) {
+            self.quiet += 1;
+            return;
+        }
+        let tries = match attempts {
+            0 => String::new(),
+            1 => " after 1 attempt".to_owned(),
+            n => format!(" after {n} attempts"),
+        };
+        let more = match self.quiet {
+            0 => String::new(),
+            q => format!(" ({q} more went dead since the last line)"),
+        };
+        eprintln!("outbox: sink {sink}: notification {id} is dead{tries}: {err}{more}");
+        self.last = Some(now);
+        self.quiet = 0;
+    }
+
+    /// Says how many went dead without a line, at the end.
+    fn flush(&mut self, sink: &str) {
+        if self.quiet > 0 {
+            eprintln!(
+                "outbox: sink {sink}: {} more notifications went dead (`logwarden outbox list` \
+                 shows them)",
+                self.quiet
+            );
+            self.quiet = 0;
         }
     }
 }

@@ -1,12 +1,18 @@
-//! Slack incoming webhook: one Block Kit attachment per alert, coloured by severity.
+//! Slack incoming webhook: one Block Kit attachment per alert, coloured by severity, one
+//! message at a time and paced (by default one a second, what Slack's incoming webhooks take
+//! per channel).
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::pace::Pacer;
 use super::webhook::{IDEMPOTENCY_KEY, idempotency_value};
-use super::{BoxFuture, Sink, SinkError, http, parse_timeout};
+use super::{BoxFuture, Sink, SinkError, config_error, http, parse_timeout};
 use crate::route::notification::Notification;
 use crate::rule::Severity;
 
@@ -21,6 +27,9 @@ pub const FIELD_MAX: usize = 2000;
 pub const TEXT_MAX: usize = 3000;
 /// Slack's limit on a button's URL.
 pub const URL_MAX: usize = 3000;
+/// The default `send_interval`: Slack's incoming webhooks take about one message a second per
+/// channel, with short bursts tolerated, and answer 429 to more.
+pub const DEFAULT_SEND_INTERVAL: Duration = Duration::from_secs(1);
 
 /// `type: slack`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -38,6 +47,14 @@ pub struct Config {
     /// How long one request may take, connect included (`"10s"`, the default).
     #[serde(default)]
     pub timeout: Option<String>,
+    /// The shortest time between the starts of two messages (`"1s"`, the default, Slack's
+    /// one message a second per channel); `"0s"` turns pacing off. A backlog waits in the
+    /// outbox and goes most severe first; nothing is dropped.
+    #[serde(default)]
+    pub send_interval: Option<String>,
+    /// Messages in flight at once (default 1: Slack's pace leaves nothing to gain from more).
+    #[serde(default)]
+    pub concurrency: Option<NonZeroUsize>,
 }
 
 /// A built Slack sink.
@@ -46,21 +63,48 @@ pub struct SlackSink {
     url: Url,
     link: Option<String>,
     client: Client,
+    pacer: Option<Pacer>,
+    concurrency: NonZeroUsize,
 }
 
 impl SlackSink {
-    /// Checks the URL, the link template (it must make a URL) and the timeout.
+    /// Checks the URL, the link template (it must make a URL), the timeout, the send interval
+    /// and the concurrency.
     pub fn new(name: &str, cfg: &Config) -> Result<Self, SinkError> {
         let url = http::parse_url(name, "webhook_url", &cfg.webhook_url)?;
         if let Some(t) = &cfg.link {
             http::parse_url(name, "link", &render_link(t, "0", "rule"))?;
         }
         let timeout = parse_timeout(name, cfg.timeout.as_deref())?;
-        Ok(SlackSink { url, link: cfg.link.clone(), client: http::client(name, timeout)? })
+        let interval = match cfg.send_interval.as_deref() {
+            None => DEFAULT_SEND_INTERVAL,
+            Some(t) => humantime::parse_duration(t)
+                .map_err(|e| config_error(name, format!("send_interval `{t}`: {e}")))?,
+        };
+        Ok(SlackSink {
+            url,
+            link: cfg.link.clone(),
+            client: http::client(name, timeout)?,
+            pacer: Pacer::new(interval),
+            concurrency: super::concurrency(name, cfg.concurrency, NonZeroUsize::MIN)?,
+        })
+    }
+
+    /// The pause between two messages' starts; `None` when pacing is off.
+    pub fn send_interval(&self) -> Option<Duration> {
+        self.pacer.as_ref().map(Pacer::interval)
     }
 }
 
 impl Sink for SlackSink {
+    fn concurrency(&self) -> NonZeroUsize {
+        self.concurrency
+    }
+
+    fn pace(&self) -> Result<(), Duration> {
+        self.pacer.as_ref().map_or(Ok(()), Pacer::turn)
+    }
+
     fn send<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let body = serde_json::to_vec(&payload(n, self.link.as_deref()))
@@ -456,14 +500,42 @@ mod tests {
         }
     }
 
+    fn config(yaml: &str) -> Config {
+        serde_saphyr::from_str(&format!("webhook_url: https://hooks.slack.com/services/x\n{yaml}"))
+            .unwrap()
+    }
+
     #[test]
     fn link_template_must_make_a_url() {
-        let c = Config {
-            webhook_url: "https://hooks.slack.com/services/x".into(),
-            link: Some("{fingerprint}".into()),
-            timeout: None,
-            rate_limit: None,
-        };
-        assert!(SlackSink::new("s", &c).is_err());
+        assert!(SlackSink::new("s", &config("link: '{fingerprint}'\n")).is_err());
+    }
+
+    #[test]
+    fn paced_one_a_second_one_at_a_time_by_default() {
+        let s = SlackSink::new("s", &config("")).unwrap();
+        assert_eq!(s.send_interval(), Some(Duration::from_secs(1)));
+        assert_eq!(s.concurrency().get(), 1);
+        // The first turn is free; the next is about a second away (the real clock ran a
+        // little between the two calls).
+        assert_eq!(s.pace(), Ok(()));
+        let wait = s.pace().expect_err("a second turn at once");
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::ZERO, "{wait:?}");
+    }
+
+    #[test]
+    fn pacing_is_configurable_and_can_be_turned_off() {
+        let s = SlackSink::new("s", &config("send_interval: 250ms\nconcurrency: 2\n")).unwrap();
+        assert_eq!(s.send_interval(), Some(Duration::from_millis(250)));
+        assert_eq!(s.concurrency().get(), 2);
+        let off = SlackSink::new("s", &config("send_interval: 0s\n")).unwrap();
+        assert_eq!(off.send_interval(), None);
+        for _ in 0..100 {
+            assert_eq!(off.pace(), Ok(()));
+        }
+        let e = SlackSink::new("s", &config("send_interval: soon\n")).unwrap_err();
+        assert!(e.to_string().contains("send_interval `soon`"), "{e}");
+        let e = SlackSink::new("s", &config("concurrency: 65\n")).unwrap_err();
+        assert!(e.to_string().contains("concurrency 65"), "{e}");
+        assert!(serde_saphyr::from_str::<Config>("webhook_url: x\nconcurrency: 0\n").is_err());
     }
 }

@@ -9,10 +9,28 @@
 //! JSON's structure (strings, escapes, nesting), and leaves checking the record's content to
 //! the parser, so one damaged record costs that record, not the rest of the file. Structural
 //! damage (a bracket that closes the wrong thing, input ending inside a record) does end the
-//! read, with the record index and byte offset. A first version walked the stream with a serde
-//! `SeqAccess` over `serde_json`'s reader-based deserializer; that reads byte by byte through
-//! `io::Read` and managed about 70 MB/s, against about 1.3 GB/s for this framer on the same
-//! files, so records are now found in a buffer with `memchr` and only the parser runs serde.
+//! read, with the record index and byte offset.
+//!
+//! The contract, which the `cloudtrail_stream` fuzz target checks:
+//!
+//! - Records are handed over in order, numbered 1, 2, ... in `origin.record`;
+//!   [`ReadSummary::records`], or [`CloudTrailReadError::records_emitted`] after an error,
+//!   is how many were.
+//! - A record's bytes are the input's own, at `origin.offset` (in the decompressed stream).
+//! - A record is one value by structure: an object, array or string ending at the byte that
+//!   closes it, with brackets outside strings matched and every string closed; or, as an
+//!   array element, a scalar: the bytes up to whitespace, a `,` or `:`, a bracket or a quote.
+//! - Nothing inside a record is checked: separators (a missing `,` or `:`), literals (`tru`),
+//!   numbers, escapes and UTF-8 are the parser's to reject, and a record it rejects costs that
+//!   record alone (counted as a parse failure), not the rest of the file.
+//! - Input that is valid JSON of an accepted shape gives exactly the records a JSON parser
+//!   sees: an array's elements; an envelope's `Records` elements (the first `Records` key,
+//!   written without escapes, whose value is an array); any other object whole.
+//!
+//! A first version walked the stream with a serde `SeqAccess` over `serde_json`'s reader-based
+//! deserializer; that reads byte by byte through `io::Read` and managed about 70 MB/s, against
+//! about 1.3 GB/s for this framer on the same files, so records are now found in a buffer with
+//! `memchr` and only the parser runs serde.
 //!
 //! Memory is bounded: the buffer holds at most the record being read plus one read-ahead chunk,
 //! and a record larger than [`MAX_RECORD_BYTES`] is an error rather than an allocation.
@@ -390,8 +408,12 @@ impl<R: Read> Window<R> {
 
 /// Bytes that change the framer's state inside a value.
 const STRUCTURAL: [bool; 256] = table(b"\"{}[]");
-/// Bytes that end a scalar.
-const SCALAR_END: [bool; 256] = table(b" \t\r\n,]}:");
+/// Bytes that end a scalar: whitespace, separators, and the bytes that open or close a string
+/// or container. A quote or bracket in a scalar's place is structural damage, and ends the
+/// read where it stands; letting it run on inside the scalar, as the first version did, made
+/// `{"a":0c"}` one record here while the same object inside an array ended the read (issue
+/// 15, found by the `cloudtrail_stream` fuzz target).
+const SCALAR_END: [bool; 256] = table(b" \t\r\n,]}:\"{[");
 
 const fn table(bytes: &[u8]) -> [bool; 256] {
     let mut t = [false; 256];
@@ -671,6 +693,61 @@ mod tests {
         let (recs, r) = read_all(b"[{}, ");
         assert_eq!(recs.len(), 1);
         assert!(matches!(r, Err(CloudTrailReadError::Json { record: 2, .. })), "{r:?}");
+    }
+
+    /// Parses `rec` as CloudTrail and returns the error's kind.
+    fn parser_rejects(rec: &RawRecord) -> &'static str {
+        use crate::parse::Parser;
+        let r = crate::parse::cloudtrail::CloudTrailParser::default().parse(rec, &mut Vec::new());
+        r.expect_err("the parser must reject it").kind()
+    }
+
+    #[test]
+    fn issue_15_a_missing_comma_inside_a_record_costs_that_record_only() {
+        // The tester's case: the framer hands the record over (its structure is whole), the
+        // parser rejects it, and the next record is read.
+        let (recs, r) = read_all(br#"[{"a":1 "b":2},{"eventName":"x"}]"#);
+        assert_eq!(r.unwrap().records, 2);
+        assert_eq!(texts(&recs), [r#"{"a":1 "b":2}"#, r#"{"eventName":"x"}"#]);
+        assert_eq!(parser_rejects(&recs[0]), "invalid_json");
+        assert_eq!(recs[1].origin.offset, 15);
+    }
+
+    #[test]
+    fn issue_15_fuzz_inputs_frame_by_structure_and_the_parser_rejects_the_content() {
+        // The first crash of the old target: a literal no JSON has.
+        let (recs, r) = read_all(br#"[{"eventName":"x","a":!,"b":[2,3]}]"#);
+        assert_eq!(r.unwrap().records, 1);
+        assert_eq!(parser_rejects(&recs[0]), "invalid_json");
+        // Its minimized form: a NUL byte as a scalar element, then the end of input.
+        let (recs, r) = read_all(b"[\0");
+        assert_eq!(texts(&recs), ["\0"]);
+        assert_eq!(parser_rejects(&recs[0]), "invalid_json");
+        assert!(matches!(r, Err(CloudTrailReadError::Json { record: 2, offset: 2, .. })), "{r:?}");
+        // Invalid UTF-8 inside a string: framed, and rejected by the parser.
+        let (recs, r) = read_all(b"[{\"a\":\"\xff\"},{}]");
+        assert_eq!(r.unwrap().records, 2);
+        assert_eq!(parser_rejects(&recs[0]), "invalid_utf8");
+    }
+
+    #[test]
+    fn issue_15_a_quote_in_a_scalars_place_ends_the_read_wherever_it_stands() {
+        // Found by the new target: a top-level object's scalar value ran on through the
+        // quote, so this was one record, while inside an array the quote opened a string.
+        let input = b"{\"a\":0\x0f\0\0c\"}]\xc7:\"c\"}]\":0\x0f\0\0    \"}]}";
+        let (recs, r) = read_all(input);
+        assert!(recs.is_empty(), "{:?}", texts(&recs));
+        assert!(matches!(r, Err(CloudTrailReadError::Json { record: 1, offset: 10, .. })), "{r:?}");
+        let (recs, r) = read_all(br#"{"a":0c"}"#);
+        assert!(recs.is_empty());
+        assert!(matches!(r, Err(CloudTrailReadError::Json { record: 1, offset: 7, .. })), "{r:?}");
+        // An array element: the scalar before the quote is a record, then the read ends.
+        let (recs, r) = read_all(br#"[1"a"]"#);
+        assert_eq!(texts(&recs), ["1"]);
+        assert!(matches!(r, Err(CloudTrailReadError::Json { record: 2, offset: 2, .. })), "{r:?}");
+        let (recs, r) = read_all(br#"[tru{}]"#);
+        assert_eq!(texts(&recs), ["tru"]);
+        assert!(r.is_err());
     }
 
     #[test]

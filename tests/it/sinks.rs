@@ -83,7 +83,9 @@ async fn webhook_posts_the_notification_signed_with_its_idempotency_key() {
     assert_eq!(header(r, "idempotency-key"), Some("ntf-0001"));
     assert_eq!(header(r, "x-tenant"), Some("acme"));
     assert_eq!(header(r, "authorization"), Some("Bearer t0k"));
-    let want = format!("sha256={}", hmac_hex(b"s3cret", &r.body));
+    let ts = header(r, "x-logwarden-timestamp").unwrap();
+    let signed = [ts.as_bytes(), b".", &r.body].concat();
+    let want = format!("sha256={}", hmac_hex(b"s3cret", &signed));
     assert_eq!(header(r, "x-logwarden-signature"), Some(want.as_str()));
     let back: Notification = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(back, n);
@@ -98,7 +100,104 @@ async fn webhook_without_secret_sends_no_signature() {
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(header(&reqs[0], "x-logwarden-signature"), None);
+    assert_eq!(header(&reqs[0], "x-logwarden-timestamp"), None);
     assert_eq!(header(&reqs[0], "idempotency-key"), Some("n2"));
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The README's check, in Rust: recompute over "{timestamp}.{body}", compare in constant time
+/// (`verify_slice`), refuse a timestamp more than 5 minutes off `now`.
+fn verify_like_the_readme(secret: &[u8], ts: &str, sig: &str, body: &[u8], now: i64) -> bool {
+    let Ok(t) = ts.parse::<i64>() else { return false };
+    if !ts.bytes().all(|b| b.is_ascii_digit()) || (now - t).abs() > 300 {
+        return false;
+    }
+    let Some(Ok(want)) = sig.strip_prefix("sha256=").map(hex::decode) else { return false };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&want).is_ok()
+}
+
+/// The fenced Python block after the `verify-webhook` marker in README.md.
+fn readme_verify_snippet() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = readme.split("<!-- verify-webhook").nth(1).expect("the marker in README.md");
+    let code = after.split("```python\n").nth(1).expect("a python block after the marker");
+    code.split("\n```").next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn webhook_signature_checked_the_readme_way_accepts_and_refuses_a_replay() {
+    let (rx, addr) = receiver(&[]).await;
+    let s = build("hook", &format!("type: webhook\nurl: http://{addr}/\nsecret: s3cret\n"));
+    s.send(&notification("n-replay", vec![alert("high", "x", "01")], 0)).await.unwrap();
+    let now = unix_now();
+    let r = &rx.requests()[0];
+    let ts = header(r, "x-logwarden-timestamp").unwrap().to_owned();
+    let sig = header(r, "x-logwarden-signature").unwrap().to_owned();
+    // Sent just now (a minute either way for a slow machine).
+    assert!((now - ts.parse::<i64>().unwrap()).abs() <= 60, "{ts} vs {now}");
+
+    let body = &r.body[..];
+    let fresh_ts = (ts.parse::<i64>().unwrap() + 400).to_string();
+    let mut other_body = body.to_vec();
+    other_body[1] = b' ';
+    // (secret, timestamp header, body, receiver's clock, accepted?)
+    type Case<'a> = (&'a [u8], &'a str, &'a [u8], i64, bool);
+    let cases: [Case; 6] = [
+        (b"s3cret", &ts, body, now, true),
+        // The same request captured and sent again 6 minutes later.
+        (b"s3cret", &ts, body, now + 360, false),
+        // ... with its timestamp moved forward to look fresh: the signature no longer fits.
+        (b"s3cret", &fresh_ts, body, now + 400, false),
+        // A body changed in transit, or a sender without the secret.
+        (b"s3cret", &ts, &other_body, now, false),
+        (b"guess", &ts, body, now, false),
+        // A clock 4 minutes behind the sender's is still inside the window.
+        (b"s3cret", &ts, body, now - 240, true),
+    ];
+    for (i, (secret, t, b, at, ok)) in cases.iter().enumerate() {
+        assert_eq!(verify_like_the_readme(secret, t, &sig, b, *at), *ok, "case {i}");
+    }
+
+    // The README's own Python, on the same request and cases.
+    let python = std::process::Command::new("python3").arg("--version").output();
+    if python.is_err() {
+        assert!(std::env::var_os("CI").is_none(), "python3 is needed to run the README's check");
+        eprintln!("SKIPPED the README's Python check: no python3");
+        return;
+    }
+    let hexes = |b: &[u8]| hex::encode(b);
+    let mut script = readme_verify_snippet();
+    script.push_str("\nimport sys\nfor line in sys.stdin:\n");
+    script.push_str("    secret, ts, sig, body, now = line.split()\n");
+    script.push_str("    h = {'X-Logwarden-Timestamp': ts, 'X-Logwarden-Signature': sig}\n");
+    script.push_str("    print(verify(bytes.fromhex(secret), h, bytes.fromhex(body), int(now)))\n");
+    let input: String = cases
+        .iter()
+        .map(|(secret, t, b, at, _)| format!("{} {t} {sig} {} {at}\n", hexes(secret), hexes(b)))
+        .collect();
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let got: Vec<String> =
+        String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    let want: Vec<String> =
+        cases.iter().map(|c| if c.4 { "True" } else { "False" }.to_owned()).collect();
+    assert_eq!(got, want);
 }
 
 #[tokio::test]
