@@ -74,11 +74,11 @@ impl fmt::Display for Ledger {
             write!(f, ", {} with an ambiguous peer (source.ip left out)", self.ambiguous)?;
         }
         if self.repeats_capped > 0 {
+            // The cap is the parser's (parse::syslog::MAX_REPEAT, above this layer).
             write!(
                 f,
-                ", {} repeats not made (`message repeated` beyond {} per line)",
-                self.repeats_capped,
-                crate::parse::syslog::MAX_REPEAT
+                ", {} repeats not made (`message repeated` beyond the per-line cap)",
+                self.repeats_capped
             )?;
         }
         if !self.reasons.is_empty() {
@@ -130,7 +130,7 @@ mod tests {
         assert_eq!(
             l.to_string(),
             "auth.log [syslog]: 1 records read, 1000 events emitted, 0 quarantined, 4294966295 \
-             repeats not made (`message repeated` beyond 1000 per line)"
+             repeats not made (`message repeated` beyond the per-line cap)"
         );
     }
 }

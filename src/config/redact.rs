@@ -35,7 +35,7 @@ impl Substituted {
         }
         self.values.push((value.to_owned(), format!("${{{reference}}}")));
         // Longest first: a value that contains another is replaced whole, not in pieces.
-        self.values.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.values.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
     }
 
     /// `text` with every substituted value replaced by its reference and every URL's password
@@ -69,8 +69,9 @@ fn replace_value(text: &str, value: &str, reference: &str) -> String {
         let prev = rest[..at].chars().next_back().or(before);
         let next = rest[at + value.len()..].chars().next();
         out.push_str(&rest[..at]);
-        let alone = !(word(prev) && word(value.chars().next()))
-            && !(word(next) && word(value.chars().next_back()));
+        let glued_before = word(prev) && word(value.chars().next());
+        let glued_after = word(next) && word(value.chars().next_back());
+        let alone = !glued_before && !glued_after;
         out.push_str(if alone { reference } else { value });
         before = value.chars().next_back();
         rest = &rest[at + value.len()..];

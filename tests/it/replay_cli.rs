@@ -461,7 +461,7 @@ fn a_forged_repeat_count_is_capped_and_the_rest_counted() {
     assert!(
         r.stderr.contains(
             "2 records read, 1003 events emitted, 0 quarantined, 4294966295 repeats not made \
-             (`message repeated` beyond 1000 per line)"
+             (`message repeated` beyond the per-line cap)"
         ),
         "{}",
         r.stderr
