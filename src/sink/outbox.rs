@@ -895,11 +895,17 @@ async fn blocking<T: Send + 'static>(
     outbox: &Arc<Outbox>,
     f: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
 ) -> Result<T, String> {
-    let outbox = outbox.clone();
-    match tokio::task::spawn_blocking(move || f(&outbox)).await {
+    let shared = outbox.clone();
+    match tokio::task::spawn_blocking(move || f(&shared)).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(format!("outbox call panicked: {e}")),
+        // redb panics on some damaged pages: the same call would panic again for ever. The
+        // state database is marked damaged and the daemon stops (DESIGN §6, README).
+        Err(e) => {
+            let why = format!("an outbox call panicked: {e}");
+            outbox.state().mark_corrupt(&why);
+            Err(why)
+        }
     }
 }
 
@@ -947,6 +953,11 @@ impl SinkTask {
             self.hold_until = None;
         }
         let lane = Arc::clone(&self.lane);
+        // While the state database cannot be written, a send's result could not be recorded
+        // and the notification would go out again after the outage: wait instead.
+        if lane.outbox.state().fault().is_some() {
+            return OUTBOX_ERROR_PAUSE;
+        }
         let now = lane.clock.now_ns();
         let free = slots.saturating_sub(self.in_flight.len());
         let skip: HashSet<String> = self.in_flight.values().cloned().collect();
