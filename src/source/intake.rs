@@ -756,14 +756,10 @@ mod tests {
 
         // Writes work again: accepted.
         pushback.set(None);
-        let (rx_done, server_side) = (
-            tokio::spawn(async move {
-                let mut b = rx.recv().await.unwrap();
-                b.done.take().unwrap().send(()).unwrap();
-            }),
-            (),
-        );
-        let _ = server_side;
+        let rx_done = tokio::spawn(async move {
+            let mut b = rx.recv().await.unwrap();
+            b.done.take().unwrap().send(()).unwrap();
+        });
         let (status, answer) = post(&url, lines(1).into_bytes(), &[]).await;
         assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)), "{answer}");
         rx_done.await.unwrap();

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::*;
 use crate::route::notification::Kind;
 use crate::rule::Severity;
+use redb::{Database, ReadableDatabase as _};
 
 fn note(id: &str, sink: &str) -> Notification {
     Notification {
