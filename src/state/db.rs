@@ -148,6 +148,16 @@ impl StateDb {
                     path: path.to_path_buf(),
                     detail: "it is open in another process (is a daemon running on it?)".into(),
                 },
+                // The file system's answer (no such directory, no permission, no space) is not
+                // damage to the file: said as it is.
+                redb::DatabaseError::Storage(StorageError::Io(e))
+                    if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    StateError::Db { path: path.to_path_buf(), detail: e.to_string() }
+                }
                 e => damaged(path, e.to_string()),
             })?;
         let mut opened = if existed { Opened::Existing } else { Opened::Created };

@@ -185,8 +185,10 @@ fn errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing-dir").join("state.redb");
     let e = Outbox::open(&path).unwrap_err();
-    assert_eq!(e.kind(), "db");
-    assert!(e.to_string().contains("missing-dir/state.redb"), "{e}");
+    assert_eq!(e.kind(), "open");
+    let text = e.to_string();
+    assert!(text.contains("missing-dir/state.redb"), "{text}");
+    assert!(text.contains("No such file or directory") && !text.contains("damaged"), "{text}");
 }
 
 fn note_sev(id: &str, sink: &str, severity: Severity) -> Notification {
