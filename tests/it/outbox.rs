@@ -425,11 +425,23 @@ struct SlowHook {
     arrived: Mutex<Vec<Instant>>,
     gate: tokio::sync::Notify,
     open: std::sync::atomic::AtomicBool,
+    /// Opened by the test only (not when `hold` requests are in flight).
+    manual: bool,
 }
 
 impl SlowHook {
     async fn start(delay: Duration, hold: usize) -> (Arc<SlowHook>, std::net::SocketAddr) {
         let hook = Arc::new(SlowHook { delay, hold, ..SlowHook::default() });
+        let app = axum::Router::new().fallback(handle_slow).with_state(Arc::clone(&hook));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (hook, addr)
+    }
+
+    /// Holds the first request until the test calls [`SlowHook::open`].
+    async fn start_gated() -> (Arc<SlowHook>, std::net::SocketAddr) {
+        let hook = Arc::new(SlowHook { hold: 1, manual: true, ..SlowHook::default() });
         let app = axum::Router::new().fallback(handle_slow).with_state(Arc::clone(&hook));
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
@@ -460,7 +472,7 @@ async fn handle_slow(
         h.arrived.lock().unwrap().push(Instant::now());
         order.len()
     };
-    if now >= h.hold && h.hold > 0 {
+    if !h.manual && now >= h.hold && h.hold > 0 {
         h.open();
     }
     if arrival <= h.hold {
@@ -523,8 +535,9 @@ async fn a_slow_webhook_gets_exactly_its_concurrency_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_critical_queued_after_a_thousand_lows_goes_before_the_rest() {
     let (_dir, outbox) = temp_outbox();
-    // One at a time, and the first send held until the test lets it go.
-    let (hook, addr) = SlowHook::start(Duration::ZERO, 1).await;
+    // One at a time, and the first send held until the test lets it go (with a hold of one
+    // that opens itself, the second low could be taken before the critical was queued).
+    let (hook, addr) = SlowHook::start_gated().await;
     let lows: Vec<Notification> =
         (0..1000).map(|i| note_sev(&format!("low-{i:04}"), "hook", Severity::Low)).collect();
     outbox.put_all(&lows, now()).unwrap();
